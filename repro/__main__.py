@@ -1,0 +1,171 @@
+"""Command line: python -m repro run|plan|verify|plot|data ...
+
+Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
+"""
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+from .errors import UsageError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
+
+
+def results_path(results_dir, spec, grid):
+    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise."""
+    suffix = "" if grid == "reduced" else f".{grid}"
+    return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
+
+
+def golden_path(spec, override=None):
+    """golden/<figure>.toml beside the specs folder (or the path given)."""
+    if override:
+        return pathlib.Path(override)
+    candidate = spec.path.resolve().parent.parent / "golden" / f"{spec.id}.toml"
+    return candidate if candidate.exists() else pathlib.Path("golden") / f"{spec.id}.toml"
+
+
+def cmd_plan(args):
+    from . import plan as plan_mod, spec as spec_mod
+    out = []
+    for sp in spec_mod.load_specs(args.spec):
+        out.append(plan_mod.describe(plan_mod.compile_plan(sp, args.grid, args.panel)))
+    if args.json:
+        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        return 0
+    for d in out:
+        print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
+              f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
+              f"evaluations and {d['totals']['steps_at_most']:,} steps")
+        for p in d["panels"]:
+            print(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']} / {p['schedule']}, "
+                  f"goal {p['goal_error']}: B {p['batch_sizes']} x s {p['sparsities']}, "
+                  f"{p['trials']} trials, max {p['max_steps']} steps, "
+                  f"{p['evaluations_per_trial_at_most']} evaluations per trial at most")
+        for m, v in d["models"].items():
+            print(f"  model {m}: {v['parameters']:,} parameters")
+    return 0
+
+
+def cmd_run(args):
+    from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
+    for sp in spec_mod.load_specs(args.spec):
+        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+        out = results_path(args.results, sp, args.grid)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise UsageError(out.parent, None, "results folder is not writable", "pass --results DIR")
+        ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping)
+        store.write_dataset(ds, out)
+        print(f"wrote {out}")
+        print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
+    return 0
+
+
+def cmd_plot(args):
+    from . import analysis, figures, spec as spec_mod, store
+    for sp in spec_mod.load_specs(args.spec):
+        ds = store.open_results(results_path(args.results, sp, args.grid))
+        fits = {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
+        stem = pathlib.Path(args.figures) / (sp.id if args.grid == "reduced" else f"{sp.id}.{args.grid}")
+        for path in figures.render(ds, stem, kind=sp.kind, fits=fits):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_verify(args):
+    from . import claims, spec as spec_mod, store
+    results = []
+    for sp in spec_mod.load_specs(args.spec):
+        golden = claims.load_golden(golden_path(sp, args.golden))
+        path = results_path(args.results, sp, args.grid)
+        panels = {p.id: list(p.claims) for p in sp.panels}
+        if not path.exists():
+            results += [claims._not_run(sp.id, pid, c, f"no results file {path}; run: python -m repro run {sp.path}")
+                        for pid, cs in panels.items() for c in cs]
+            continue
+        ds = store.open_results(path)
+        results += claims.verify_dataset(ds, sp.id, panels, golden)
+    print(claims.to_json(results) if args.json else claims.format_table(results))
+    return claims.exit_code(results)
+
+
+def cmd_data(args):
+    from . import data
+    if args.action == "status":
+        for row in data.status():
+            state = (f"present  {row['train']} train / {row['val']} val  from {row['source']}"
+                     if row["present"] else f"MISSING  {row['how']}")
+            print(f"{row['name']:14s} {state}")
+        return 0
+    names = args.names or ["mnist", "fashion_mnist"]
+    failed = 0
+    for name in names:
+        try:
+            path = data.fetch(name, pathlib.Path(args.source) if args.source else None)
+            print(f"{name}: {path}")
+        except UsageError as e:
+            print(f"repro: {e}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, results=True):
+        sp.add_argument("spec", help="a spec file or a folder of specs")
+        sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
+        if results:
+            sp.add_argument("--results", default="results", help="results folder (default: results)")
+
+    sp = sub.add_parser("plan", help="show study points, trials and cost bounds without training")
+    common(sp, results=False)
+    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_plan)
+
+    sp = sub.add_parser("run", help="train every study point and write results/<figure>.nc")
+    common(sp)
+    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    sp.add_argument("--no-capping", action="store_true",
+                    help="run every trial to its own outcome (no best-so-far cap)")
+    sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
+    common(sp)
+    sp.add_argument("--figures", default="figures")
+    sp.set_defaults(fn=cmd_plot)
+
+    sp = sub.add_parser("verify", help="check the paper's claims against golden tolerances")
+    common(sp)
+    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("data", help="fetch or list datasets")
+    sp.add_argument("action", choices=["fetch", "status"])
+    sp.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist)")
+    sp.add_argument("--from", dest="source", help="a folder with IDX or .npz files")
+    sp.set_defaults(fn=cmd_data)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        print(f"repro: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("repro: interrupted; finished trials are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

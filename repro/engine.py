@@ -1,0 +1,175 @@
+"""Train one trial to its goal: compiled multi-step training loops between evaluations.
+
+The whole loop a reader needs is `Engine.run_trial`: reset the variables to the trial's start,
+then alternate `_train_chunk` (many steps in one tf.while_loop) and `_count_errors` (the whole
+validation split) until the goal, the step budget, or a non-finite loss/error.
+Metaparameters, masks and optimiser state are tf.Variables, so one traced graph per batch size
+serves every trial.
+"""
+import dataclasses
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from . import models, optim
+
+COMPLETE, INCOMPLETE, INFEASIBLE = "complete", "incomplete", "infeasible"
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """Outcome of one training run."""
+
+    status: str                  # complete | incomplete | infeasible
+    steps_to_result: int | None  # first evaluation step with error <= goal (complete only)
+    steps: int                   # training steps actually run
+    eval_steps: list             # steps at which the validation split was evaluated
+    val_errors: list             # error on the whole validation split at those steps
+    wall_time: float             # seconds
+    message: str = ""
+
+
+class DataOrder:
+    """The order training examples are visited: the same for every trial of a study.
+
+    Batches run across epoch boundaries; each epoch is a fresh permutation drawn from
+    (seed, epoch), so any step range can be produced without replaying earlier ones.
+    """
+
+    def __init__(self, n, seed):
+        self.n, self.seed = n, seed
+        self._cache = {}
+
+    def _perm(self, epoch):
+        if epoch not in self._cache:
+            if len(self._cache) > 4:
+                self._cache.pop(min(self._cache))
+            rng = np.random.default_rng([self.seed, epoch])
+            self._cache[epoch] = rng.permutation(self.n).astype(np.int32)
+        return self._cache[epoch]
+
+    def indices(self, start_step, end_step, batch_size):
+        """Example indices for steps [start_step, end_step), shape (steps, batch_size)."""
+        first, last = start_step * batch_size, end_step * batch_size
+        parts, pos = [], first
+        while pos < last:
+            epoch, offset = divmod(pos, self.n)
+            take = min(self.n - offset, last - pos)
+            parts.append(self._perm(epoch)[offset:offset + take])
+            pos += take
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        return flat.reshape(end_step - start_step, batch_size)
+
+
+class Engine:
+    """Compiled training and evaluation for one (dataset, model, optimizer, schedule)."""
+
+    def __init__(self, data, model_name, optimizer, schedule, eval_chunk=1000):
+        self.optimizer, self.schedule = optimizer, schedule
+        self.model = models.build(model_name, data.x_train.shape[1:])
+        self.weights = self.model.trainable_variables
+        zeros = [np.zeros(w.shape, np.float32) for w in self.weights]
+        self.masks = [tf.Variable(z + 1.0, trainable=False) for z in zeros]
+        self.velocities = [tf.Variable(z, trainable=False) for z in zeros]
+        self.lr, self.momentum, self.decay_steps, self.end_factor = (
+            tf.Variable(0.0, trainable=False) for _ in range(4))
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+        self.x_val, self.y_val = tf.constant(data.x_val), tf.constant(data.y_val)
+        self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
+        self._train = tf.function(self._train_chunk)
+        self._errors = tf.function(self._count_errors)
+
+    # -- compiled parts -------------------------------------------------------------------
+    def _train_chunk(self, idx):
+        """Run len(idx) steps; stop early at the first non-finite loss."""
+        def body(i, finite, _):
+            x, y = tf.gather(self.x_train, idx[i]), tf.gather(self.y_train, idx[i])
+            with tf.GradientTape() as tape:
+                logits = self.model(x, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            grads = [g * m for g, m in zip(tape.gradient(loss, self.weights), self.masks)]
+            lr = optim.learning_rate(self.step, self.lr, self.schedule,
+                                     self.decay_steps, self.end_factor)
+            optim.apply_update(self.optimizer, self.weights, self.velocities, grads, lr,
+                               self.momentum)
+            self.step.assign_add(1)
+            return i + 1, tf.math.is_finite(loss), loss
+
+        n = tf.shape(idx)[0]
+        return tf.while_loop(lambda i, finite, _: (i < n) & finite, body,
+                             (tf.constant(0), tf.constant(True), tf.constant(0.0)))
+
+    def _count_errors(self, limit):
+        """Misclassified validation examples, chunk by chunk; stops once errors > limit.
+
+        Returns (errors, examples seen, all logits finite). With limit >= n_val it is the
+        exact count over the whole split.
+        """
+        def body(start, errors, finite):
+            x = self.x_val[start:start + self.eval_chunk]
+            y = self.y_val[start:start + self.eval_chunk]
+            logits = self.model(x, training=False)
+            wrong = tf.math.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
+            finite = finite & tf.reduce_all(tf.math.is_finite(logits))
+            return start + self.eval_chunk, errors + tf.reduce_sum(tf.cast(wrong, tf.int32)), finite
+
+        start, errors, finite = tf.while_loop(
+            lambda s, e, f: (s < self.n_val) & (e <= limit) & f, body,
+            (tf.constant(0), tf.constant(0), tf.constant(True)))
+        return errors, tf.minimum(start, self.n_val), finite
+
+    # -- one trial ------------------------------------------------------------------------
+    def reset(self, init, mask, hp):
+        """Put the variables at a trial's start: masked initial weights, zero velocity."""
+        mask = mask or [np.ones(w.shape, np.float32) for w in self.weights]
+        for w, m, v, w0, m0 in zip(self.weights, self.masks, self.velocities, init, mask):
+            w.assign(w0 * m0)
+            m.assign(m0)
+            v.assign(np.zeros(w.shape, np.float32))
+        self.lr.assign(hp["learning_rate"])
+        self.momentum.assign(hp.get("momentum", 0.0))
+        self.decay_steps.assign(hp.get("decay_steps", 1.0))
+        self.end_factor.assign(hp.get("end_factor", 1.0))
+        self.step.assign(0)
+
+    def validation_error(self):
+        """Exact error on the whole validation split (NaN if the logits are not finite)."""
+        errors, _, finite = self._errors(tf.constant(self.n_val))
+        return float(errors) / self.n_val if bool(finite) else math.nan
+
+    def run_trial(self, *, order, batch_size, init, mask, hp, eval_steps, goal, max_steps=None):
+        """Train from `init` (masked by `mask`) with metaparameters `hp` until the goal.
+
+        Evaluates the whole validation split at each of `eval_steps` and stops at the first
+        evaluation with error <= goal. Returns a TrialResult.
+        """
+        t0 = time.perf_counter()
+        self.reset(init, mask, hp)
+        steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
+        done, curve, status, message = 0, [], INCOMPLETE, ""
+        for s in steps:
+            ran, finite, loss = self._train(order.indices(done, s, batch_size))
+            done += int(ran)
+            if not bool(finite):
+                status, message = INFEASIBLE, f"training loss {float(loss)} at step {done}"
+                break
+            err = self.validation_error()
+            curve.append((s, err))
+            if math.isnan(err):
+                status, message = INFEASIBLE, f"non-finite logits at step {s}"
+                break
+            if err <= goal:
+                status = COMPLETE
+                break
+        return TrialResult(
+            status=status,
+            steps_to_result=curve[-1][0] if status == COMPLETE else None,
+            steps=done,
+            eval_steps=[s for s, _ in curve],
+            val_errors=[e for _, e in curve],
+            wall_time=time.perf_counter() - t0,
+            message=message,
+        )

@@ -1,0 +1,327 @@
+"""Matplotlib renderers for the results datasets (docs/results-format.md), one per kind of figure.
+
+``render_data_parallelism`` draws the layout of the paper's Figure 1: one row per panel, four
+columns — K*(B) of the dense network, K*(B) at the highest sparsity, every sparsity together,
+and every sparsity normalised by its own K* at the smallest measured batch size.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen here; must precede the pyplot import
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["render", "render_data_parallelism", "panel_label", "sparsity_label", "KINDS"]
+
+# Display names for the workload strings a spec uses (matched case-insensitively, with "_" and
+# spaces treated as "-"). Unknown names are shown as given.
+_DATASET_NAMES = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "fashionmnist": "Fashion-MNIST",
+    "fmnist": "Fashion-MNIST",
+    "cifar-10": "CIFAR-10",
+    "cifar10": "CIFAR-10",
+}
+_MODEL_NAMES = {
+    "simple-cnn": "Simple-CNN",
+    "simplecnn": "Simple-CNN",
+    "resnet-8": "ResNet-8",
+    "resnet8": "ResNet-8",
+}
+_OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov"}
+_CONSTANT_SCHEDULES = {"", "constant", "none", "fixed"}
+_SCHEDULE_NAMES = {
+    "linear": "+ linear decay",
+    "linear-decay": "+ linear decay",
+    "linear_decay": "+ linear decay",
+    "polynomial": "+ linear decay",
+}
+
+_DPI = 150
+_COL_W, _ROW_H = 4.0, 3.2
+_REF_STYLE = dict(color="0.55", linestyle="--", linewidth=1.0, zorder=1)
+_FIT_STYLE = dict(linestyle=":", linewidth=1.0, zorder=2)
+
+
+# ----------------------------------------------------------------------------------- labels
+def _text(value) -> str:
+    """A panel string variable's value as plain str (netCDF may hand back bytes / 0-d arrays)."""
+    if hasattr(value, "values"):
+        value = value.values
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 else ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "-").replace(" ", "-")
+
+
+def _display(name: str, table: dict) -> str:
+    return table.get(_key(name), name)
+
+
+def panel_label(ds, panel) -> str:
+    """Row label such as "(a) MNIST, Simple-CNN, SGD" or "(d) CIFAR-10, ResNet-8, Nesterov + linear decay"."""
+    sel = ds.sel(panel=panel)
+    parts = []
+    for var, table in (("dataset", _DATASET_NAMES), ("model", _MODEL_NAMES), ("optimizer", _OPTIMIZER_NAMES)):
+        if var in ds.variables:
+            name = _text(sel[var])
+            if name:
+                parts.append(_display(name, table))
+    label = f"({_text(panel)})"
+    if parts:
+        label += " " + ", ".join(parts)
+    if "schedule" in ds.variables:
+        sched = _text(sel["schedule"])
+        if _key(sched) not in _CONSTANT_SCHEDULES:
+            label += " " + _SCHEDULE_NAMES.get(_key(sched), f"+ {sched}")
+    return label
+
+
+def sparsity_label(s: float) -> str:
+    """0.9 -> "90%", 0.995 -> "99.5%"."""
+    pct = round(float(s) * 100.0, 6)
+    return f"{pct:g}%"
+
+
+# ----------------------------------------------------------------------------------- data
+def _curve(ds, panel, sparsity):
+    """(B, K*) of one panel and sparsity, NaN points dropped, sorted by B."""
+    k = ds["steps_to_result"].sel(panel=panel, sparsity=sparsity).values.astype(float)
+    b = ds["batch_size"].values.astype(float)
+    keep = np.isfinite(k) & (k > 0) & (b > 0)
+    order = np.argsort(b[keep])
+    return b[keep][order], k[keep][order]
+
+
+def _fit_for(fits, panel, sparsity):
+    """The fit dict for (panel, sparsity) from {panel: {sparsity: {"c1", "c2", ...}}}, or None."""
+    if not fits:
+        return None
+    by_s = fits.get(_text(panel), fits.get(panel))
+    if not by_s:
+        return None
+    for key, fit in by_s.items():
+        try:
+            if np.isclose(float(key), float(sparsity)):
+                break
+        except (TypeError, ValueError):
+            continue
+    else:
+        return None
+    try:
+        c1, c2 = float(fit["c1"]), float(fit["c2"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (np.isfinite(c1) and np.isfinite(c2)):
+        return None
+    return c1, c2
+
+
+# ----------------------------------------------------------------------------------- drawing
+def _ref_line(ax, b0, k0, b_max, floor=None):
+    """Dashed grey linear-scaling reference K = k0 * b0 / B from b0 to b_max (clipped at floor)."""
+    if not (np.isfinite(b0) and np.isfinite(k0)) or b_max <= b0:
+        return
+    b = np.geomspace(b0, b_max, 64)
+    k = k0 * b0 / b
+    if floor is not None:
+        keep = k >= floor
+        b, k = b[keep], k[keep]
+    if b.size >= 2:
+        ax.plot(b, k, label="linear scaling", **_REF_STYLE)
+
+
+def _fit_line(ax, c1, c2, b_lo, b_hi, color):
+    b = np.geomspace(b_lo, b_hi, 128)
+    k = c1 / b + c2
+    keep = k > 0
+    if keep.sum() >= 2:
+        ax.plot(b[keep], k[keep], color=color, alpha=0.8, **_FIT_STYLE)
+
+
+def _not_run(ax):
+    ax.tick_params(which="both", labelleft=False, left=False)
+    ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center",
+            fontsize=12, color="0.45", style="italic")
+
+
+def _setup_axes(ax, title, ylabel, b_all):
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("Batch size", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, which="major", color="0.9", linewidth=0.6)
+    if b_all.size:
+        ax.set_xlim(b_all.min() / 1.5, b_all.max() * 1.5)
+
+
+def _sparsity_colors(sparsities):
+    cmap = plt.get_cmap("viridis")
+    n = len(sparsities)
+    return {s: cmap(0.85 * i / max(n - 1, 1)) for i, s in enumerate(sparsities)}
+
+
+def _draw_row(axes, ds, panel, sparsities, colors, fits, style_legend=True):
+    """Draw one panel's four columns; returns True if the panel has any measured K*."""
+    b_all = np.sort(ds["batch_size"].values.astype(float))
+    b_all = b_all[b_all > 0]
+    curves = {s: _curve(ds, panel, s) for s in sparsities}
+    measured = [s for s in sparsities if curves[s][0].size]
+    dense = min(sparsities, key=lambda s: abs(s)) if sparsities else None
+    # Column 2 shows the highest sparsity this panel measured (else the highest in the data).
+    high = max(measured) if measured else (max(sparsities) if sparsities else None)
+    b_hi = b_all.max() if b_all.size else 1.0
+
+    titles = [
+        f"Sparsity: {sparsity_label(dense) if dense is not None else '0%'}",
+        f"Sparsity: {sparsity_label(high) if high is not None else '90%'}",
+        "All sparsity",
+        "All sparsity (normalized)",
+    ]
+    ylabels = ["Steps", "Steps", "Steps", "Steps / steps at smallest B"]
+    for ax, t, yl in zip(axes, titles, ylabels):
+        _setup_axes(ax, t, yl, b_all)
+
+    # Columns 1 and 2: one sparsity each.
+    for ax, s in ((axes[0], dense), (axes[1], high)):
+        if s is None or not curves[s][0].size:
+            _not_run(ax)
+            continue
+        b, k = curves[s]
+        ax.plot(b, k, marker="o", markersize=4, linewidth=1.4, color=colors[s], zorder=3,
+                label="steps-to-result")
+        _ref_line(ax, b[0], k[0], b_hi, floor=k.min() / 4)
+        fit = _fit_for(fits, panel, s)
+        if fit:
+            _fit_line(ax, *fit, b[0], b[-1], colors[s])
+
+    # Column 3: all sparsities; reference anchored at the dense curve (else the first measured).
+    # Column 4: each curve / its K* at its smallest measured B; reference anchored at 1.0.
+    if not measured:
+        _not_run(axes[2])
+        _not_run(axes[3])
+        return False
+    anchor = dense if dense in measured else measured[0]
+    k_min = min(curves[s][1].min() for s in measured)
+    n_min = min((curves[s][1] / curves[s][1][0]).min() for s in measured)
+    for s in measured:
+        b, k = curves[s]
+        style = dict(marker="o", markersize=3.5, linewidth=1.3, color=colors[s], zorder=3,
+                     label=f"Sparsity: {sparsity_label(s)}")
+        axes[2].plot(b, k, **style)
+        axes[3].plot(b, k / k[0], **style)
+        fit = _fit_for(fits, panel, s)
+        if fit:
+            _fit_line(axes[2], *fit, b[0], b[-1], colors[s])
+    ba, ka = curves[anchor]
+    _ref_line(axes[2], ba[0], ka[0], b_hi, floor=k_min / 4)
+    b0 = min(curves[s][0][0] for s in measured)
+    _ref_line(axes[3], b0, 1.0, b_hi, floor=n_min / 4)
+
+    # Legends: column 1 explains the line styles, column 3 the colours.
+    handles, labels = axes[0].get_legend_handles_labels()
+    if fits and any(_fit_for(fits, panel, s) for s in (dense, high) if s is not None):
+        from matplotlib.lines import Line2D
+        handles.append(Line2D([], [], color="0.3", **_FIT_STYLE))
+        labels.append("fit c1/B + c2")
+    if handles and style_legend:
+        axes[0].legend(handles, labels, fontsize=7, loc="lower left", frameon=False)
+    sparsity_handles = [h for h, lab in zip(*axes[2].get_legend_handles_labels())
+                        if lab.startswith("Sparsity")]
+    if sparsity_handles:
+        axes[2].legend(handles=sparsity_handles, fontsize=7, loc="lower left", frameon=False)
+    return True
+
+
+def _figure_data_parallelism(ds, title=None, fits=None):
+    panels = list(ds["panel"].values)
+    sparsities = sorted(float(s) for s in ds["sparsity"].values)
+    colors = _sparsity_colors(sparsities)
+    n_rows = max(len(panels), 1)
+    fig = plt.figure(figsize=(4 * _COL_W, n_rows * _ROW_H + 0.5), layout="constrained")
+    suptitle = title if title is not None else ds.attrs.get("title")
+    if suptitle:
+        fig.suptitle(str(suptitle), fontsize=13, fontweight="bold")
+    subfigs = fig.subfigures(n_rows, 1, squeeze=False)[:, 0]
+    if not panels:
+        ax = subfigs[0].add_subplot()
+        ax.set_axis_off()
+        _not_run(ax)
+        return fig
+    legend_drawn = False  # the line-style legend (column 1) appears once, in the first drawn row
+    for sub, panel in zip(subfigs, panels):
+        sub.suptitle(panel_label(ds, panel), fontsize=11, x=0.01, ha="left")
+        axes = sub.subplots(1, 4)
+        legend_drawn |= _draw_row(axes, ds, panel, sparsities, colors, fits,
+                                  style_legend=not legend_drawn)
+    return fig
+
+
+# ----------------------------------------------------------------------------------- output
+def _save_atomic(fig, path: pathlib.Path, fmt: str) -> pathlib.Path:
+    """Save ``fig`` to ``path`` via a temp file in the same folder and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=_DPI)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _write(fig, out_stem) -> list[pathlib.Path]:
+    stem = pathlib.Path(out_stem)
+    if stem.suffix.lower() in (".png", ".pdf"):
+        stem = stem.with_suffix("")
+    try:
+        return [_save_atomic(fig, stem.with_name(stem.name + ext), fmt)
+                for ext, fmt in ((".png", "png"), (".pdf", "pdf"))]
+    finally:
+        plt.close(fig)
+
+
+def render_data_parallelism(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Render a Figure-1-style data-parallelism figure of results dataset ``ds``.
+
+    Writes ``<out_stem>.png`` (150 dpi) and ``<out_stem>.pdf`` atomically, creating parent
+    folders, and returns their paths. ``fits`` is optional {panel: {sparsity: {"c1", "c2"}}};
+    each fit is drawn as c1/B + c2 (dotted) in columns 1-3.
+    """
+    return _write(_figure_data_parallelism(ds, title=title, fits=fits), out_stem)
+
+
+KINDS = {"data_parallelism": render_data_parallelism}
+
+
+def render(ds, out_stem, kind="data_parallelism", **kw) -> list[pathlib.Path]:
+    """Render figure ``kind`` of ``ds`` to ``<out_stem>.png`` / ``.pdf``; unknown kind -> ValueError."""
+    try:
+        fn = KINDS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown figure kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}") from None
+    return fn(ds, out_stem, **kw)

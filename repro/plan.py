@@ -1,0 +1,84 @@
+"""Compile a spec's grid into a plan: study points, evaluation schedule and cost bounds."""
+import dataclasses
+
+from . import spec as spec_mod
+from .errors import UsageError
+
+INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelPlan:
+    """One panel's share of a plan: its grid, study points and evaluation steps."""
+
+    panel: object          # spec.Panel
+    grid: object           # spec.Grid
+    points: tuple          # ((sparsity, batch_size), ...) in run order
+    eval_steps: tuple      # evaluation schedule, identical for every trial of the panel
+
+    @property
+    def evaluations_at_most(self):
+        return len(self.points) * self.grid.trials * len(self.eval_steps)
+
+    @property
+    def steps_at_most(self):
+        return len(self.points) * self.grid.trials * self.grid.max_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    spec: object
+    grid_name: str
+    panels: tuple
+
+
+def compile_plan(spec, grid_name="reduced", panels=None):
+    """The plan for `grid_name` of `spec`, optionally restricted to panel ids `panels`."""
+    chosen = []
+    for p in spec.panels:
+        if panels and p.id not in panels:
+            continue
+        if grid_name not in p.grids:
+            raise UsageError(spec.path, f"panel[{p.id}].grid.{grid_name}",
+                             f"no grid named '{grid_name}'",
+                             f"use one of: {', '.join(p.grids)}")
+        g = p.grids[grid_name]
+        points = tuple((s, b) for s in g.sparsities for b in g.batch_sizes)
+        chosen.append(PanelPlan(p, g, points, tuple(spec_mod.eval_steps(g))))
+    if panels:
+        unknown = sorted(set(panels) - {p.panel.id for p in chosen})
+        if unknown:
+            raise UsageError(spec.path, "panel", f"unknown panel(s) {', '.join(unknown)}",
+                             f"known: {', '.join(p.id for p in spec.panels)}")
+    return Plan(spec, grid_name, tuple(chosen))
+
+
+def describe(plan, with_parameters=True):
+    """JSON-ready description of a plan (what `repro plan --json` prints)."""
+    out = {"figure": plan.spec.id, "spec": str(plan.spec.path), "grid": plan.grid_name,
+           "panels": [], "models": {}}
+    for p in plan.panels:
+        pn, g = p.panel, p.grid
+        out["panels"].append({
+            "id": pn.id, "title": pn.title, "dataset": pn.dataset, "model": pn.model,
+            "optimizer": pn.optimizer, "schedule": pn.schedule, "goal_error": pn.goal_error,
+            "batch_sizes": list(g.batch_sizes), "sparsities": list(g.sparsities),
+            "study_points": [{"sparsity": s, "batch_size": b} for s, b in p.points],
+            "trials": g.trials, "max_steps": g.max_steps, "eval_every": g.eval_every,
+            "eval_per_octave": g.eval_per_octave, "evaluations_per_trial_at_most": len(p.eval_steps),
+            "search": {d.name: {"min": d.min, "max": d.max, "scale": d.scale} for d in g.search},
+            # Appendix B arithmetic: points x trials x evaluations (or steps) per trial.
+            "evaluations_at_most": p.evaluations_at_most, "steps_at_most": p.steps_at_most,
+            "why": g.why,
+        })
+        if with_parameters and pn.model not in out["models"]:
+            from . import models  # imports TensorFlow: only when counts are wanted
+            out["models"][pn.model] = {
+                "parameters": models.parameter_count(pn.model, INPUT_SHAPES[pn.dataset])}
+    out["totals"] = {
+        "study_points": sum(len(p.points) for p in plan.panels),
+        "trials": sum(len(p.points) * p.grid.trials for p in plan.panels),
+        "evaluations_at_most": sum(p.evaluations_at_most for p in plan.panels),
+        "steps_at_most": sum(p.steps_at_most for p in plan.panels),
+    }
+    return out

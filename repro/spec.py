@@ -1,0 +1,397 @@
+"""Figure specs: parse and validate a TOML file into frozen dataclasses.
+
+Every problem a user can fix raises one :class:`repro.errors.UsageError` naming the file, the
+dotted key (``panel[a].grid.reduced.sparsities[2]``; a panel without a usable id is named by its
+1-based position, ``panel[#2]``) and the fix. This module never writes anything.
+The format is documented in ``specs/README.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import pathlib
+import re
+import tomllib
+from dataclasses import dataclass
+
+from repro.errors import UsageError
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+MODELS = ("simple_cnn", "resnet8")
+OPTIMIZERS = ("sgd", "momentum", "nesterov")
+SCHEDULES = ("constant", "linear_decay")
+SCALES = ("linear", "log", "reverse_log")
+CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger")
+FIGURE_KINDS = ("data_parallelism",)
+SOBOL_MODES = ("unscrambled", "scrambled")
+
+DIMS = ("learning_rate", "momentum", "decay_steps", "end_factor")
+DEFAULT_SCALES = {"learning_rate": "log", "momentum": "reverse_log",
+                  "decay_steps": "linear", "end_factor": "log"}
+INTEGER_DIMS = ("decay_steps",)
+
+FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed")
+PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
+              "claims", "search", "grid")
+GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "eval_every",
+             "eval_per_octave", "why", "search")
+DIM_KEYS = ("min", "max", "scale")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One metaparameter search dimension."""
+
+    name: str
+    min: float
+    max: float
+    scale: str
+    integer: bool
+
+    def value(self, p: float) -> float | int:
+        """Map a unit-interval coordinate p to a value (p=0 gives min, except reverse_log: max).
+
+        log: min*(max/min)**p; linear: min+(max-min)*p; reverse_log: 1-(1-max)*((1-min)/(1-max))**p.
+        Integer dimensions round to the nearest integer.
+        """
+        lo, hi = self.min, self.max
+        if self.scale == "log":
+            v = lo * (hi / lo) ** p
+        elif self.scale == "reverse_log":
+            v = 1.0 - (1.0 - hi) * ((1.0 - lo) / (1.0 - hi)) ** p
+        else:
+            v = lo + (hi - lo) * p
+        return int(round(v)) if self.integer else v
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A study grid: batch sizes x sparsities x trials, with its budget and search space."""
+
+    name: str
+    batch_sizes: tuple[int, ...]
+    sparsities: tuple[float, ...]
+    trials: int
+    max_steps: int
+    eval_every: int
+    eval_per_octave: int
+    search: tuple[Dim, ...]
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a figure: a workload, its goal error, claims and grids."""
+
+    id: str
+    title: str
+    dataset: str
+    model: str
+    optimizer: str
+    schedule: str
+    goal_error: float
+    claims: tuple[str, ...]
+    grids: dict[str, Grid]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated figure spec."""
+
+    path: pathlib.Path
+    sha256: str
+    id: str
+    title: str
+    kind: str
+    seed: int
+    sobol: str
+    sobol_seed: int
+    panels: tuple[Panel, ...]
+
+    def panel(self, id: str) -> Panel:
+        """The panel with this id; UsageError (not KeyError) if there is none."""
+        for p in self.panels:
+            if p.id == id:
+                return p
+        known = [p.id for p in self.panels]
+        raise UsageError(self.path, f"panel[{id}]", "no such panel in this spec",
+                         _choose(id, known))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class _Ctx:
+    """The file being read, so helpers can raise errors that name it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, key, problem, fix=""):
+        raise UsageError(self.path, key, problem, fix)
+
+
+def _choose(word, known):
+    """Fix text: 'did you mean X?' if close, and the list of known names."""
+    close = difflib.get_close_matches(str(word), list(known), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return hint + "known: " + (", ".join(known) if known else "(none)")
+
+
+def _check_keys(ctx, table, known, key):
+    for k in table:
+        if k not in known:
+            ctx.fail(f"{key}.{k}" if key else k, "unknown key", _choose(k, known))
+
+
+def _require(ctx, table, name, key):
+    if name not in table:
+        ctx.fail(f"{key}.{name}" if key else name, "missing required key", f"add '{name} = ...'")
+    return table[name]
+
+
+def _table(ctx, v, key):
+    if not isinstance(v, dict):
+        ctx.fail(key, f"must be a table, got {_tname(v)}", f"write [{key}] or {key} = {{ ... }}")
+    return v
+
+
+def _tname(v):
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _int(ctx, v, key, lo=None):
+    if type(v) is not int:
+        ctx.fail(key, f"must be an integer, got {_tname(v)} {v!r}", "write a whole number like 16")
+    if lo is not None and v < lo:
+        ctx.fail(key, f"must be >= {lo}, got {v}", f"use a value >= {lo}")
+    return v
+
+
+def _float(ctx, v, key):
+    if type(v) not in (int, float):
+        ctx.fail(key, f"must be a number, got {_tname(v)} {v!r}", "write a number like 0.5")
+    if not math.isfinite(v):
+        ctx.fail(key, f"must be finite, got {v}", "write a finite number")
+    return float(v)
+
+
+def _str(ctx, v, key, choices=None):
+    if not isinstance(v, str):
+        ctx.fail(key, f"must be a string, got {_tname(v)} {v!r}", 'write it in quotes, like "x"')
+    if choices is not None and v not in choices:
+        ctx.fail(key, f"unknown value '{v}'", _choose(v, choices))
+    return v
+
+
+def _name(ctx, v, key):
+    _str(ctx, v, key)
+    if not _NAME.match(v):
+        ctx.fail(key, f"'{v}' is not a valid name",
+                 "use letters, digits, '_', '-', '.', starting with a letter or digit")
+    return v
+
+
+def _list(ctx, v, key, item, nonempty=True):
+    if not isinstance(v, list):
+        ctx.fail(key, f"must be an array, got {_tname(v)}", "write [x, y, ...]")
+    if nonempty and not v:
+        ctx.fail(key, "must not be empty", "list at least one value")
+    out = [item(x, f"{key}[{i}]") for i, x in enumerate(v)]
+    for i, x in enumerate(out):
+        if x in out[:i]:
+            ctx.fail(f"{key}[{i}]", f"duplicate value {v[i]!r}", "list each value once")
+    return tuple(sorted(out))
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _dim(ctx, name, v, key):
+    if name not in DIMS:
+        ctx.fail(key, "unknown search dimension", _choose(name, DIMS))
+    _table(ctx, v, key)
+    _check_keys(ctx, v, DIM_KEYS, key)
+    integer = name in INTEGER_DIMS
+    num = (lambda x, k: _int(ctx, x, k)) if integer else (lambda x, k: _float(ctx, x, k))
+    lo = num(_require(ctx, v, "min", key), f"{key}.min")
+    hi = num(_require(ctx, v, "max", key), f"{key}.max")
+    scale = _str(ctx, v.get("scale", DEFAULT_SCALES[name]), f"{key}.scale", SCALES)
+    if lo >= hi:
+        ctx.fail(f"{key}.min", f"min ({lo}) must be < max ({hi})", "swap or widen the bounds")
+    if scale == "log" and lo <= 0:
+        ctx.fail(f"{key}.min", f"log scale needs min > 0, got {lo}", "use a positive min")
+    if scale == "reverse_log" and hi >= 1:
+        ctx.fail(f"{key}.max", f"reverse_log scale needs max < 1, got {hi}",
+                 "use a max below 1: 1 - value is log-uniform")
+    if name == "learning_rate" and lo <= 0:
+        ctx.fail(f"{key}.min", f"learning rate must be > 0, got {lo}", "use a positive min")
+    if name == "momentum" and (lo < 0 or hi >= 1):
+        ctx.fail(key, f"momentum must lie in [0, 1), got [{lo}, {hi}]", "use bounds in [0, 1)")
+    if name == "decay_steps" and lo < 1:
+        ctx.fail(f"{key}.min", f"decay_steps must be >= 1, got {lo}", "use a min >= 1")
+    if name == "end_factor" and (lo <= 0 or hi > 1):
+        ctx.fail(key, f"end_factor must lie in (0, 1], got [{lo}, {hi}]", "use bounds in (0, 1]")
+    return Dim(name=name, min=lo, max=hi, scale=scale, integer=integer)
+
+
+def _search(ctx, v, key):
+    _table(ctx, v, key)
+    return {name: _dim(ctx, name, d, f"{key}.{name}") for name, d in v.items()}
+
+
+def _check_dims(ctx, dims, optimizer, schedule, key):
+    need = {"learning_rate"}
+    if optimizer in ("momentum", "nesterov"):
+        need.add("momentum")
+    if schedule == "linear_decay":
+        need |= {"decay_steps", "end_factor"}
+    for name in DIMS:
+        if name in need and name not in dims:
+            why = {"learning_rate": "every workload",
+                   "momentum": f"optimizer '{optimizer}'",
+                   }.get(name, f"schedule '{schedule}'")
+            ctx.fail(f"{key}.{name}", f"missing search dimension, required for {why}",
+                     f"add {name} = {{ min = ..., max = ..., scale = ... }}")
+        if name in dims and name not in need:
+            why = f"optimizer '{optimizer}'" if name == "momentum" else f"schedule '{schedule}'"
+            ctx.fail(f"{key}.{name}", f"search dimension not used by {why}", f"remove {name}")
+
+
+def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
+    _name(ctx, name, key)
+    _table(ctx, v, key)
+    _check_keys(ctx, v, GRID_KEYS, key)
+    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
+    batch_sizes = _list(ctx, req("batch_sizes"), f"{key}.batch_sizes",
+                        lambda x, k: _int(ctx, x, k, lo=1))
+
+    def sparsity(x, k):
+        s = _float(ctx, x, k)
+        if not 0.0 <= s < 1.0:
+            ctx.fail(k, f"sparsity must lie in [0, 1), got {x}", "e.g. 0.9 for 90 % sparse")
+        return s
+
+    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", sparsity)
+    trials = _int(ctx, req("trials"), f"{key}.trials", lo=1)
+    max_steps = _int(ctx, req("max_steps"), f"{key}.max_steps", lo=1)
+    eval_every = _int(ctx, req("eval_every"), f"{key}.eval_every", lo=1)
+    if eval_every > max_steps:
+        ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {eval_every}",
+                 "evaluate at least once within the step budget")
+    per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0)
+    why = _str(ctx, v.get("why", ""), f"{key}.why")
+    dims = dict(panel_search)
+    for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
+        if dim_name not in panel_search:  # the panel's search already has every needed dim
+            _check_dims(ctx, {**panel_search, dim_name: dim}, optimizer, schedule,
+                        f"{key}.search")
+        dims[dim_name] = dim
+    search = tuple(dims[n] for n in DIMS if n in dims)
+    return Grid(name=name, batch_sizes=batch_sizes, sparsities=sparsities, trials=trials,
+                max_steps=max_steps, eval_every=eval_every, eval_per_octave=per_octave,
+                search=search, why=why)
+
+
+def _panel(ctx, i, v, seen):
+    key = f"panel[#{i + 1}]"
+    if not isinstance(v, dict):
+        ctx.fail(key, f"must be a table, got {_tname(v)}", "write each panel as [[panel]]")
+    pid = _name(ctx, _require(ctx, v, "id", key), f"{key}.id")
+    if pid in seen:
+        ctx.fail(f"{key}.id", f"duplicate panel id '{pid}'", "give every panel a unique id")
+    seen.add(pid)
+    key = f"panel[{pid}]"
+    _check_keys(ctx, v, PANEL_KEYS, key)
+    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
+    title = _str(ctx, v.get("title", ""), f"{key}.title")
+    dataset = _str(ctx, req("dataset"), f"{key}.dataset", DATASETS)
+    model = _str(ctx, req("model"), f"{key}.model", MODELS)
+    optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
+    schedule = _str(ctx, req("schedule"), f"{key}.schedule", SCHEDULES)
+    goal = _float(ctx, req("goal_error"), f"{key}.goal_error")
+    if not 0.0 < goal < 1.0:
+        ctx.fail(f"{key}.goal_error", f"must lie in the open interval (0, 1), got {goal}",
+                 "e.g. 0.02 for 2 % validation error")
+    claims = _list(ctx, v.get("claims", []), f"{key}.claims",
+                   lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False)
+    search = _search(ctx, req("search"), f"{key}.search")
+    _check_dims(ctx, search, optimizer, schedule, f"{key}.search")
+    grids_raw = _table(ctx, req("grid"), f"{key}.grid")
+    if "full" not in grids_raw:
+        ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
+                 f"add [panel.grid.full] to panel '{pid}'")
+    grids = {name: _grid(ctx, name, g, search, optimizer, schedule, f"{key}.grid.{name}")
+             for name, g in grids_raw.items()}
+    return Panel(id=pid, title=title, dataset=dataset, model=model, optimizer=optimizer,
+                 schedule=schedule, goal_error=goal, claims=claims, grids=grids)
+
+
+def load_spec(path) -> Spec:
+    """Read, parse and validate one spec file; raise UsageError on any problem."""
+    path = pathlib.Path(path)
+    ctx = _Ctx(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        ctx.fail(None, f"cannot read spec: {e.strerror or e}", "check the path")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        ctx.fail(None, "not UTF-8 text", "save the spec as UTF-8")
+    except tomllib.TOMLDecodeError as e:
+        ctx.fail(None, f"TOML syntax error: {' '.join(str(e).split())}",
+                 "fix the TOML syntax at that line and column")
+    _check_keys(ctx, data, ("figure", "panel"), "")
+    if "figure" not in data:
+        ctx.fail("figure", "missing required table", "add a [figure] table with at least id")
+    fig = _table(ctx, data["figure"], "figure")
+    _check_keys(ctx, fig, FIGURE_KEYS, "figure")
+    fid = _name(ctx, _require(ctx, fig, "id", "figure"), "figure.id")
+    title = _str(ctx, fig.get("title", ""), "figure.title")
+    kind = _str(ctx, fig.get("kind", "data_parallelism"), "figure.kind", FIGURE_KINDS)
+    seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0)
+    sobol = _str(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
+    sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0)
+    panels_raw = data.get("panel")
+    if not panels_raw:
+        ctx.fail("panel", "missing: a spec needs at least one panel", "add a [[panel]] table")
+    if not isinstance(panels_raw, list):
+        ctx.fail("panel", "must be an array of tables", "write [[panel]], not [panel]")
+    seen: set[str] = set()
+    panels = tuple(_panel(ctx, i, p, seen) for i, p in enumerate(panels_raw))
+    return Spec(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=fid, title=title,
+                kind=kind, seed=seed, sobol=sobol, sobol_seed=sobol_seed, panels=panels)
+
+
+def load_specs(path_or_dir) -> list[Spec]:
+    """Load one spec file, or every ``*.toml`` directly in a folder (sorted by name)."""
+    p = pathlib.Path(path_or_dir)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.toml") if f.is_file())
+        if not files:
+            raise UsageError(p, None, "no *.toml spec files in this folder",
+                             "point at a spec file or a folder of specs")
+        return [load_spec(f) for f in files]
+    return [load_spec(p)]
+
+
+def eval_steps(grid: Grid, max_steps: int | None = None) -> list[int]:
+    """The steps at which a trial on this grid is evaluated, all <= max_steps.
+
+    eval_per_octave == 0: every eval_every steps (the paper). n > 0: geometric, starting at
+    eval_every, s' = max(s + eval_every, ceil(s * 2 ** (1 / n))) -- every eval_every steps
+    while that is finer, then about n evaluations per doubling of the step count.
+    """
+    limit = grid.max_steps if max_steps is None else max_steps
+    every, n = grid.eval_every, grid.eval_per_octave
+    steps, s = [], every
+    while s <= limit:
+        steps.append(s)
+        s = s + every if n == 0 else max(s + every, math.ceil(s * 2 ** (1 / n)))
+    return steps

@@ -1,0 +1,262 @@
+"""Tests for repro.claims.
+
+All datasets here are SYNTHETIC: small xarray Datasets in the documented results layout
+(docs/results-format.md) whose K*(B) curves are generated from K* = c1/B + c2, so each claim's
+outcome is known in advance. No training is involved.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from repro import claims
+from repro.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "golden" / "figure-1.toml"
+B = 2 ** np.arange(1, 15)  # 2 .. 16384
+ALL = ["linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger"]
+
+
+def k_curve(c1, c2, b=B):
+    """K* = c1/B + c2."""
+    return c1 / b.astype(float) + c2
+
+
+def make_ds(curves, panel="b", batch_sizes=B, with_status=True):
+    """SYNTHETIC results dataset: ``curves`` maps sparsity -> K* array over ``batch_sizes``."""
+    sparsities = sorted(curves)
+    k = np.stack([np.asarray(curves[s], dtype=float) for s in sparsities])[None]
+    data = {
+        "steps_to_result": (("panel", "sparsity", "batch_size"), k),
+        "goal_error": (("panel",), [0.02]),
+        "dataset": (("panel",), ["mnist"]),
+    }
+    if with_status:
+        status = np.where(np.isfinite(k), 1, 0)[..., None].astype(np.int8)
+        data["status"] = (("panel", "sparsity", "batch_size", "trial"), status)
+    coords = {"panel": [panel], "sparsity": sparsities, "batch_size": np.asarray(batch_sizes, np.int64)}
+    if with_status:
+        coords["trial"] = [0]
+    return xr.Dataset(data, coords=coords)
+
+
+def good_ds():
+    """Dense c1=20000, c2=50; 90 % sparse c1 1.67x, c2 1.5x: every claim passes."""
+    return make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(33400, 75)})
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return claims.load_golden(GOLDEN)
+
+
+def by_claim(results):
+    return {r.claim: r for r in results}
+
+
+def test_golden_file_loads_and_has_provenance(golden):
+    for name in ALL:
+        assert isinstance(golden[name]["source"], str) and golden[name]["source"]
+        assert isinstance(golden[name]["why"], str) and golden[name]["why"]
+    assert golden["linear_scaling"]["points"] == 3
+    assert golden["sparse_slower"]["paper_band"] == [1.5, 4.5]
+
+
+def test_all_claims_pass(golden):
+    results = claims.check_panel(good_ds(), "figure-1", "b", ALL, golden)
+    assert [r.status for r in results] == ["PASS"] * 4
+    r = by_claim(results)
+    assert r["linear_scaling"].values["slopes"]["0.9"]["batch_sizes"] == [2, 4, 8]
+    assert r["plateau"].values["slopes"]["0"]["batch_sizes"] == [8192, 16384]
+    assert r["sparse_c1_larger"].values["ratio"] == pytest.approx(1.67, rel=1e-3)
+    assert r["sparse_slower"].values["s_max"] == 0.9
+    assert "(s=0.9)" in r["linear_scaling"].measured
+    assert claims.exit_code(results) == 0
+
+
+def test_linear_scaling_fails_when_slope_too_shallow(golden):
+    # K* ~ B^-0.5 at small B: slope -0.5 is outside [-1.35, -0.65].
+    shallow = 1000 * B.astype(float) ** -0.5
+    ds = make_ds({0.0: shallow, 0.9: 2 * shallow})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["linear_scaling"], golden))
+    assert r["linear_scaling"].status == "FAIL"
+    assert r["linear_scaling"].values["slopes"]["0"]["slope"] == pytest.approx(-0.5)
+
+
+def test_plateau_fails_without_plateau(golden):
+    ds = make_ds({0.0: k_curve(20000, 0.0), 0.9: k_curve(40000, 0.0)})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["linear_scaling", "plateau"], golden))
+    assert r["linear_scaling"].status == "PASS"
+    assert r["plateau"].status == "FAIL"
+
+
+def test_sparse_slower_fails_when_one_batch_size_is_faster(golden):
+    sparse = k_curve(33400, 75)
+    sparse[4] = k_curve(20000, 50)[4] * 0.9
+    ds = make_ds({0.0: k_curve(20000, 50), 0.9: sparse})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden))["sparse_slower"]
+    assert r.status == "FAIL"
+    assert r.values["ratios"]["32"] == pytest.approx(0.9)
+    assert "too low at B=32" in r.measured
+    assert "32:0.90" in r.detail
+
+
+def test_sparse_slower_is_strict(golden):
+    dense = k_curve(20000, 50)
+    ds = make_ds({0.0: dense, 0.9: dense.copy()})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden))["sparse_slower"]
+    assert r.status == "FAIL"  # ratio exactly 1 is not "slower"
+
+
+def test_sparse_c1_larger_fails_when_sparse_c1_smaller(golden):
+    ds = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(10000, 200)})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["sparse_c1_larger"], golden))
+    assert r["sparse_c1_larger"].status == "FAIL"
+    assert r["sparse_c1_larger"].values["ratio"] == pytest.approx(0.5, rel=1e-3)
+
+
+def test_s_max_is_largest_sparsity_in_data(golden):
+    ds = make_ds({0.0: k_curve(20000, 50), 0.5: k_curve(25000, 55), 0.7: k_curve(30000, 60)})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden))["sparse_slower"]
+    assert r.status == "PASS" and r.values["s_max"] == 0.7
+
+
+def test_missing_panel_is_not_run_for_every_claim(golden):
+    results = claims.verify_dataset(good_ds(), "figure-1", {"b": ALL, "c": ALL}, golden)
+    assert [r.status for r in results[:4]] == ["PASS"] * 4
+    assert [r.status for r in results[4:]] == ["NOT-RUN"] * 4
+    assert "python -m repro run specs/figure-1.toml" in results[4].detail
+    assert claims.exit_code(results) == 0
+
+
+def test_all_nan_panel_is_not_run_never_pass(golden):
+    nan = np.full(len(B), np.nan)
+    ds = make_ds({0.0: nan, 0.9: nan})
+    results = claims.check_panel(ds, "figure-1", "b", ALL, golden)
+    assert {r.status for r in results} == {"NOT-RUN"}
+    assert "python -m repro data fetch mnist" in results[0].detail
+
+
+def test_missing_sparsity_is_not_run(golden):
+    ds = make_ds({0.9: k_curve(33400, 75)})
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ALL, golden))
+    assert r["linear_scaling"].status == "PASS"
+    assert r["sparse_slower"].status == "NOT-RUN"
+    assert "s=0" in r["sparse_slower"].detail
+    assert r["sparse_c1_larger"].status == "NOT-RUN"
+
+
+def test_too_few_batch_sizes_is_not_run(golden):
+    b = np.array([2, 4])
+    ds = make_ds({0.0: k_curve(20000, 50, b), 0.9: k_curve(33400, 75, b)}, batch_sizes=b)
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ALL, golden))
+    assert r["linear_scaling"].status == "NOT-RUN"
+    assert "needs 3 batch sizes" in r["linear_scaling"].detail
+    assert r["plateau"].status == "FAIL"  # 2 points suffice; slope ~-1 at B=2,4 is no plateau
+    assert r["sparse_slower"].status == "PASS"
+    assert r["sparse_c1_larger"].status == "NOT-RUN"
+
+
+def test_sparsity_run_but_never_reaching_goal_is_s_max(golden):
+    # 0.9 was run (status != 0) but no trial reached the goal: do not silently compare 0.5 instead.
+    ds = make_ds({0.0: k_curve(20000, 50), 0.5: k_curve(25000, 55), 0.9: np.full(len(B), np.nan)})
+    ds["status"].loc[{"sparsity": 0.9}] = 2
+    r = by_claim(claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden))["sparse_slower"]
+    assert r.status == "NOT-RUN"
+    assert "s=0.9" in r.detail
+
+
+def test_unknown_claim_and_missing_tolerance_are_not_run(golden):
+    partial = {k: v for k, v in golden.items() if k != "plateau"}
+    r = by_claim(claims.check_panel(good_ds(), "figure-1", "b", ["plateau", "no_such_claim"], partial))
+    assert r["plateau"].status == "NOT-RUN" and "golden/figure-1.toml" in r["plateau"].detail
+    assert r["no_such_claim"].status == "NOT-RUN"
+
+
+def test_per_panel_override(tmp_path):
+    text = GOLDEN.read_text() + "\n[panel.b.plateau]\nslope_min = -1.2\n"
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    golden = claims.load_golden(path)
+    ds = make_ds({0.0: k_curve(20000, 0.0), 0.9: k_curve(40000, 0.0)})
+    assert claims.check_panel(ds, "figure-1", "b", ["plateau"], golden)[0].status == "PASS"
+    ds_c = ds.assign_coords(panel=["c"])
+    assert claims.check_panel(ds_c, "figure-1", "c", ["plateau"], golden)[0].status == "FAIL"
+
+
+def test_exit_code():
+    mk = lambda s: claims.ClaimResult("f", "a", "c", s, "-", "-")  # noqa: E731
+    assert claims.exit_code([]) == 0
+    assert claims.exit_code([mk("PASS"), mk("NOT-RUN")]) == 0
+    assert claims.exit_code([mk("PASS"), mk("FAIL"), mk("NOT-RUN")]) == 1
+
+
+def test_format_table(golden):
+    results = claims.verify_dataset(good_ds(), "figure-1", {"b": ALL, "c": ["plateau"]}, golden)
+    table = claims.format_table(results)
+    lines = table.splitlines()
+    assert lines[0].split() == ["FIGURE", "PANEL", "CLAIM", "STATUS", "MEASURED", "TOLERANCE"]
+    status_col = lines[0].index("STATUS")
+    assert lines[2][status_col:].startswith("PASS")
+    assert any(line.startswith("    panel c is not in the results") for line in lines)
+    assert any(line.startswith("    ratio per B: 2:1.67, 4:1.67") for line in lines)
+    assert lines[-1] == "4 passed, 0 failed, 1 not run"
+
+
+def test_to_json_is_strict_json(golden):
+    nan = np.full(len(B), np.nan)
+    nan[:3] = k_curve(20000, 50)[:3]
+    ds = make_ds({0.0: k_curve(20000, 50), 0.9: nan})
+    results = claims.check_panel(ds, "figure-1", "b", ALL, golden)
+    data = json.loads(claims.to_json(results))
+    assert [d["claim"] for d in data] == ALL
+    assert set(data[0]) == {"figure", "panel", "claim", "status", "measured", "tolerance", "detail", "values"}
+    assert data[0]["values"]["tolerance"] == {"points": 3, "slope_min": -1.35, "slope_max": -0.65}
+    fit = data[3]["values"]["fit_sparse"]
+    assert fit["n_points"] == 3 and not any(isinstance(v, float) and math.isnan(v) for v in fit.values())
+
+
+# ----------------------------------------------------------------------- malformed golden files
+
+def write(tmp_path, text):
+    path = tmp_path / "golden.toml"
+    path.write_text(text)
+    return path
+
+
+PROV = 'source = "Fig. 1"\nwhy = "noise"\n'
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[linear_scaling]\npoints = 3\nslope_min = -1.3\n" + PROV, "linear_scaling.slope_max"),
+    ("[linear_scaling]\npoints = 3\nslope_min = -1.3\nslope_max = -0.7\nwhy = \"x\"\n", "linear_scaling.source"),
+    ("[plateau]\npoints = 2\nslope_min = -0.5\nsource = \"Fig. 1\"\n", "plateau.why"),
+    ("[plateau]\npoints = 2\nslope_min = -0.5\nsource = 3\nwhy = \"x\"\n", "plateau.source"),
+    ("[plateau]\npoints = \"two\"\nslope_min = -0.5\n" + PROV, "plateau.points"),
+    ("[plateau]\npoints = 1\nslope_min = -0.5\n" + PROV, "plateau.points"),
+    ("[plateau]\npoints = 2\nslope_min = true\n" + PROV, "plateau.slope_min"),
+    ("[linear_scaling]\npoints = 3\nslope_min = -0.5\nslope_max = -1.0\n" + PROV, "linear_scaling.slope_min"),
+    ("[sparse_slower]\nmin_ratio = 1.0\npaper_band = [1.5]\n" + PROV, "sparse_slower.paper_band"),
+    ("[sparse_c1_larger]\nmin_ratio = 1.0\nstrict = \"yes\"\n" + PROV, "sparse_c1_larger.strict"),
+    ("[panel.b.plateau]\nslope_min = -0.4\n", "panel.b.plateau"),
+    ("stray = 1\n", "stray"),
+])
+def test_load_golden_errors_name_file_and_key(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as info:
+        claims.load_golden(path)
+    assert info.value.key == key
+    assert info.value.file == str(path)
+    assert info.value.fix
+
+
+def test_load_golden_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(UsageError, match="not valid TOML"):
+        claims.load_golden(write(tmp_path, "[plateau\n"))
+    with pytest.raises(UsageError, match="not found"):
+        claims.load_golden(tmp_path / "nope.toml")

@@ -1,0 +1,114 @@
+"""Tests for repro.figures on a SYNTHETIC results dataset (no training involved).
+
+The dataset follows docs/results-format.md but only holds what the data-parallelism renderer
+reads: 3 panels x sparsities {0, 0.5, 0.9} x 5 batch sizes, K* = c1/B + c2 with a few NaN holes,
+and panel "c" entirely NaN (never run).
+"""
+
+import os
+import pathlib
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import xarray as xr
+
+from repro import figures
+
+BATCH = np.array([2, 8, 32, 128, 512], dtype=np.int64)
+SPARSITY = np.array([0.0, 0.5, 0.9])
+PANELS = ["a", "b", "c"]
+C1 = {0.0: 4096.0, 0.5: 6000.0, 0.9: 10000.0}
+C2 = {0.0: 40.0, 0.5: 60.0, 0.9: 120.0}
+
+
+def synthetic_dataset():
+    k = np.full((len(PANELS), len(SPARSITY), len(BATCH)), np.nan)
+    for i, s in enumerate(SPARSITY):
+        for p in (0, 1):
+            k[p, i] = np.ceil(C1[s] * (1 + p) / BATCH + C2[s])
+    k[0, 2, 1] = np.nan  # hole in the middle of a curve
+    k[1, 0, 0] = np.nan  # dense curve starts at the second batch size
+    # panel "c": all NaN (not run)
+    return xr.Dataset(
+        {
+            "steps_to_result": (("panel", "sparsity", "batch_size"), k),
+            "goal_error": ("panel", [0.02, 0.1, 0.3]),
+            "dataset": ("panel", ["mnist", "fashion-mnist", "cifar10"]),
+            "model": ("panel", ["simple-cnn", "simple-cnn", "resnet-8"]),
+            "optimizer": ("panel", ["sgd", "momentum", "nesterov"]),
+            "schedule": ("panel", ["constant", "constant", "linear"]),
+        },
+        coords={"panel": PANELS, "sparsity": SPARSITY, "batch_size": BATCH},
+        attrs={"figure": "figure-1", "title": "Synthetic data parallelism"},
+    )
+
+
+def synthetic_fits():
+    return {p: {s: {"c1": C1[s] * (1 + j), "c2": C2[s], "r2": 1.0} for s in SPARSITY}
+            for j, p in enumerate(PANELS[:2])}
+
+
+def _check_outputs(paths, stem):
+    stem = pathlib.Path(stem)
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000
+        assert p.parent == stem.parent
+    assert paths[1].read_bytes().startswith(b"%PDF")
+    img = mpimg.imread(paths[0])
+    h, w = img.shape[:2]
+    # 4 columns of ~4 in. at 150 dpi; rows of ~3.2 in.
+    assert 1800 <= w <= 3000
+    assert 300 * len(PANELS) <= h <= 700 * len(PANELS)
+    assert img.std() > 0.01  # not blank
+    leftovers = [f for f in os.listdir(stem.parent) if f.startswith(".") or f.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_render_data_parallelism_writes_png_and_pdf(tmp_path):
+    stem = tmp_path / "nested" / "dir" / "figure-1"
+    paths = figures.render_data_parallelism(synthetic_dataset(), stem, fits=synthetic_fits())
+    _check_outputs(paths, stem)
+    assert sorted(os.listdir(stem.parent)) == ["figure-1.pdf", "figure-1.png"]
+
+
+def test_render_dispatch_and_overwrite(tmp_path):
+    stem = tmp_path / "fig"
+    first = figures.render(synthetic_dataset(), stem, title="Custom title")
+    second = figures.render(synthetic_dataset(), stem, kind="data_parallelism")
+    assert first == second
+    _check_outputs(second, stem)
+
+
+def test_unknown_kind_raises(tmp_path):
+    with pytest.raises(ValueError, match="unknown figure kind"):
+        figures.render(synthetic_dataset(), tmp_path / "x", kind="no_such_kind")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_dense_and_all_nan(tmp_path):
+    ds = synthetic_dataset().sel(sparsity=[0.0])
+    ds["steps_to_result"][:] = np.nan
+    paths = figures.render_data_parallelism(ds, tmp_path / "empty")
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_labels():
+    ds = synthetic_dataset()
+    assert figures.panel_label(ds, "a") == "(a) MNIST, Simple-CNN, SGD"
+    assert figures.panel_label(ds, "b") == "(b) Fashion-MNIST, Simple-CNN, Momentum"
+    assert figures.panel_label(ds, "c") == "(c) CIFAR-10, ResNet-8, Nesterov + linear decay"
+    assert figures.sparsity_label(0.9) == "90%"
+    assert figures.sparsity_label(0.0) == "0%"
+    assert figures.sparsity_label(0.995) == "99.5%"
+
+
+def test_netcdf_roundtrip(tmp_path):
+    """Strings and coords as they come back from a netCDF file still render."""
+    nc = tmp_path / "figure-1.nc"
+    synthetic_dataset().to_netcdf(nc)
+    with xr.open_dataset(nc) as ds:
+        assert figures.panel_label(ds, "c").startswith("(c) CIFAR-10")
+        paths = figures.render(ds, tmp_path / "out" / "figure-1")
+    assert all(p.exists() for p in paths)
