@@ -57,7 +57,8 @@ def cmd_run(args):
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
             raise UsageError(out.parent, None, "results folder is not writable", "pass --results DIR")
-        ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping)
+        ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
+                                      workers=args.workers)
         store.write_dataset(ds, out)
         print(f"wrote {out}")
         print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
@@ -133,6 +134,8 @@ def parser():
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
+    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="parallel processes over study points (default: one per core)")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")

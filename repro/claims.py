@@ -97,6 +97,12 @@ def _check_values(path, key, entry, claim):
     if claim == "linear_scaling" and "slope_min" in entry and "slope_max" in entry:
         if entry["slope_min"] > entry["slope_max"]:
             raise UsageError(path, f"{key}.slope_min", "is larger than slope_max", "swap them")
+    shown = entry.get("not_shown_on")
+    if shown is not None and not (isinstance(shown, list) and all(isinstance(g, str) for g in shown)):
+        raise UsageError(path, f"{key}.not_shown_on", "must be a list of grid names", 'write not_shown_on = ["reduced"]')
+    if shown and not isinstance(entry.get("not_shown_why"), str):
+        raise UsageError(path, f"{key}.not_shown_why", "missing: say why the grid cannot show the claim, with the measured numbers",
+                         'add not_shown_why = "..."')
     band = entry.get("paper_band")
     if band is not None and (len(band) != 2 or not all(_is_type(v, _NUMBER) for v in band)):
         raise UsageError(path, f"{key}.paper_band", "must be a list of two numbers", "write paper_band = [low, high]")
@@ -338,6 +344,13 @@ def check_one(ds, figure_id, panel_id, claim, golden) -> ClaimResult:
         return _not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
     detail = values.pop("detail", "")
     values = {**values, "tolerance": {key: v for key, v in tol.items() if key not in ("source", "why")}}
+    grid = ds.attrs.get("grid", "")
+    if grid in tol.get("not_shown_on", []):
+        # Golden records that this grid cannot show the claim: report the measurement, never PASS.
+        why = (f"golden: the {grid} grid cannot show this claim ({tol.get('not_shown_why', 'see golden')}); "
+               f"measured check would be {PASS if ok else FAIL}")
+        return ClaimResult(figure_id, str(panel_id), claim, NOT_RUN, measured, tolerance,
+                           detail=why, values=values)
     return ClaimResult(figure_id, str(panel_id), claim, PASS if ok else FAIL, measured, tolerance,
                        detail=detail, values=values)
 

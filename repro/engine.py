@@ -79,8 +79,11 @@ class Engine:
         self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
         self.x_val, self.y_val = tf.constant(data.x_val), tf.constant(data.y_val)
         self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
-        self._train = tf.function(self._train_chunk)
-        self._errors = tf.function(self._count_errors)
+        # One trace serves every chunk length and batch size (no retracing per trial).
+        self._train = tf.function(self._train_chunk,
+                                  input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        self._errors = tf.function(self._count_errors,
+                                   input_signature=[tf.TensorSpec([], tf.int32)])
 
     # -- compiled parts -------------------------------------------------------------------
     def _train_chunk(self, idx):

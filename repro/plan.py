@@ -22,7 +22,7 @@ class PanelPlan:
 
     @property
     def steps_at_most(self):
-        return len(self.points) * self.grid.trials * self.grid.max_steps
+        return self.grid.trials * sum(self.grid.max_steps_for(b) for _, b in self.points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,8 @@ def describe(plan, with_parameters=True):
             "optimizer": pn.optimizer, "schedule": pn.schedule, "goal_error": pn.goal_error,
             "batch_sizes": list(g.batch_sizes), "sparsities": list(g.sparsities),
             "study_points": [{"sparsity": s, "batch_size": b} for s, b in p.points],
-            "trials": g.trials, "max_steps": g.max_steps, "eval_every": g.eval_every,
+            "trials": g.trials, "max_steps": g.max_steps, "max_examples": g.max_examples,
+            "eval_every": g.eval_every,
             "eval_per_octave": g.eval_per_octave, "evaluations_per_trial_at_most": len(p.eval_steps),
             "search": {d.name: {"min": d.min, "max": d.max, "scale": d.scale} for d in g.search},
             # Appendix B arithmetic: points x trials x evaluations (or steps) per trial.

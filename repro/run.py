@@ -4,8 +4,12 @@ Finished trials are stored as records (shared across figures and reruns); the re
 is collected from them at the end. Best-so-far capping: K* is a minimum over trials, so once
 a study point has a complete trial at step K, a later trial is stopped before K (it could only
 tie, and ties go to the lower trial id). Capped trials are recorded as `capped`.
+Study points are independent, so `workers` > 1 runs them in parallel processes.
 """
 import dataclasses
+import io
+import multiprocessing as mp
+import os
 import pathlib
 import time
 
@@ -18,26 +22,160 @@ from .errors import DataMissing
 SNIP_VERSION = 1  # bump if the score computation changes: old caches are then ignored
 
 
+def identity(panel, grid, spec, sparsity, batch_size, trial, values):
+    """Everything that determines a trial's outcome (its run id is a hash of this)."""
+    return {
+        "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
+        "schedule": panel.schedule, "sparsity": sparsity, "batch_size": batch_size,
+        "trial": trial, "seed": spec.seed, "values": {k: float(v) for k, v in values.items()},
+        "max_steps": grid.max_steps_for(batch_size), "eval_every": grid.eval_every,
+        "eval_per_octave": grid.eval_per_octave, "goal_error": panel.goal_error,
+        "snip": SNIP_VERSION,
+    }
+
+
+def cap_for(best_k, capping, max_steps):
+    """Last step a trial may run to, given the best K so far (None: no cap)."""
+    if not capping or best_k is None or best_k - 1 >= max_steps:
+        return None
+    return best_k - 1
+
+
+class Workload:
+    """Per-process engine, data order and SNIP score cache for one workload."""
+
+    def __init__(self, panel, spec, results_dir):
+        from . import engine as engine_mod
+        self.data = data_mod.load(panel.dataset)
+        self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule)
+        self.order = engine_mod.DataOrder(len(self.data.y_train), spec.seed)
+        self.snip_dir = pathlib.Path(results_dir) / "cache" / "snip"
+        self.snip_key = f"{panel.dataset}-{panel.model}-v{SNIP_VERSION}"
+        self.masks = {}
+
+    def mask(self, seed, init, sparsity):
+        """SNIP mask for (seed, sparsity); scores computed once per seed and kept on disk."""
+        from . import pruning
+        if sparsity == 0:
+            return None
+        if (seed, sparsity) not in self.masks:
+            path = self.snip_dir / f"{self.snip_key}-seed{seed}.npz"
+            if path.exists():
+                with np.load(path) as z:
+                    scores = [z[f"s{i}"] for i in range(len(z.files))]
+            else:
+                scores = pruning.connection_sensitivity(
+                    self.engine.model, init, self.data.x_train, self.data.y_train)
+                buf = io.BytesIO()
+                np.savez(buf, **{f"s{i}": s for i, s in enumerate(scores)})
+                store_mod.atomic_write(path, buf.getvalue())
+            self.masks[(seed, sparsity)] = pruning.masks_from_scores(scores, sparsity)
+        return self.masks[(seed, sparsity)]
+
+
+_WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
+
+
+def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report):
+    """Search one study point with keras-tuner; `report(event dict)` after every trial."""
+    from . import models, search
+    panel, grid = pp.panel, pp.grid
+    store = store_mod.RunStore(results_dir)
+    best = {"k": None}
+
+    def run_one(i, values):
+        ident = identity(panel, grid, spec, sparsity, batch_size, i, values)
+        rid = store_mod.run_id(ident)
+        cap = cap_for(best["k"], capping, grid.max_steps_for(batch_size))
+        old = store.get(rid)
+        rec = store_mod.capped_view(old, cap) if old else None
+        reused = rec is not None
+        if not reused:
+            key = (panel.dataset, panel.model, panel.optimizer, panel.schedule)
+            if key not in _WORKLOADS:
+                _WORKLOADS[key] = Workload(panel, spec, results_dir)
+            w = _WORKLOADS[key]
+            init = models.initial_weights(w.engine.model, spec.seed + i)
+            res = w.engine.run_trial(
+                order=w.order, batch_size=batch_size, init=init,
+                mask=w.mask(spec.seed + i, init, sparsity), hp=values,
+                eval_steps=pp.eval_steps, goal=panel.goal_error,
+                max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
+            status = "capped" if res.status == "incomplete" and cap is not None else res.status
+            rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
+                   "steps_to_result": res.steps_to_result, "steps": res.steps,
+                   "eval_steps": res.eval_steps, "val_errors": res.val_errors,
+                   "wall_time": res.wall_time, "message": res.message, "cap": cap}
+            store.put(rid, rec)
+        k = rec["steps_to_result"] if rec["status"] == "complete" else None
+        if k is not None and (best["k"] is None or k < best["k"]):
+            best["k"] = k
+        report({"panel": panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
+                "values": values, "status": rec["status"], "k": k, "steps": rec["steps"],
+                "wall_time": rec["wall_time"], "reused": reused, "best": best["k"]})
+        return k
+
+    oracle = search.SobolOracle(grid.search, grid.trials,
+                                scrambled=spec.sobol == "scrambled", seed=spec.sobol_seed)
+    project = store_mod.run_id({"space": [str(d) for d in grid.search], "trials": grid.trials,
+                                "sobol": spec.sobol, "sobol_seed": spec.sobol_seed,
+                                "capping": capping,
+                                "point": identity(panel, grid, spec, sparsity, batch_size, 0, {})})
+    tuner = search.StepsToResultTuner(
+        oracle, run_one, directory=pathlib.Path(results_dir) / "tuner",
+        project_name=f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}-{project}")
+    tuner.search(verbose=0)
+
+
+def replay_point(spec, pp, sparsity, batch_size, results_dir, capping):
+    """The records of one study point, in trial order, as the capped search saw them.
+
+    Also covers trials a resumed keras-tuner search skipped because they had already ended.
+    """
+    from . import search
+    store = store_mod.RunStore(results_dir)
+    hp = search.hyperparameters(pp.grid.search)
+    points = search.sobol_points(len(pp.grid.search), pp.grid.trials,
+                                 spec.sobol == "scrambled", spec.sobol_seed)
+    out, best = {}, None
+    for i, point in enumerate(points):
+        values = search.to_values(hp, point)
+        old = store.get(store_mod.run_id(
+            identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values)))
+        rec = store_mod.capped_view(old, cap_for(best, capping, pp.grid.max_steps_for(batch_size))) if old else None
+        if rec is None:
+            continue
+        out[(pp.panel.id, sparsity, batch_size, i)] = rec
+        if rec["status"] == "complete" and (best is None or rec["steps_to_result"] < best):
+            best = rec["steps_to_result"]
+    return out
+
+
 @dataclasses.dataclass
 class Progress:
     """Counts trials over the whole plan and prints one line per trial with an ETA."""
 
     total: int
+    workers: int = 1
     log: object = print
     done: int = 0
-    trained_time: float = 0.0
     trained: int = 0
+    trained_time: float = 0.0
     start: float = dataclasses.field(default_factory=time.perf_counter)
 
-    def trial(self, text, seconds, reused):
+    def __call__(self, e):
         self.done += 1
-        if not reused:
+        if not e["reused"]:
             self.trained += 1
-            self.trained_time += seconds
-        left = self.total - self.done
-        eta = left * self.trained_time / self.trained if self.trained else 0.0
-        self.log(f"[{self.done}/{self.total} trials, {_hms(time.perf_counter() - self.start)} "
-                 f"elapsed, ETA {_hms(eta)}] {text}")
+            self.trained_time += e["wall_time"]
+        per_trial = self.trained_time / self.trained if self.trained else 0.0
+        eta = (self.total - self.done) * per_trial / self.workers
+        hp = " ".join(f"{n}={v:.3g}" for n, v in e["values"].items())
+        result = f"K={e['k']}" if e["k"] is not None else f"{e['steps']} steps"
+        self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
+                 f"| ETA {_hms(eta)}] ({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
+                 f"trial {e['trial']}: {e['status']} {result} ({hp}) {e['wall_time']:.1f}s"
+                 f"{' stored' if e['reused'] else ''} | K* so far {e['best']}")
 
 
 def _hms(seconds):
@@ -46,133 +184,52 @@ def _hms(seconds):
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def identity(panel, grid, spec, sparsity, batch_size, trial, values):
-    """Everything that determines a trial's outcome (its run id is a hash of this)."""
-    return {
-        "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
-        "schedule": panel.schedule, "sparsity": sparsity, "batch_size": batch_size,
-        "trial": trial, "seed": spec.seed, "values": {k: float(v) for k, v in values.items()},
-        "max_steps": grid.max_steps, "eval_every": grid.eval_every,
-        "eval_per_octave": grid.eval_per_octave, "goal_error": panel.goal_error,
-        "snip": SNIP_VERSION,
-    }
+def _worker_init(queue, threads):
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    global _QUEUE
+    _QUEUE = queue
 
 
-class SnipCache:
-    """SNIP scores per (dataset, model, seed) on disk; masks per sparsity derived on demand."""
-
-    def __init__(self, root, engine, data, dataset, model):
-        self.dir = pathlib.Path(root) / "cache" / "snip"
-        self.engine, self.data, self.key = engine, data, f"{dataset}-{model}-v{SNIP_VERSION}"
-        self.masks = {}
-
-    def mask(self, seed, init, sparsity):
-        from . import pruning
-        if sparsity == 0:
-            return None
-        if (seed, sparsity) not in self.masks:
-            path = self.dir / f"{self.key}-seed{seed}.npz"
-            if path.exists():
-                with np.load(path) as z:
-                    scores = [z[f"s{i}"] for i in range(len(z.files))]
-            else:
-                scores = pruning.connection_sensitivity(
-                    self.engine.model, init, self.data.x_train, self.data.y_train)
-                import io
-                buf = io.BytesIO()
-                np.savez(buf, **{f"s{i}": s for i, s in enumerate(scores)})
-                store_mod.atomic_write(path, buf.getvalue())
-            self.masks[(seed, sparsity)] = pruning.masks_from_scores(scores, sparsity)
-        return self.masks[(seed, sparsity)]
+def _worker_point(args):
+    run_point(*args, report=_QUEUE.put)
+    return args[2], args[3]
 
 
-def run_plan(plan, results_dir="results", capping=True, log=print):
-    """Run every study point of `plan`; returns (dataset, report dict)."""
-    from . import engine as engine_mod
-    from . import models, search
-
-    results_dir = pathlib.Path(results_dir)
-    store = store_mod.RunStore(results_dir)
-    spec = plan.spec
-    progress = Progress(sum(len(p.points) * p.grid.trials for p in plan.panels), log)
-    records, missing = {}, {}
+def run_plan(plan, results_dir="results", capping=True, workers=1, log=print):
+    """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
+    spec, results_dir = plan.spec, str(results_dir)
+    tasks, missing = [], {}
     for pp in plan.panels:
-        panel, grid = pp.panel, pp.grid
         try:
-            data = data_mod.load(panel.dataset)
+            data_mod.load(pp.panel.dataset)  # fail fast, and say how to get it
         except DataMissing as e:
-            missing[panel.id] = str(e)
-            log(f"panel ({panel.id}) NOT RUN: {e}")
-            progress.total -= len(pp.points) * grid.trials
+            missing[pp.panel.id] = str(e)
+            log(f"panel ({pp.panel.id}) NOT RUN: {e}")
             continue
-        eng = None  # built lazily: a fully reused panel needs no TensorFlow graph
-        order = engine_mod.DataOrder(len(data.y_train), spec.seed)
-        for n_point, (s, b) in enumerate(pp.points, 1):
-            best = {"k": None, "trial": None}
-
-            def run_one(i, values, s=s, b=b, best=best, n_point=n_point):
-                nonlocal eng
-                ident = identity(panel, grid, spec, s, b, i, values)
-                rid = store_mod.run_id(ident)
-                cap = best["k"] - 1 if capping and best["k"] is not None else None
-                cap = cap if cap is not None and cap < grid.max_steps else None
-                old = store.get(rid)
-                rec = store_mod.capped_view(old, cap) if old else None
-                reused = rec is not None
-                if not reused:
-                    if eng is None:
-                        eng = engine_mod.Engine(data, panel.model, panel.optimizer, panel.schedule)
-                        snips = SnipCache(results_dir, eng, data, panel.dataset, panel.model)
-                        eng.snips = snips
-                    init = models.initial_weights(eng.model, spec.seed + i)
-                    mask = eng.snips.mask(spec.seed + i, init, s)
-                    limit = grid.max_steps if cap is None else cap
-                    res = eng.run_trial(order=order, batch_size=b, init=init, mask=mask,
-                                        hp=values, eval_steps=pp.eval_steps,
-                                        goal=panel.goal_error, max_steps=limit)
-                    status = res.status
-                    if status == "incomplete" and cap is not None:
-                        status = "capped"
-                    rec = {"run_id": rid, "identity": ident, "values": ident["values"],
-                           "status": status, "steps_to_result": res.steps_to_result,
-                           "steps": res.steps, "eval_steps": res.eval_steps,
-                           "val_errors": res.val_errors, "wall_time": res.wall_time,
-                           "message": res.message, "cap": cap}
-                    store.put(rid, rec)
-                k = rec["steps_to_result"]
-                if rec["status"] == "complete" and (best["k"] is None or k < best["k"]):
-                    best["k"], best["trial"] = k, i
-                hp = " ".join(f"{n[:2]}={v:.3g}" for n, v in values.items())
-                kstr = f"K={k}" if k is not None else f"{rec['steps']} steps"
-                progress.trial(
-                    f"({panel.id}) point {n_point}/{len(pp.points)} B={b} s={s:g} trial {i}: "
-                    f"{rec['status']} {kstr} [{hp}] {rec['wall_time']:.1f}s"
-                    f"{' (stored)' if reused else ''} | K* so far {best['k']}",
-                    rec["wall_time"], reused)
-                return k if rec["status"] == "complete" else None
-
-            oracle = search.SobolOracle(grid.search, grid.trials,
-                                        scrambled=spec.sobol == "scrambled", seed=spec.sobol_seed)
-            project = store_mod.run_id({"space": [str(d) for d in grid.search],
-                                        "trials": grid.trials, "sobol": spec.sobol,
-                                        "sobol_seed": spec.sobol_seed, "cap": capping,
-                                        "id": identity(panel, grid, spec, s, b, 0, {})})
-            tuner = search.StepsToResultTuner(
-                oracle, run_one, directory=results_dir / "tuner",
-                project_name=f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{b}-s{s:g}-{project}")
-            tuner.search(verbose=0)
-            # A resumed search skips trials keras-tuner already ended: read those from the store.
-            replay_best = None
-            for i, values in enumerate(search.to_values(oracle.hyperparameters, p) for p in oracle.points):
-                cap = replay_best - 1 if capping and replay_best is not None else None
-                cap = cap if cap is not None and cap < grid.max_steps else None
-                old = store.get(store_mod.run_id(identity(panel, grid, spec, s, b, i, values)))
-                rec = store_mod.capped_view(old, cap) if old else None
-                if rec is None:
-                    continue
-                records[(panel.id, s, b, i)] = rec
-                if rec["status"] == "complete" and (replay_best is None or rec["steps_to_result"] < replay_best):
-                    replay_best = rec["steps_to_result"]
+        tasks += [(spec, pp, s, b, results_dir, capping) for s, b in pp.points]
+    progress = Progress(sum(t[1].grid.trials for t in tasks), workers, log)
+    # Larger batches first: they cost most, so parallel workers finish together.
+    tasks.sort(key=lambda t: -t[3])
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            run_point(*t, report=progress)
+    else:
+        ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
+        queue = ctx.Queue()
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ctx.Pool(workers, _worker_init, (queue, threads), maxtasksperchild=None) as pool:
+            pending = pool.map_async(_worker_point, tasks, chunksize=1)
+            while not (pending.ready() and queue.empty()):
+                try:
+                    progress(queue.get(timeout=0.5))
+                except Exception:  # queue.Empty
+                    pass
+            pending.get()  # re-raise a worker's error here
+    records = {}
+    for t in tasks:
+        records.update(replay_point(*t))
     ds = store_mod.collect(spec, plan, records)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
     return ds, {"missing": missing}

@@ -35,7 +35,7 @@ INTEGER_DIMS = ("decay_steps",)
 FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed")
 PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
               "claims", "search", "grid")
-GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "eval_every",
+GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
              "eval_per_octave", "why", "search")
 DIM_KEYS = ("min", "max", "scale")
 
@@ -81,6 +81,13 @@ class Grid:
     eval_per_octave: int
     search: tuple[Dim, ...]
     why: str = ""
+    max_examples: int = 0           # 0: no limit; else a point's budget is min(max_steps, max_examples // B)
+
+    def max_steps_for(self, batch_size: int) -> int:
+        """Step budget of a trial at `batch_size` (at least eval_every)."""
+        if not self.max_examples:
+            return self.max_steps
+        return max(self.eval_every, min(self.max_steps, self.max_examples // batch_size))
 
 
 @dataclass(frozen=True)
@@ -285,6 +292,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
         ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {eval_every}",
                  "evaluate at least once within the step budget")
     per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0)
+    max_examples = _int(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0)
     why = _str(ctx, v.get("why", ""), f"{key}.why")
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
@@ -295,6 +303,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
     search = tuple(dims[n] for n in DIMS if n in dims)
     return Grid(name=name, batch_sizes=batch_sizes, sparsities=sparsities, trials=trials,
                 max_steps=max_steps, eval_every=eval_every, eval_per_octave=per_octave,
+                max_examples=max_examples,
                 search=search, why=why)
 
 

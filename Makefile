@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make figure-1` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+GRID   ?= reduced
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv data figure-1 test test-fast clean-results
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# Fashion-MNIST ships as Debian's dataset-fashion-mnist; netcdf-bin provides ncdump.
+/usr/share/datasets/fashion-mnist:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist netcdf-bin >/dev/null; \
+	else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' (or 'python -m repro data fetch fashion_mnist --from DIR')"; fi
+
+data: venv /usr/share/datasets/fashion-mnist
+	$(BIN)/python -m repro data fetch mnist fashion_mnist
+	-$(BIN)/python -m repro data status
+
+figure-%: data
+	$(BIN)/python -m repro run specs/figure-$*.toml --grid $(GRID)
+	$(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID)
+	$(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID)
+
+test: data
+	$(BIN)/python -m pytest -q tests
+
+test-fast: data
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+clean-results:
+	rm -rf results figures

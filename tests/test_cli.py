@@ -1,0 +1,99 @@
+"""Tests for the command line (`python -m repro`), run as a subprocess from the repository root.
+
+No training: only plan, run on bad specs (which must fail before anything is written),
+verify without results, and data status.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from repro import __main__ as cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BAD = ROOT / "tests" / "bad_specs"
+BAD_SPECS = sorted(BAD.glob("*.toml"))
+SOME_BAD = ["syntax_error.toml", "unknown_model.toml", "zero_batch.toml", "missing_panels.toml",
+            "nan_goal.toml", "momentum_for_sgd.toml", "unknown_key_batchsizes.toml",
+            "sparsity_one.toml"]
+
+
+def repro(*args, timeout=180):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "repro", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_specs_folder_is_populated():
+    assert len(BAD_SPECS) >= 50
+
+
+def test_plan_full_json():
+    r = repro("plan", "specs/figure-1.toml", "--grid", "full", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["models"]["simple_cnn"]["parameters"] == 62346
+    assert d["grid"] == "full" and d["figure"] == "figure-1"
+    a = next(p for p in d["panels"] if p["id"] == "a")
+    assert a["evaluations_at_most"] == 14_000_000
+
+
+@pytest.mark.parametrize("name", SOME_BAD)
+def test_run_bad_spec_subprocess(name, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    r = repro("run", BAD / name, "--results", results, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert name in lines[0]
+    assert "Traceback" not in r.stderr + r.stdout
+    assert list(results.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.name)
+def test_run_every_bad_spec_in_process(path, tmp_path, capsys):
+    """All bad specs through cli.main (same code path as the subprocess, much faster)."""
+    results = tmp_path / "results"
+    code = cli.main(["run", str(path), "--results", str(results)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and path.name in lines[0], err
+    assert not results.exists()
+
+
+def test_verify_without_results_prints_not_run(tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(ROOT / "specs" / "figure-1.toml", specs / "figure-1.toml")
+    results = tmp_path / "results"
+    r = repro("verify", specs, "--results", results)
+    assert r.returncode == 0, r.stderr
+    from repro.spec import load_spec
+    sp = load_spec(specs / "figure-1.toml")
+    wanted = [(p.id, c) for p in sp.panels for c in p.claims]
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.startswith("figure-1 ")]
+    assert len(rows) == len(wanted) > 0, r.stdout
+    assert sorted((row[1], row[2]) for row in rows) == sorted(wanted)
+    assert all(row[3] == "NOT-RUN" for row in rows)
+    assert "no results file" in r.stdout
+    assert not results.exists()  # verify writes nothing
+
+
+def test_data_status():
+    r = repro("data", "status")
+    assert r.returncode == 0, r.stderr
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        assert name in r.stdout
+
+
+def test_unknown_grid_exits_2_in_one_line():
+    r = repro("plan", "specs/figure-1.toml", "--grid", "nope")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr
+    assert "Traceback" not in r.stderr
