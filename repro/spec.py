@@ -56,16 +56,17 @@ class Dim:
         """Map a unit-interval coordinate p to a value (p=0 gives min, except reverse_log: max).
 
         log: min*(max/min)**p; linear: min+(max-min)*p; reverse_log: 1-(1-max)*((1-min)/(1-max))**p.
-        Integer dimensions round to the nearest integer.
+        Integer dimensions use keras-tuner's buckets (the search maps through its hp.Int):
+        floor of the same formula with max + 1 as the upper end, clipped to max.
         """
-        lo, hi = self.min, self.max
+        lo, hi = self.min, self.max + (1 if self.integer else 0)
         if self.scale == "log":
             v = lo * (hi / lo) ** p
         elif self.scale == "reverse_log":
             v = 1.0 - (1.0 - hi) * ((1.0 - lo) / (1.0 - hi)) ** p
         else:
             v = lo + (hi - lo) * p
-        return int(round(v)) if self.integer else v
+        return min(int(math.floor(v)), int(self.max)) if self.integer else v
 
 
 @dataclass(frozen=True)

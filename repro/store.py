@@ -146,8 +146,10 @@ def collect(spec, plan, records):
                 hps[n][idx] = r["values"][n]
         curve[idx][:len(r["val_errors"])] = r["val_errors"]
         k = r["steps_to_result"]
-        if r["status"] == "complete" and (np.isnan(k_star[idx[:3]]) or k < k_star[idx[:3]]):
-            k_star[idx[:3]], best[idx[:3]] = k, t  # trials visited in id order: ties keep lowest
+        j = idx[:3]
+        if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
+                                          or (k == k_star[j] and t < best[j])):
+            k_star[j], best[j] = k, t  # ties go to the lowest trial id
     dims4 = ("panel", "sparsity", "batch_size", "trial")
     ds = xr.Dataset(
         {

@@ -62,10 +62,6 @@ def test_integer_dim_paper_range_within_one_step():
         assert abs(v["decay_steps"] - DECAY.value(p[0])) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "repro/search.py hyperparameters(): integer dims use keras-tuner's hp.Int, whose "
-    "prob_to_value buckets as int(min + p*(max-min+1)); specs/README.md and spec.Dim.value "
-    "document round(min + (max-min)*p). On [1, 4] at p=0.5 the run gets 3, the docs say 2."))
 def test_integer_dim_matches_documented_rounding():
     small = Dim("decay_steps", 1, 4, "linear", True)
     pts = search.sobol_points(1, 8)

@@ -272,10 +272,6 @@ def test_ncdump_header(spec_and_plan, tmp_path):
     assert r.returncode == 0 and "val_error" in r.stdout and "batch_size = 3" in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "repro/store.py collect(): the K* tie-break relies on records being given in trial-id "
-    "order ('k < k_star' keeps the first seen), so records passed in another order give "
-    "best_trial = a higher id on ties; docs/results-format.md says ties -> lowest trial id"))
 def test_collect_tie_break_does_not_depend_on_record_order(spec_and_plan):
     sp, plan = spec_and_plan
     recs = synthetic_records()
