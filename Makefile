@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 GRID   ?= reduced
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv data figure-1 test test-fast clean-results
+# Figures with a spec; a static pattern rule, because make skips implicit rules for .PHONY targets.
+FIGURES := $(patsubst specs/%.toml,%,$(wildcard specs/figure-*.toml))
+
+.PHONY: venv data figures $(FIGURES) test test-fast clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,7 @@ data: venv /usr/share/datasets/fashion-mnist
 	$(BIN)/python -m repro data fetch mnist fashion_mnist
 	-$(BIN)/python -m repro data status
 
-figure-%: data
+$(FIGURES): figure-%: data
 	$(BIN)/python -m repro run specs/figure-$*.toml --grid $(GRID)
 	$(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID)
 	$(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID)
