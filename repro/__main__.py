@@ -1,4 +1,4 @@
-"""Command line: python -m repro run|plan|verify|plot|data ...
+"""Command line: python -m repro plan|run|collect|plot|verify|data ...
 
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
@@ -58,17 +58,29 @@ def cmd_run(args):
         if not os.access(out.parent, os.W_OK):
             raise UsageError(out.parent, None, "results folder is not writable", "pass --results DIR")
         ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
-                                      workers=args.workers)
+                                      workers=args.workers, early_exit=not args.exact_curves)
         store.write_dataset(ds, out)
         print(f"wrote {out}")
         print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
     return 0
 
 
+def cmd_collect(args):
+    from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
+    for sp in spec_mod.load_specs(args.spec):
+        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+        out = results_path(args.results, sp, args.grid)
+        ds = run_mod.collect_plan(plan, args.results, capping=not args.no_capping)
+        store.write_dataset(ds, out)
+        n = int((ds["status"] > 0).sum())
+        print(f"wrote {out} from {n} stored trials ({int(ds['status'].size) - n} not run yet)")
+    return 0
+
+
 def cmd_plot(args):
     from . import analysis, figures, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
-        ds = store.open_results(results_path(args.results, sp, args.grid))
+        ds = store.open_results(results_path(args.results, sp, args.grid), sp, args.grid)
         fits = {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
         stem = pathlib.Path(args.figures) / (sp.id if args.grid == "reduced" else f"{sp.id}.{args.grid}")
         for path in figures.render(ds, stem, kind=sp.kind, fits=fits):
@@ -84,10 +96,12 @@ def cmd_verify(args):
         path = results_path(args.results, sp, args.grid)
         panels = {p.id: list(p.claims) for p in sp.panels}
         if not path.exists():
-            results += [claims._not_run(sp.id, pid, c, f"no results file {path}; run: python -m repro run {sp.path}")
+            how = f"python -m repro run {sp.path}" + ("" if args.grid == "reduced" else f" --grid {args.grid}") \
+                + ("" if args.results == "results" else f" --results {args.results}")
+            results += [claims.not_run(sp.id, pid, c, f"no results file {path}; run: {how}")
                         for pid, cs in panels.items() for c in cs]
             continue
-        ds = store.open_results(path)
+        ds = store.open_results(path, sp, args.grid)
         results += claims.verify_dataset(ds, sp.id, panels, golden)
     print(claims.to_json(results) if args.json else claims.format_table(results))
     return claims.exit_code(results)
@@ -134,9 +148,18 @@ def parser():
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
+    sp.add_argument("--exact-curves", action="store_true",
+                    help="count every evaluation over the whole split (default: stop counting once "
+                         "the goal is missed, which changes no outcome)")
     sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="parallel processes over study points (default: one per core)")
     sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")
+    common(sp)
+    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    sp.add_argument("--no-capping", action="store_true", help="as given to `run`")
+    sp.set_defaults(fn=cmd_collect)
 
     sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
     common(sp)

@@ -304,14 +304,16 @@ CLAIMS = {
 
 # --------------------------------------------------------------------------- running claims
 
-def _not_run(figure_id, panel_id, claim, why, tolerance=""):
+def not_run(figure_id, panel_id, claim, why, tolerance=""):
     """A NOT-RUN result."""
     return ClaimResult(figure_id, str(panel_id), claim, NOT_RUN, "-", tolerance or "-", why)
 
 
 def _run_hint(ds, figure_id, panel_id):
     """What to run to get results for a panel (mentions fetching its dataset when known)."""
-    hint = f"run: python -m repro run specs/{figure_id}.toml"
+    grid = ds.attrs.get("grid", "reduced")
+    hint = f"run: python -m repro run {ds.attrs.get('spec_path', f'specs/{figure_id}.toml')}" + \
+        ("" if grid == "reduced" else f" --grid {grid}") + f" --panel {panel_id}"
     if "dataset" in ds and "panel" in ds.coords and panel_id in list(ds["panel"].values):
         name = str(ds["dataset"].sel(panel=panel_id).values)
         hint += f" (if its data is missing: python -m repro data fetch {name})"
@@ -331,17 +333,17 @@ def _panel_missing_reason(ds, figure_id, panel_id):
 def check_one(ds, figure_id, panel_id, claim, golden) -> ClaimResult:
     """Check a single claim on a panel that has some measured K*."""
     if claim not in CLAIMS:
-        return _not_run(figure_id, panel_id, claim, f"claim {claim!r} is not implemented in repro.claims")
+        return not_run(figure_id, panel_id, claim, f"claim {claim!r} is not implemented in repro.claims")
     tol = tolerance_for(golden, panel_id, claim)
     if tol is None:
-        return _not_run(figure_id, panel_id, claim,
+        return not_run(figure_id, panel_id, claim,
                         f"no tolerance for {claim!r}; add a [{claim}] table to golden/{figure_id}.toml")
     k = analysis.steps_to_result(ds, panel_id)
     sparsities = _panel_sparsities(ds, panel_id, k)
     try:
         ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol)
     except _NotRun as why:
-        return _not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
+        return not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
     detail = values.pop("detail", "")
     values = {**values, "tolerance": {key: v for key, v in tol.items() if key not in ("source", "why")}}
     grid = ds.attrs.get("grid", "")
@@ -359,7 +361,7 @@ def check_panel(ds, figure_id, panel_id, claims, golden) -> list:
     """Check the named claims on one panel; a panel with no data gives NOT-RUN for each."""
     missing = _panel_missing_reason(ds, figure_id, panel_id)
     if missing:
-        return [_not_run(figure_id, panel_id, c, missing) for c in claims]
+        return [not_run(figure_id, panel_id, c, missing) for c in claims]
     return [check_one(ds, figure_id, panel_id, c, golden) for c in claims]
 
 

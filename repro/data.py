@@ -22,6 +22,7 @@ import zipfile
 
 import numpy as np
 
+from repro.atomic import atomic_path
 from repro.errors import DataMissing, UsageError
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
@@ -279,31 +280,10 @@ def _from_keras(name: str, log):
 
 
 def _write_atomic(path: pathlib.Path, arrays: dict, source: str) -> None:
-    """Write the npz to a temp file in the same directory, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Uncompressed: loading is what every trial does, and it is faster uncompressed.
+    """Write the npz atomically (uncompressed: every trial loads it, and that is faster)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, source=np.array(source), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is ordinary shared data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def fetch(name: str, source_dir: pathlib.Path | None = None, root: pathlib.Path | None = None,

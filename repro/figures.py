@@ -7,15 +7,15 @@ and every sparsity normalised by its own K* at the smallest measured batch size.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import matplotlib
 
 matplotlib.use("Agg")  # no screen here; must precede the pyplot import
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
 
 __all__ = ["render", "render_data_parallelism", "panel_label", "sparsity_label", "KINDS"]
 
@@ -275,22 +275,9 @@ def _figure_data_parallelism(ds, title=None, fits=None):
 
 # ----------------------------------------------------------------------------------- output
 def _save_atomic(fig, path: pathlib.Path, fmt: str) -> pathlib.Path:
-    """Save ``fig`` to ``path`` via a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Save ``fig`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=_DPI)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return path
 
 

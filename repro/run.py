@@ -11,6 +11,7 @@ import io
 import multiprocessing as mp
 import os
 import pathlib
+import shutil
 import time
 
 import numpy as np
@@ -76,7 +77,7 @@ class Workload:
 _WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
 
 
-def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report):
+def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True):
     """Search one study point with keras-tuner; `report(event dict)` after every trial."""
     from . import models, search
     panel, grid = pp.panel, pp.grid
@@ -89,6 +90,8 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report):
         cap = cap_for(best["k"], capping, grid.max_steps_for(batch_size))
         old = store.get(rid)
         rec = store_mod.capped_view(old, cap) if old else None
+        if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
+            rec = None  # exact curves were asked for; this record has lower bounds
         reused = rec is not None
         if not reused:
             key = (panel.dataset, panel.model, panel.optimizer, panel.schedule)
@@ -99,12 +102,13 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report):
             res = w.engine.run_trial(
                 order=w.order, batch_size=batch_size, init=init,
                 mask=w.mask(spec.seed + i, init, sparsity), hp=values,
-                eval_steps=pp.eval_steps, goal=panel.goal_error,
+                eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit,
                 max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
             status = "capped" if res.status == "incomplete" and cap is not None else res.status
             rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
                    "steps_to_result": res.steps_to_result, "steps": res.steps,
                    "eval_steps": res.eval_steps, "val_errors": res.val_errors,
+                   "val_exact": res.val_exact,
                    "wall_time": res.wall_time, "message": res.message, "cap": cap}
             store.put(rid, rec)
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
@@ -121,9 +125,18 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report):
                                 "sobol": spec.sobol, "sobol_seed": spec.sobol_seed,
                                 "capping": capping,
                                 "point": identity(panel, grid, spec, sparsity, batch_size, 0, {})})
-    tuner = search.StepsToResultTuner(
-        oracle, run_one, directory=pathlib.Path(results_dir) / "tuner",
-        project_name=f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}-{project}")
+    directory = pathlib.Path(results_dir) / "tuner"
+    name = f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}-{project}"
+    try:
+        tuner = search.StepsToResultTuner(oracle, run_one, directory=directory, project_name=name)
+    except Exception as e:  # keras-tuner's own files are not written atomically: a kill can cut one
+        # Nothing is lost: every finished trial is a record, and the search re-reads them.
+        print(f"repro: tuner state {directory / name} unreadable ({type(e).__name__}: {e}); "
+              "rebuilding it from the stored trials", flush=True)
+        shutil.rmtree(directory / name, ignore_errors=True)
+        oracle = search.SobolOracle(grid.search, grid.trials,
+                                    scrambled=spec.sobol == "scrambled", seed=spec.sobol_seed)
+        tuner = search.StepsToResultTuner(oracle, run_one, directory=directory, project_name=name)
     tuner.search(verbose=0)
 
 
@@ -162,9 +175,11 @@ class Progress:
     trained: int = 0
     trained_time: float = 0.0
     start: float = dataclasses.field(default_factory=time.perf_counter)
+    finished: set = dataclasses.field(default_factory=set)  # (panel, s, B, trial) done or stored
 
     def __call__(self, e):
-        self.done += 1
+        self.finished.add((e["panel"], e["sparsity"], e["batch_size"], e["trial"]))
+        self.done = len(self.finished)
         if not e["reused"]:
             self.trained += 1
             self.trained_time += e["wall_time"]
@@ -193,11 +208,12 @@ def _worker_init(queue, threads):
 
 
 def _worker_point(args):
-    run_point(*args, report=_QUEUE.put)
+    *args, early_exit = args
+    run_point(*args, report=_QUEUE.put, early_exit=early_exit)
     return args[2], args[3]
 
 
-def run_plan(plan, results_dir="results", capping=True, workers=1, log=print):
+def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True):
     """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
     spec, results_dir = plan.spec, str(results_dir)
     tasks, missing = [], {}
@@ -209,27 +225,44 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print):
             log(f"panel ({pp.panel.id}) NOT RUN: {e}")
             continue
         tasks += [(spec, pp, s, b, results_dir, capping) for s, b in pp.points]
-    progress = Progress(sum(t[1].grid.trials for t in tasks), workers, log)
+    stored = {k for t in tasks for k in replay_point(*t)}  # finished by an earlier, stopped run
+    progress = Progress(sum(t[1].grid.trials for t in tasks), workers, log, finished=stored,
+                        done=len(stored))
+    if stored:
+        log(f"resuming: {len(stored)} of {progress.total} trials already stored in {results_dir}/runs")
     # Larger batches first: they cost most, so parallel workers finish together.
     tasks.sort(key=lambda t: -t[3])
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
-            run_point(*t, report=progress)
+            run_point(*t, report=progress, early_exit=early_exit)
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ctx.Pool(workers, _worker_init, (queue, threads), maxtasksperchild=None) as pool:
-            pending = pool.map_async(_worker_point, tasks, chunksize=1)
+            pending = pool.map_async(_worker_point, [t + (early_exit,) for t in tasks], chunksize=1)
             while not (pending.ready() and queue.empty()):
                 try:
                     progress(queue.get(timeout=0.5))
                 except Exception:  # queue.Empty
                     pass
             pending.get()  # re-raise a worker's error here
-    records = {}
-    for t in tasks:
-        records.update(replay_point(*t))
-    ds = store_mod.collect(spec, plan, records)
+    log(f"trained {progress.trained} trials ({_hms(progress.trained_time)} of training), "
+        f"reused {progress.done - progress.trained} stored trials, of {progress.total}")
+    ds = collect_plan(plan, results_dir, capping)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
     return ds, {"missing": missing}
+
+
+def collect_plan(plan, results_dir="results", capping=True):
+    """The results dataset of `plan` from the stored trial records alone (trains nothing).
+
+    Study points or trials with no record yet are `not_run`.
+    """
+    records = {}
+    for pp in plan.panels:
+        for s, b in pp.points:
+            records.update(replay_point(plan.spec, pp, s, b, str(results_dir), capping))
+    ds = store_mod.collect(plan.spec, plan, records)
+    ds.attrs["capping"] = int(capping)
+    return ds

@@ -7,39 +7,21 @@ Layout of the netCDF file: docs/results-format.md.
 import datetime
 import hashlib
 import json
-import os
 import pathlib
 import subprocess
-import tempfile
 from importlib import metadata
 
 import numpy as np
 import xarray as xr
 
 from . import __version__
+from .atomic import atomic_path, atomic_write  # noqa: F401 (atomic_write re-exported)
 from .errors import UsageError
 
 STATUS = {"not_run": 0, "complete": 1, "incomplete": 2, "infeasible": 3, "capped": 4}
 HP_NAMES = ("learning_rate", "momentum", "decay_steps", "end_factor")
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy", "scipy", "xarray",
             "netCDF4", "matplotlib")
-
-
-def atomic_write(path, data: bytes):
-    """Write `data` to `path` via a temporary file in the same folder, fsync and rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_id(identity):
@@ -90,7 +72,8 @@ def capped_view(record, cap):
     return dict(record, status="capped", steps_to_result=None, cap=cap,
                 steps=record["eval_steps"][keep[-1]] if keep else 0,
                 eval_steps=[record["eval_steps"][i] for i in keep],
-                val_errors=[record["val_errors"][i] for i in keep])
+                val_errors=[record["val_errors"][i] for i in keep],
+                **({"val_exact": [record["val_exact"][i] for i in keep]} if "val_exact" in record else {}))
 
 
 def provenance(spec):
@@ -127,8 +110,10 @@ def collect(spec, plan, records):
     status = np.zeros(shape4, np.int8)
     steps = np.full(shape4, -1, np.int64)
     wall = np.full(shape4, np.nan)
+    rids = np.full(shape4, "", dtype=object)
     hps = {n: np.full(shape4, np.nan) for n in HP_NAMES}
     curve = np.full(shape4 + (n_eval,), np.nan, np.float32)
+    exact = np.full(shape4 + (n_eval,), -1, np.int8)
     eval_step = np.full((len(panels), len(batches), n_eval), -1, np.int64)
     k_star = np.full(shape4[:3], np.nan)
     best = np.full(shape4[:3], -1, np.int64)
@@ -141,10 +126,12 @@ def collect(spec, plan, records):
         status[idx] = STATUS[r["status"]]
         steps[idx] = r["steps"]
         wall[idx] = r["wall_time"]
+        rids[idx] = r.get("run_id", "")
         for n in HP_NAMES:
             if n in r["values"]:
                 hps[n][idx] = r["values"][n]
         curve[idx][:len(r["val_errors"])] = r["val_errors"]
+        exact[idx][:len(r["val_errors"])] = r.get("val_exact", [True] * len(r["val_errors"]))
         k = r["steps_to_result"]
         j = idx[:3]
         if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
@@ -163,12 +150,19 @@ def collect(spec, plan, records):
                 "flag_meanings": " ".join(STATUS)}),
             "steps": (dims4, steps, {"long_name": "training steps run (-1: not run)"}),
             "wall_time": (dims4, wall, {"long_name": "trial wall time", "units": "s"}),
+            "run_id": (dims4, rids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
             **{n: (dims4, v, {"long_name": f"sampled {n.replace('_', ' ')} (NaN: not searched)"})
                for n, v in hps.items() if not np.all(np.isnan(v)) or n in ("learning_rate", "momentum")},
             "eval_step": (("panel", "batch_size", "eval"), eval_step, {
                 "long_name": "training step of each evaluation (-1: padding)"}),
             "val_error": (dims4 + ("eval",), curve, {
-                "long_name": "error on the whole validation split (NaN: not evaluated)"}),
+                "long_name": "validation error: exact, or a lower bound where val_error_exact is 0 "
+                             "(NaN: not evaluated)"}),
+            "val_error_exact": (dims4 + ("eval",), exact, {
+                "long_name": "1: val_error counted over the whole split; 0: counting stopped once "
+                             "the goal was missed, val_error is a lower bound above the goal; -1: padding",
+                "flag_values": np.array([-1, 0, 1], np.int8),
+                "flag_meanings": "padding lower_bound exact"}),
             "goal_error": (("panel",), np.array([p.panel.goal_error for p in plan.panels])),
             **{k: (("panel",), np.array([getattr(p.panel, k) for p in plan.panels], dtype=object))
                for k in ("dataset", "model", "optimizer", "schedule")},
@@ -178,34 +172,53 @@ def collect(spec, plan, records):
                 "eval": np.arange(n_eval)},
         attrs={**provenance(spec), "grid": plan.grid_name},
     )
+    ds.attrs["trials_sha256"] = trials_checksum(ds)
     return ds
 
 
+TRIAL_VARIABLES = ("steps_to_result", "best_trial", "status", "steps", "run_id", *HP_NAMES,
+                   "eval_step", "val_error", "val_error_exact")
+
+
+def trials_checksum(ds):
+    """sha256 over the trial data (docs/results-format.md says how to recompute it)."""
+    h = hashlib.sha256()
+    for name in TRIAL_VARIABLES:
+        if name in ds:
+            v = ds[name].values
+            data = "\x1f".join(map(str, v.ravel())).encode() if v.dtype.kind in "OUS" else \
+                np.ascontiguousarray(v).tobytes()
+            h.update(name.encode() + b"\0" + str(v.shape).encode() + b"\0" + data)
+    return h.hexdigest()
+
+
 def write_dataset(ds, path):
-    """Write `ds` as netCDF-4 atomically (temporary file in the same folder, then rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        enc = {"val_error": {"zlib": True, "complevel": 4}}
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `ds` as netCDF-4 atomically."""
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding={"val_error": {"zlib": True, "complevel": 4}})
 
 
-def open_results(path):
-    """Open a results file, with a clear error when it is missing or unreadable."""
+def open_results(path, spec=None, grid="reduced"):
+    """Open a results file; a missing, unreadable, altered or out-of-date one is a UsageError.
+
+    With `spec`, the file must have been built from that spec file as it is now (its sha256).
+    Every error says how to rebuild the file from the stored trial records, which trains nothing.
+    """
     path = pathlib.Path(path)
+    rebuild = (f"rebuild it from the stored trials (trains nothing): python -m repro collect "
+               f"{spec.path if spec else 'SPEC'}{'' if grid == 'reduced' else f' --grid {grid}'}")
     if not path.exists():
         raise UsageError(path, None, "no results file", "run `python -m repro run SPEC` first")
     try:
-        return xr.load_dataset(path)
+        ds = xr.load_dataset(path)
     except Exception as e:  # netCDF4/HDF5 raise many types for a truncated or foreign file
         raise UsageError(path, None, f"cannot read results ({type(e).__name__}: {e})",
-                         "delete it and rerun `python -m repro run SPEC`; trials are kept in results/runs") from None
+                         rebuild) from None
+    if "trials_sha256" in ds.attrs and ds.attrs["trials_sha256"] != trials_checksum(ds):
+        raise UsageError(path, "trials_sha256", "the trial data do not match the file's checksum "
+                         "(the file was altered or damaged)", rebuild)
+    if spec is not None and ds.attrs.get("spec_sha256") != spec.sha256:
+        raise UsageError(path, "spec_sha256", f"was built from another version of {spec.path} "
+                         f"(sha256 {str(ds.attrs.get('spec_sha256'))[:12]}..., the spec is now "
+                         f"{spec.sha256[:12]}...)", rebuild + "; or `repro run` to train what is new")
+    return ds

@@ -160,16 +160,52 @@ def test_validation_error_matches_numpy(eng, init, synthetic_data):
     trial(eng, init, hp={"learning_rate": 3e-4}, eval_steps=[8], goal=0.0)
     logits = np.asarray(eng.model(synthetic_data.x_val, training=False))
     expected = float(np.mean(np.argmax(logits, axis=1) != synthetic_data.y_val))
-    assert eng.validation_error() == expected  # exact: counts over the whole split
+    assert eng.validation_error() == (expected, True)  # exact: counts over the whole split
     assert 0.0 < expected < 1.0  # a non-trivial value (eval_chunk 25 does not divide 64)
     # and after resetting to the initial weights
     eng.reset(init, None, HP)
     logits = np.asarray(eng.model(synthetic_data.x_val, training=False))
-    assert eng.validation_error() == float(np.mean(np.argmax(logits, axis=1) != synthetic_data.y_val))
+    assert eng.validation_error() == (float(np.mean(np.argmax(logits, axis=1) != synthetic_data.y_val)), True)
 
 
 def test_trial_result_curve_matches_validation_error(eng, init):
-    r = trial(eng, init, hp={"learning_rate": 3e-4}, eval_steps=[8, 16], goal=0.0)
+    r = trial(eng, init, hp={"learning_rate": 3e-4}, eval_steps=[8, 16], goal=0.0, early_exit=False)
     # the engine stops after its last evaluation: the error now is the last recorded one
-    assert eng.validation_error() == r.val_errors[-1]
+    assert eng.validation_error() == (r.val_errors[-1], True)
+    assert r.val_exact == [True, True]
     assert all(math.isfinite(e) for e in r.val_errors)
+
+
+# ---------------------------------------------------------------- early-exit evaluation
+
+@pytest.mark.parametrize("n", [1, 7, 64, 6000, 10000])
+@pytest.mark.parametrize("goal", [0.0, 0.02, 0.1, 0.12, 0.4, 1 / 3, 0.9999])
+def test_error_limit_is_the_exact_float_threshold(goal, n):
+    k = engine.error_limit(goal, n)
+    assert k / n <= goal or k == -1
+    assert (k + 1) / n > goal
+
+
+@pytest.mark.parametrize("lr", [3e-4, 1e-3, 3e-3, 1e6])
+@pytest.mark.parametrize("goal", [0.0, 0.05, 0.3, 0.6])
+def test_early_exit_changes_no_outcome(eng, init, lr, goal):
+    """Same status, steps-to-result, steps and evaluation steps; exact points are identical and
+    early-exited points are lower bounds of the exact error, marked as such."""
+    fast = trial(eng, init, hp={"learning_rate": lr}, goal=goal, early_exit=True)
+    slow = trial(eng, init, hp={"learning_rate": lr}, goal=goal, early_exit=False)
+    assert (fast.status, fast.steps_to_result, fast.steps, fast.eval_steps) == \
+        (slow.status, slow.steps_to_result, slow.steps, slow.eval_steps)
+    assert all(slow.val_exact)
+    for f, s, exact in zip(fast.val_errors, slow.val_errors, fast.val_exact):
+        if exact:
+            assert f == s or (math.isnan(f) and math.isnan(s))
+        else:
+            assert goal < f <= s  # stopped once the goal was missed: a lower bound above it
+
+
+def test_early_exit_reads_fewer_examples_when_far_from_goal(eng, init):
+    eng.reset(init, None, HP)  # initial weights: about 3/4 of the 64 examples are wrong
+    full, exact = eng.validation_error()
+    assert exact and full > 0.5
+    lower, exact = eng.validation_error(goal=0.1)
+    assert not exact and 0.1 < lower < full  # stopped after a chunk or two of 25

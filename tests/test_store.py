@@ -62,26 +62,7 @@ eval_every = 16
 """
 
 
-# ---------------------------------------------------------------- atomic_write / RunStore
-
-def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path):
-    target = tmp_path / "sub" / "file.json"
-    store.atomic_write(target, b"first")
-    assert target.read_bytes() == b"first"
-    store.atomic_write(target, b"second, longer content")
-    assert target.read_bytes() == b"second, longer content"
-    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
-    assert (target.stat().st_mode & 0o777) == 0o644
-
-
-def test_atomic_write_failure_keeps_old_content(tmp_path):
-    target = tmp_path / "f.bin"
-    store.atomic_write(target, b"old")
-    with pytest.raises(TypeError):
-        store.atomic_write(target, "not bytes")  # write fails part-way
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
-
+# ---------------------------------------------------------------- RunStore
 
 def record(status, k=None, steps=64, evals=(16, 32, 48, 64), errors=None, cap=None, **values):
     errors = errors if errors is not None else [0.5, 0.2, 0.1, 0.05][:len(evals)]
@@ -287,3 +268,38 @@ def test_open_results_errors(tmp_path):
     bad.write_bytes(b"not a netcdf file")
     with pytest.raises(UsageError, match="cannot read results"):
         store.open_results(bad)
+
+
+def test_results_file_carries_a_checksum_of_its_trials(spec_and_plan, tmp_path):
+    sp, plan = spec_and_plan
+    recs = {k: dict(r, run_id=f"id{i}") for i, (k, r) in enumerate(synthetic_records().items())}
+    out = tmp_path / "r.nc"
+    store.write_dataset(store.collect(sp, plan, recs), out)
+    ds = store.open_results(out, sp)  # round trip keeps the checksum valid
+    assert ds["run_id"].sel(panel="a", sparsity=0.0, batch_size=4).values.tolist() == ["id0", "id1", "id2"]
+    assert ds["run_id"].sel(panel="a", sparsity=0.5, batch_size=8).values.tolist() == ["", "", ""]
+    assert ds.attrs["trials_sha256"] == store.trials_checksum(ds)
+
+    ds["steps"][0, 0, 0, 0] = 47  # someone edits a trial in the file
+    store.write_dataset(ds, out)
+    with pytest.raises(UsageError, match="trials_sha256.*altered or damaged.*repro collect"):
+        store.open_results(out, sp)
+
+
+def test_truncated_results_file_offers_rebuild(spec_and_plan, tmp_path):
+    sp, plan = spec_and_plan
+    out = tmp_path / "r.nc"
+    store.write_dataset(store.collect(sp, plan, synthetic_records()), out)
+    out.write_bytes(out.read_bytes()[:2000])
+    with pytest.raises(UsageError, match="cannot read results.*python -m repro collect"):
+        store.open_results(out, sp)
+
+
+def test_results_of_another_spec_version_are_refused(spec_and_plan, tmp_path):
+    sp, plan = spec_and_plan
+    out = tmp_path / "r.nc"
+    store.write_dataset(store.collect(sp, plan, synthetic_records()), out)
+    sp.path.write_text(sp.path.read_text() + "\n# an edit\n")
+    edited = spec_mod.load_spec(sp.path)
+    with pytest.raises(UsageError, match="spec_sha256.*another version.*repro collect"):
+        store.open_results(out, edited)
