@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import sys
+import tempfile
 
 from .errors import UsageError
 
@@ -17,6 +18,18 @@ def results_path(results_dir, spec, grid):
     """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise."""
     suffix = "" if grid == "reduced" else f".{grid}"
     return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
+
+
+def check_writable(folder):
+    """Create `folder` if needed and prove it takes files, before any training starts."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
+                         "pass --results DIR with a folder you can write to") from None
 
 
 def golden_path(spec, override=None):
@@ -54,9 +67,7 @@ def cmd_run(args):
     for sp in spec_mod.load_specs(args.spec):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel)
         out = results_path(args.results, sp, args.grid)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise UsageError(out.parent, None, "results folder is not writable", "pass --results DIR")
+        check_writable(out.parent)
         ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves)
         store.write_dataset(ds, out)
@@ -70,6 +81,7 @@ def cmd_collect(args):
     for sp in spec_mod.load_specs(args.spec):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel)
         out = results_path(args.results, sp, args.grid)
+        check_writable(out.parent)
         ds = run_mod.collect_plan(plan, args.results, capping=not args.no_capping)
         store.write_dataset(ds, out)
         n = int((ds["status"] > 0).sum())
@@ -92,7 +104,14 @@ def cmd_verify(args):
     from . import claims, spec as spec_mod, store
     results = []
     for sp in spec_mod.load_specs(args.spec):
-        golden = claims.load_golden(golden_path(sp, args.golden))
+        gpath = golden_path(sp, args.golden)
+        golden = claims.load_golden(gpath)
+        for p in sp.panels:  # a declared claim with no tolerance is a configuration error
+            for c in p.claims:
+                if claims.tolerance_for(golden, p.id, c) is None:
+                    raise UsageError(gpath, c, f"no tolerance for claim {c!r}, which panel {p.id} of "
+                                     f"{sp.path} declares", f"add a [{c}] table with its tolerance "
+                                     "and source (golden/README.md), or drop the claim from the panel")
         path = results_path(args.results, sp, args.grid)
         panels = {p.id: list(p.claims) for p in sp.panels}
         if not path.exists():

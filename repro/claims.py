@@ -9,6 +9,7 @@ Every claim gives PASS, FAIL or NOT-RUN. NOT-RUN (missing panel, missing sparsit
 sizes, no tolerance, claim not implemented) never counts as a pass or a failure; its
 ``detail`` says why and what to run.
 """
+import difflib
 
 import json
 import math
@@ -78,6 +79,13 @@ def _check_entry(path, key, entry, claim, need_provenance):
     for meta in ("source", "why"):
         if meta in entry and not isinstance(entry[meta], str):
             raise UsageError(path, f"{key}.{meta}", "must be a string", f"write {meta} = \"...\"")
+    known = {"source", "why", "not_shown_on", "not_shown_why", *GOLDEN_SCHEMA.get(claim, {})}
+    for name in entry:
+        if claim in GOLDEN_SCHEMA and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            raise UsageError(path, f"{key}.{name}", "unknown tolerance key",
+                             (f"did you mean {close[0]!r}? " if close else "") +
+                             f"known: {', '.join(sorted(known))}")
     for name, (types, required) in GOLDEN_SCHEMA.get(claim, {}).items():
         if name not in entry:
             if required and need_provenance:

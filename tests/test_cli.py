@@ -97,3 +97,32 @@ def test_unknown_grid_exits_2_in_one_line():
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+BAD_GOLDEN = sorted((ROOT / "tests" / "bad_golden").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", BAD_GOLDEN, ids=lambda p: p.name)
+def test_verify_bad_golden_exits_2_in_one_line(path, tmp_path, capsys):
+    """Malformed tolerances (syntax, missing table for a declared claim, unknown or mistyped
+    keys, missing source) stop verify before any result is read: one line, file and key, exit 2."""
+    expect = path.read_text().splitlines()[0].split(":", 1)[1].strip()
+    code = cli.main(["verify", "specs/figure-1.toml", "--golden", str(path),
+                     "--results", str(tmp_path / "none")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and path.name in lines[0], err
+    if expect:
+        assert f": {expect}: " in lines[0], lines[0]
+    assert "(" in lines[0] and lines[0].endswith(")")  # the fix, in parentheses
+
+
+def test_run_into_an_unwritable_results_folder_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the results folder should be")
+    code = cli.main(["run", "specs/figure-1.toml", "--panel", "b", "--results", str(blocker)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "not writable" in err and "--results" in err
+    assert blocker.read_text().startswith("a file")
