@@ -105,8 +105,11 @@ class Engine:
             return i + 1, tf.math.is_finite(loss), loss
 
         n = tf.shape(idx)[0]
-        return tf.while_loop(lambda i, finite, _: (i < n) & finite, body,
-                             (tf.constant(0), tf.constant(True), tf.constant(0.0)))
+        ran, finite, loss = tf.while_loop(lambda i, finite, _: (i < n) & finite, body,
+                                          (tf.constant(0), tf.constant(True), tf.constant(0.0)))
+        # A weight can overflow on the chunk's last update while that step's loss was finite.
+        weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in self.weights])
+        return ran, finite, loss, weights_finite
 
     def _count_errors(self, limit):
         """Misclassified validation examples, chunk by chunk; stops once errors > limit.
@@ -166,10 +169,13 @@ class Engine:
         steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
         done, curve, status, message = 0, [], INCOMPLETE, ""
         for s in steps:
-            ran, finite, loss = self._train(order.indices(done, s, batch_size))
+            ran, finite, loss, weights_finite = self._train(order.indices(done, s, batch_size))
             done += int(ran)
             if not bool(finite):
                 status, message = INFEASIBLE, f"training loss {float(loss)} at step {done}"
+                break
+            if not bool(weights_finite):
+                status, message = INFEASIBLE, f"non-finite weights after step {done}"
                 break
             err, exact = self.validation_error(goal if early_exit else None)
             curve.append((s, err, exact))

@@ -8,6 +8,7 @@ Study points are independent, so `workers` > 1 runs them in parallel processes.
 """
 import dataclasses
 import io
+import json
 import multiprocessing as mp
 import os
 import pathlib
@@ -35,11 +36,18 @@ def identity(panel, grid, spec, sparsity, batch_size, trial, values):
     }
 
 
-def cap_for(best_k, capping, max_steps):
-    """Last step a trial may run to, given the best K so far (None: no cap)."""
-    if not capping or best_k is None or best_k - 1 >= max_steps:
+def cap_for(best, index, capping, max_steps):
+    """Last step trial `index` may run to (None: no cap).
+
+    `best` is (K, trial) of the best complete trial run so far. K* is a minimum over trials
+    with ties going to the lower trial index, so a later trial can only matter by beating K,
+    or by tying it with a lower index: it stops at K - 1, or at K if its index is lower.
+    """
+    if not capping or best is None:
         return None
-    return best_k - 1
+    k, best_index = best
+    cap = k if index < best_index else k - 1
+    return None if cap >= max_steps else cap
 
 
 class Workload:
@@ -77,17 +85,96 @@ class Workload:
 _WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
 
 
-def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True):
+def point_project(spec, pp, sparsity, batch_size, capping):
+    """Id of one study point's search (its keras-tuner project and run order)."""
+    return store_mod.run_id({"space": [str(d) for d in pp.grid.search], "trials": pp.grid.trials,
+                             "sobol": spec.sobol, "sobol_seed": spec.sobol_seed, "capping": capping,
+                             "point": identity(pp.panel, pp.grid, spec, sparsity, batch_size, 0, {})})
+
+
+def _sobol(spec, pp):
+    from . import search
+    hp = search.hyperparameters(pp.grid.search)
+    points = search.sobol_points(len(pp.grid.search), pp.grid.trials,
+                                 spec.sobol == "scrambled", spec.sobol_seed)
+    return points, [search.to_values(hp, p) for p in points]
+
+
+def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True):
+    """The order this study point's trials run in (Sobol indices), fixed on first use.
+
+    With `reorder`, trials nearest (in the unit cube) to the best trial of a neighbouring study
+    point already finished run first -- the same sparsity at the adjacent batch sizes, then the
+    other sparsities at this batch size -- so that best-so-far capping bites sooner. The set of
+    trials never changes, only their order. The order is written before the first trial and
+    re-read on resume, so an interrupted run replays exactly the same caps.
+    """
+    path = (pathlib.Path(results_dir) / "orders" /
+            f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
+    if path.exists():
+        return json.loads(path.read_text())["order"]
+    points, _ = _sobol(spec, pp)
+    order, anchor = list(range(len(points))), None
+    if reorder and capping:
+        bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
+        i = bs.index(batch_size)
+        near = [(sparsity, bs[j]) for j in (i + 1, i - 1) if 0 <= j < len(bs)] + \
+               [(s2, batch_size) for s2 in ss if s2 != sparsity]
+        for s2, b2 in near:
+            recs, best = _walk(spec, pp, s2, b2, results_dir, capping)
+            if best is not None:
+                anchor = {"sparsity": s2, "batch_size": b2, "trial": best[1]}
+                d = np.linalg.norm(points - points[best[1]], axis=1)
+                order = sorted(order, key=lambda t: (d[t], t))
+                break
+    store_mod.atomic_write(path, json.dumps({"order": order, "anchor": anchor}).encode())
+    return order
+
+
+def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto=None):
+    """Stored records of a study point in run order, as the capped search saw them.
+
+    Returns ({(panel, sparsity, B, trial): record}, best) over the first `upto` trials of the
+    run order, where best = (K*, trial) so far (None: none complete). Stops at the first trial
+    with no usable record: later ones were capped by a best that may include it.
+    """
+    store = store_mod.RunStore(results_dir)
+    if order is None:
+        path = (pathlib.Path(results_dir) / "orders" /
+                f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
+        order = json.loads(path.read_text())["order"] if path.exists() else list(range(pp.grid.trials))
+    _, values = _sobol(spec, pp)
+    out, best = {}, None
+    for i in order[:upto]:
+        old = store.get(store_mod.run_id(
+            identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values[i])))
+        rec = store_mod.capped_view(old, cap_for(best, i, capping, pp.grid.max_steps_for(batch_size))) \
+            if old else None
+        if rec is None:
+            break
+        out[(pp.panel.id, sparsity, batch_size, i)] = rec
+        k = rec["steps_to_result"] if rec["status"] == "complete" else None
+        if k is not None and (best is None or (k, i) < best):
+            best = (k, i)
+    return out, best
+
+
+def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
+              reorder=True):
     """Search one study point with keras-tuner; `report(event dict)` after every trial."""
     from . import models, search
     panel, grid = pp.panel, pp.grid
     store = store_mod.RunStore(results_dir)
-    best = {"k": None}
+    order = run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder)
 
     def run_one(i, values):
+        # The best so far comes from the records of every trial before this one in the run
+        # order, so a resumed search caps exactly as an uninterrupted one.
+        _, best = _walk(spec, pp, sparsity, batch_size, results_dir, capping, order,
+                        order.index(i))
         ident = identity(panel, grid, spec, sparsity, batch_size, i, values)
         rid = store_mod.run_id(ident)
-        cap = cap_for(best["k"], capping, grid.max_steps_for(batch_size))
+        cap = cap_for(best, i, capping, grid.max_steps_for(batch_size))
         old = store.get(rid)
         rec = store_mod.capped_view(old, cap) if old else None
         if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
@@ -112,56 +199,37 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
                    "wall_time": res.wall_time, "message": res.message, "cap": cap}
             store.put(rid, rec)
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
-        if k is not None and (best["k"] is None or k < best["k"]):
-            best["k"] = k
+        if k is not None and (best is None or (k, i) < best):
+            best = (k, i)
         report({"panel": panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
                 "values": values, "status": rec["status"], "k": k, "steps": rec["steps"],
-                "wall_time": rec["wall_time"], "reused": reused, "best": best["k"]})
+                "wall_time": rec["wall_time"], "reused": reused,
+                "best": None if best is None else best[0]})
         return k
 
-    oracle = search.SobolOracle(grid.search, grid.trials,
-                                scrambled=spec.sobol == "scrambled", seed=spec.sobol_seed)
-    project = store_mod.run_id({"space": [str(d) for d in grid.search], "trials": grid.trials,
-                                "sobol": spec.sobol, "sobol_seed": spec.sobol_seed,
-                                "capping": capping,
-                                "point": identity(panel, grid, spec, sparsity, batch_size, 0, {})})
     directory = pathlib.Path(results_dir) / "tuner"
+    project = point_project(spec, pp, sparsity, batch_size, capping)
     name = f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}-{project}"
+
+    def tuner():
+        oracle = search.SobolOracle(grid.search, grid.trials, scrambled=spec.sobol == "scrambled",
+                                    seed=spec.sobol_seed, order=order)
+        return search.StepsToResultTuner(oracle, run_one, directory=directory, project_name=name)
+
     try:
-        tuner = search.StepsToResultTuner(oracle, run_one, directory=directory, project_name=name)
+        t = tuner()
     except Exception as e:  # keras-tuner's own files are not written atomically: a kill can cut one
         # Nothing is lost: every finished trial is a record, and the search re-reads them.
         print(f"repro: tuner state {directory / name} unreadable ({type(e).__name__}: {e}); "
               "rebuilding it from the stored trials", flush=True)
         shutil.rmtree(directory / name, ignore_errors=True)
-        oracle = search.SobolOracle(grid.search, grid.trials,
-                                    scrambled=spec.sobol == "scrambled", seed=spec.sobol_seed)
-        tuner = search.StepsToResultTuner(oracle, run_one, directory=directory, project_name=name)
-    tuner.search(verbose=0)
+        t = tuner()
+    t.search(verbose=0)
 
 
 def replay_point(spec, pp, sparsity, batch_size, results_dir, capping):
-    """The records of one study point, in trial order, as the capped search saw them.
-
-    Also covers trials a resumed keras-tuner search skipped because they had already ended.
-    """
-    from . import search
-    store = store_mod.RunStore(results_dir)
-    hp = search.hyperparameters(pp.grid.search)
-    points = search.sobol_points(len(pp.grid.search), pp.grid.trials,
-                                 spec.sobol == "scrambled", spec.sobol_seed)
-    out, best = {}, None
-    for i, point in enumerate(points):
-        values = search.to_values(hp, point)
-        old = store.get(store_mod.run_id(
-            identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values)))
-        rec = store_mod.capped_view(old, cap_for(best, capping, pp.grid.max_steps_for(batch_size))) if old else None
-        if rec is None:
-            continue
-        out[(pp.panel.id, sparsity, batch_size, i)] = rec
-        if rec["status"] == "complete" and (best is None or rec["steps_to_result"] < best):
-            best = rec["steps_to_result"]
-    return out
+    """The records of one study point, in run order, as the capped search saw them."""
+    return _walk(spec, pp, sparsity, batch_size, results_dir, capping)[0]
 
 
 @dataclasses.dataclass
@@ -208,12 +276,13 @@ def _worker_init(queue, threads):
 
 
 def _worker_point(args):
-    *args, early_exit = args
-    run_point(*args, report=_QUEUE.put, early_exit=early_exit)
+    *args, early_exit, reorder = args
+    run_point(*args, report=_QUEUE.put, early_exit=early_exit, reorder=reorder)
     return args[2], args[3]
 
 
-def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True):
+def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True,
+             reorder=True):
     """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
     spec, results_dir = plan.spec, str(results_dir)
     tasks, missing = [], {}
@@ -234,13 +303,13 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     tasks.sort(key=lambda t: -t[3])
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
-            run_point(*t, report=progress, early_exit=early_exit)
+            run_point(*t, report=progress, early_exit=early_exit, reorder=reorder)
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ctx.Pool(workers, _worker_init, (queue, threads), maxtasksperchild=None) as pool:
-            pending = pool.map_async(_worker_point, [t + (early_exit,) for t in tasks], chunksize=1)
+            pending = pool.map_async(_worker_point, [t + (early_exit, reorder) for t in tasks], chunksize=1)
             while not (pending.ready() and queue.empty()):
                 try:
                     progress(queue.get(timeout=0.5))

@@ -52,9 +52,9 @@ def to_values(hp, point):
 
 
 class SobolOracle(keras_tuner.Oracle):
-    """Trial i (keras-tuner's trial id, in creation order) takes Sobol point i."""
+    """keras-tuner's trial t (ids in creation order) takes Sobol point order[t] (default: t)."""
 
-    def __init__(self, space, max_trials, scrambled=False, seed=0, **kwargs):
+    def __init__(self, space, max_trials, scrambled=False, seed=0, order=None, **kwargs):
         super().__init__(
             objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
             max_trials=max_trials,
@@ -65,9 +65,16 @@ class SobolOracle(keras_tuner.Oracle):
         )
         self.scrambled, self.sobol_seed = scrambled, seed
         self.points = sobol_points(len(space), max_trials, scrambled, seed)
+        self.order = list(order) if order is not None else list(range(max_trials))
+        if sorted(self.order) != list(range(max_trials)):
+            raise ValueError(f"order must be a permutation of range({max_trials}), got {order}")
+
+    def sobol_index(self, trial_id):
+        """The Sobol index (repro's trial number) of keras-tuner's trial `trial_id`."""
+        return self.order[int(trial_id)]
 
     def populate_space(self, trial_id):
-        point = self.points[int(trial_id)]
+        point = self.points[self.sobol_index(trial_id)]
         values = {h.name: h.prob_to_value(float(p)) for p, h in zip(point, self.hyperparameters.space)}
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
@@ -91,7 +98,7 @@ class StepsToResultTuner(base_tuner.BaseTuner):
                 values[name[len("one_minus_"):]] = 1.0 - v
             else:
                 values[name] = v
-        objective = self.run_trial_fn(int(trial.trial_id), values)
+        objective = self.run_trial_fn(self.oracle.sobol_index(trial.trial_id), values)
         return {OBJECTIVE: math.inf if objective is None else float(objective)}
 
     def save_model(self, trial_id, model, step=0):  # trials keep records, not models

@@ -119,14 +119,14 @@ JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 @st.composite
 def mutated_specs(draw):
     spec = draw(valid_specs())
-    all_paths = [p for p in paths(spec)]
     for _ in range(draw(st.integers(1, 3))):
+        all_paths = list(paths(spec))  # an earlier mutation may have removed some
+        if not all_paths:
+            break
         path = draw(st.sampled_from(all_paths))
         parent = spec
         for k in path[:-1]:
             parent = parent[k]
-        if not isinstance(parent, dict) or path[-1] not in parent:
-            continue
         action = draw(st.sampled_from(["replace", "delete", "add"]))
         if action == "replace":
             parent[path[-1]] = draw(JUNK)

@@ -1,0 +1,147 @@
+"""Tests for repro.run: capping, run order, reuse of stored trials, divergence, resume logic.
+
+Trials train for real through the engine, but on the SYNTHETIC dataset of conftest.py
+(`repro.data.load` is patched to return it), so each run takes seconds.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from repro import data as data_mod
+from repro import plan as plan_mod
+from repro import run
+from repro import spec as spec_mod
+from conftest import make_data
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-tuner internals
+
+SPEC = """\
+[figure]
+id = "figure-run-test"
+title = "synthetic run test"
+seed = {seed}
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "sgd"
+schedule = "constant"
+goal_error = 0.3
+
+[panel.search]
+learning_rate = {{ min = {lr_min}, max = {lr_max}, scale = "log" }}
+
+[panel.grid.full]
+batch_sizes = {batch_sizes}
+sparsities = [0.0]
+trials = 6
+max_steps = 64
+eval_every = 4
+"""
+
+
+@pytest.fixture(autouse=True)
+def synthetic(monkeypatch):
+    data = make_data(n_train=64, n_val=64)
+    monkeypatch.setattr(data_mod, "load", lambda name: data)
+    monkeypatch.setattr(run, "_WORKLOADS", {})
+
+
+def plan_for(tmp_path, seed=0, lr_min=1e-3, lr_max=0.3, batch_sizes=(8, 16, 32), name="spec"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPEC.format(seed=seed, lr_min=lr_min, lr_max=lr_max,
+                                batch_sizes=json.dumps(list(batch_sizes))))
+    return plan_mod.compile_plan(spec_mod.load_spec(path), "full")
+
+
+def do_run(plan, results, **kw):
+    lines = []
+    ds, _ = run.run_plan(plan, results, log=lines.append, **kw)
+    return ds, lines
+
+
+def summary(lines):
+    """(trained, reused) from the run's last line."""
+    last = [ln for ln in lines if ln.startswith("trained ")][-1].split()
+    return int(last[1]), int(last[last.index("reused") + 1])
+
+
+def test_cap_for():
+    assert run.cap_for(None, 3, True, 100) is None
+    assert run.cap_for((40, 2), 3, False, 100) is None
+    assert run.cap_for((40, 2), 3, True, 100) == 39  # a higher index must beat K
+    assert run.cap_for((40, 2), 1, True, 100) == 40  # a lower index wins a tie
+    assert run.cap_for((200, 2), 3, True, 100) is None  # the cap is past the budget
+
+
+def test_capping_and_run_order_leave_every_k_star_unchanged(tmp_path):
+    plan = plan_for(tmp_path)
+    plain, _ = do_run(plan, tmp_path / "plain", capping=False, reorder=False)
+    capped, _ = do_run(plan, tmp_path / "capped", capping=True, reorder=False)
+    ordered, _ = do_run(plan, tmp_path / "ordered", capping=True, reorder=True)
+    k = plain["steps_to_result"].values
+    assert np.isfinite(k).all()  # every point has a complete trial: the comparison means something
+    for ds in (capped, ordered):
+        np.testing.assert_array_equal(ds["steps_to_result"].values, k)
+        np.testing.assert_array_equal(ds["best_trial"].values, plain["best_trial"].values)
+        np.testing.assert_array_equal(ds["learning_rate"].values, plain["learning_rate"].values)
+    trained = {name: int(ds["steps"].where(ds["steps"] > 0).sum())
+               for name, ds in (("plain", plain), ("capped", capped), ("ordered", ordered))}
+    assert trained["ordered"] <= trained["capped"] < trained["plain"], trained
+    assert (capped["status"] == 4).any()  # some trials were capped, and recorded as such
+
+
+def test_run_order_starts_from_the_neighbours_best_and_is_kept(tmp_path):
+    plan = plan_for(tmp_path)
+    ds, _ = do_run(plan, tmp_path / "r", capping=True, reorder=True, workers=1)
+    orders = {}
+    for f in (tmp_path / "r" / "orders").glob("*.json"):
+        d = json.loads(f.read_text())
+        orders[None if d["anchor"] is None else d["anchor"]["batch_size"]] = d
+    assert len(orders) == 3 and sorted(sum((d["order"] for d in orders.values()), [])) == \
+        sorted(list(range(6)) * 3)  # each a permutation: the set of trials never changes
+    assert orders[None]["order"] == list(range(6))  # the first point had no finished neighbour
+    for b, d in orders.items():
+        if b is not None:  # a later point starts with its neighbour's best trial
+            assert d["order"][0] == int(ds["best_trial"].sel(panel="a", sparsity=0.0, batch_size=b))
+
+
+def test_changed_spec_reuses_unchanged_trials_and_trains_only_what_is_new(tmp_path):
+    results = tmp_path / "r"
+    first, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), results)
+    assert summary(lines)[1] == 0
+    again, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), results)
+    assert summary(lines) == (0, 12)  # nothing new: every trial re-read
+    grown, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16, 32)), results)
+    trained, reused = summary(lines)
+    assert reused == 12 and trained == 6  # only the new batch size trains
+    np.testing.assert_array_equal(grown["steps_to_result"].sel(batch_size=[8, 16]).values,
+                                  first["steps_to_result"].values)
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"lr_min": 2e-3}])
+def test_changed_seed_or_search_space_is_never_mixed_with_old_trials(tmp_path, change):
+    results = tmp_path / "r"
+    do_run(plan_for(tmp_path, batch_sizes=(16,)), results)
+    _, lines = do_run(plan_for(tmp_path, batch_sizes=(16,), **change), results)
+    assert summary(lines) == (6, 0)
+
+
+def test_diverging_trials_in_a_row_never_stop_the_search(tmp_path):
+    ds, lines = do_run(plan_for(tmp_path, lr_min=1e4, lr_max=1e8, batch_sizes=(16,)),
+                       tmp_path / "r", capping=True)
+    assert summary(lines) == (6, 0)
+    assert (ds["status"].values == 3).all()  # all six infeasible, all recorded
+    assert np.isnan(ds["steps_to_result"].values).all()
+    assert sum("infeasible" in ln for ln in lines) == 6
+
+
+def test_collect_plan_rebuilds_the_run_dataset_without_training(tmp_path):
+    plan = plan_for(tmp_path, batch_sizes=(8, 16))
+    ds, _ = do_run(plan, tmp_path / "r")
+    again = run.collect_plan(plan, tmp_path / "r")
+    for name in ("steps_to_result", "best_trial", "status", "steps", "val_error", "run_id"):
+        np.testing.assert_array_equal(again[name].values, ds[name].values)
+    assert again.attrs["trials_sha256"] == ds.attrs["trials_sha256"]
