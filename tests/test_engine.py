@@ -209,3 +209,36 @@ def test_early_exit_reads_fewer_examples_when_far_from_goal(eng, init):
     assert exact and full > 0.5
     lower, exact = eng.validation_error(goal=0.1)
     assert not exact and 0.1 < lower < full  # stopped after a chunk or two of 25
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weight_marks_the_trial_infeasible(eng, init, bad):
+    """A NaN or inf weight (however it got there) ends the trial as infeasible at once."""
+    poisoned = [w.copy() for w in init]
+    poisoned[-1][0] = bad  # last-layer bias
+    r = trial(eng, init=poisoned, hp={"learning_rate": 1e-3})
+    assert r.status == engine.INFEASIBLE and r.steps_to_result is None
+    assert r.steps <= EVAL[0] and r.message
+
+
+def test_weights_overflowing_on_a_chunks_last_step_are_caught(eng, init):
+    """The loss of a step is computed before its update: a weight that overflows on the last
+    update of a chunk is caught by the weight check, not left for the next chunk."""
+    eng.reset(init, None, {"learning_rate": 1e-3})
+    eng.weights[-1].assign(np.full(eng.weights[-1].shape, np.inf, np.float32))
+    ran, finite, loss, weights_finite = eng._train(engine.DataOrder(64, 0).indices(0, 1, 16))
+    assert not bool(weights_finite)
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_early_exit_decides_checkpoints_at_and_around_the_goal_like_full_counting(eng, init, offset):
+    """Goal set so the checkpoint's error count is one below, exactly at, and one above the
+    goal x N threshold: early exit and full counting make the same decision every time."""
+    eng.reset(init, None, HP)
+    full, _ = eng.validation_error()
+    errors = round(full * eng.n_val)
+    goal = (errors + offset) / eng.n_val  # offset 0: error == goal exactly (meets it)
+    lower, exact = eng.validation_error(goal)
+    assert (lower <= goal) == (full <= goal)
+    if full <= goal:
+        assert exact and lower == full  # a checkpoint that meets the goal is always counted in full
