@@ -1,4 +1,4 @@
-"""Command line: python -m repro plan|run|collect|plot|verify|data ...
+"""Command line: python -m repro plan|run|collect|plot|verify|bench|data ...
 
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
@@ -44,11 +44,26 @@ def cmd_plan(args):
     from . import plan as plan_mod, spec as spec_mod
     out = []
     for sp in spec_mod.load_specs(args.spec):
-        out.append(plan_mod.describe(plan_mod.compile_plan(sp, args.grid, args.panel)))
+        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+        out.append(plan_mod.describe(plan))
+        if args.estimate:
+            out[-1]["estimate"] = estimate_costs(plan, args)
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2))
         return 0
     for d in out:
+        for row in d.get("estimate", []):
+            src = row["measured_from"]
+            print(f"estimate ({row['panel']}): " + (
+                f"from the {src['grid']} grid's results (p = {src['p']:.2f} of trials reach the goal, "
+                f"completing trials take {src['kbar_over_kstar']:.2f} x K*, early exit reads "
+                f"{src['q']:.0%} of a failing evaluation)" if src else
+                "no results to measure from: upper bound only (run the reduced grid first)"))
+            for kind in ("at_most", "naive", "repro"):
+                if kind in row:
+                    r = row[kind]
+                    print(f"  {kind:8s} {r['steps']:>15,} steps {r['evaluations']:>12,} evaluations "
+                          f"{r['examples_evaluated']:>16,} validation examples")
         print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
               f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
               f"evaluations and {d['totals']['steps_at_most']:,} steps")
@@ -60,6 +75,18 @@ def cmd_plan(args):
         for m, v in d["models"].items():
             print(f"  model {m}: {v['parameters']:,} parameters")
     return 0
+
+
+def estimate_costs(plan, args):
+    """repro.cost.estimate with measurements from this spec's results (this grid, else reduced)."""
+    from . import cost, store
+    ds = None
+    for grid in dict.fromkeys([args.grid, "reduced"]):
+        path = results_path(args.results, plan.spec, grid)
+        if path.exists():
+            ds = store.open_results(path, plan.spec, grid)
+            break
+    return cost.estimate(plan, ds)
 
 
 def cmd_run(args):
@@ -127,6 +154,15 @@ def cmd_verify(args):
     return claims.exit_code(results)
 
 
+def cmd_bench(args):
+    from . import bench
+    ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
+    floats = lambda text: [float(x) for x in text.split(",")] if text else None  # noqa: E731
+    result = bench.bench(args.spec, args.grid, args.panel, ints(args.batch_sizes),
+                         floats(args.sparsities), args.trials, args.workers)
+    return 0 if result["same"] else 1
+
+
 def cmd_data(args):
     from . import data
     if args.action == "status":
@@ -158,7 +194,10 @@ def parser():
             sp.add_argument("--results", default="results", help="results folder (default: results)")
 
     sp = sub.add_parser("plan", help="show study points, trials and cost bounds without training")
-    common(sp, results=False)
+    common(sp)
+    sp.add_argument("--estimate", action="store_true",
+                    help="predict steps and evaluations with and without repro's speed-ups "
+                         "(measured from this spec's stored results where there are any)")
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_plan)
@@ -194,6 +233,16 @@ def parser():
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("bench", help="naive Keras harness vs repro on the same study, side by side")
+    sp.add_argument("spec", nargs="?", default="specs/figure-1.toml")
+    sp.add_argument("--grid", default="reduced")
+    sp.add_argument("--panel", default="b", help="panel to benchmark (default: b)")
+    sp.add_argument("--batch-sizes", help="comma-separated subset of the grid's batch sizes")
+    sp.add_argument("--sparsities", help="comma-separated subset of the grid's sparsities")
+    sp.add_argument("--trials", type=int, help="fewer trials per study point")
+    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    sp.set_defaults(fn=cmd_bench)
 
     sp = sub.add_parser("data", help="fetch or list datasets")
     sp.add_argument("action", choices=["fetch", "status"])

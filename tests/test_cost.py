@@ -1,0 +1,77 @@
+"""Tests for repro.cost: the Appendix B upper bound and the naive / repro predictions.
+
+Measurements are given by hand (SYNTHETIC numbers), so every expected value is worked out
+below from the model's stated rules.
+"""
+import math
+import pathlib
+
+import pytest
+
+from repro import cost
+from repro import plan as plan_mod
+from repro import spec as spec_mod
+
+SPEC = """\
+[figure]
+id = "figure-cost-test"
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "sgd"
+schedule = "constant"
+goal_error = 0.02
+
+[panel.search]
+learning_rate = { min = 1e-4, max = 1.0, scale = "log" }
+
+[panel.grid.full]
+batch_sizes = [8, 16]
+sparsities = [0.0]
+trials = 4
+max_steps = 160
+eval_every = 16
+"""
+
+
+@pytest.fixture
+def panel_plan(tmp_path):
+    path = tmp_path / "figure-cost-test.toml"
+    path.write_text(SPEC)
+    return plan_mod.compile_plan(spec_mod.load_spec(path), "full").panels[0]
+
+
+def test_paper_full_grid_upper_bound_is_appendix_b():
+    sp = spec_mod.load_spec(pathlib.Path(__file__).resolve().parents[1] / "specs" / "figure-1.toml")
+    pp = plan_mod.compile_plan(sp, "full", ["a"]).panels[0]
+    est = cost.estimate_panel(pp, n_val=6000)
+    assert est["at_most"]["evaluations"] == 14_000_000  # 14 B x 4 s x 100 trials x 40000/16
+    assert est["at_most"]["steps"] == 14 * 4 * 100 * 40000
+    assert set(est) == {"at_most"}  # nothing measured: no prediction is made up
+
+
+def test_prediction_follows_the_stated_rules(panel_plan):
+    # B = 8 measured K* = 32; B = 16 from the fit 256/B + 16 = 32. Every trial completes
+    # (p = 1) in 1.5 K* = 48 steps; early exit reads half of a failing evaluation.
+    m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 0.5,
+         "measured_k": {(0.0, 8): 32.0}}
+    est = cost.estimate_panel(panel_plan, n_val=100, m=m)
+    assert est["at_most"] == {"steps": 2 * 4 * 160, "evaluations": 2 * 4 * 10,
+                              "examples_evaluated": 2 * 4 * 10 * 100}
+    # naive: 4 trials x 48 steps, 3 evaluations each (16, 32, 48), per point
+    assert est["naive"]["steps"] == 2 * 4 * 48
+    assert est["naive"]["evaluations"] == 2 * 4 * 3
+    # repro: the first trial completes (48 steps, 3 evaluations), the other 3 stop by K* = 32
+    assert est["repro"]["steps"] == 2 * (48 + 3 * 32)
+    assert est["repro"]["evaluations"] == 2 * (3 + 3 * 2)
+    # one evaluation per point meets the goal (read in full), the rest are read by half
+    assert est["repro"]["examples_evaluated"] == 2 * (1 * 100 + (9 - 1) * 50)
+
+
+def test_a_point_no_trial_can_finish_costs_its_whole_budget(panel_plan):
+    m = {"fits": {0.0: {"c1": math.nan, "c2": math.nan}}, "p": 0.5, "kbar_over_kstar": 2.0,
+         "q": 1.0, "measured_k": {}}
+    est = cost.estimate_panel(panel_plan, n_val=100, m=m)
+    assert est["naive"]["steps"] == est["repro"]["steps"] == est["at_most"]["steps"]
