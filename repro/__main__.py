@@ -151,6 +151,9 @@ def cmd_verify(args):
         ds = store.open_results(path, sp, args.grid)
         results += claims.verify_dataset(ds, sp.id, panels, golden)
     print(claims.to_json(results) if args.json else claims.format_table(results))
+    if args.junit:
+        from .atomic import atomic_write
+        atomic_write(args.junit, claims.to_junit(results))
     return claims.exit_code(results)
 
 
@@ -232,6 +235,7 @@ def parser():
     common(sp)
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     sp.set_defaults(fn=cmd_verify)
 
     sp = sub.add_parser("bench", help="naive Keras harness vs repro on the same study, side by side")

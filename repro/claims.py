@@ -48,6 +48,11 @@ GOLDEN_SCHEMA = {
     "plateau": {"points": (int, True), "slope_min": (_NUMBER, True)},
     "sparse_slower": {"min_ratio": (_NUMBER, True), "strict": (bool, False), "paper_band": (list, False)},
     "sparse_c1_larger": {"min_ratio": (_NUMBER, True), "strict": (bool, False), "paper_value": (_NUMBER, False)},
+    "diminishing_returns": {"min_flattening": (_NUMBER, True)},
+    "sparse_ratio_band": {"band": (list, True)},
+    "sparse_critical_batch_no_smaller": {"factor": (_NUMBER, True), "min_ratio": (_NUMBER, True)},
+    "c1_increasing_with_sparsity": {"min_ratio": (_NUMBER, True), "strict": (bool, False)},
+    "best_lr_nondecreasing": {"max_drop": (_NUMBER, True)},
 }
 
 
@@ -111,9 +116,12 @@ def _check_values(path, key, entry, claim):
     if shown and not isinstance(entry.get("not_shown_why"), str):
         raise UsageError(path, f"{key}.not_shown_why", "missing: say why the grid cannot show the claim, with the measured numbers",
                          'add not_shown_why = "..."')
-    band = entry.get("paper_band")
-    if band is not None and (len(band) != 2 or not all(_is_type(v, _NUMBER) for v in band)):
-        raise UsageError(path, f"{key}.paper_band", "must be a list of two numbers", "write paper_band = [low, high]")
+    for name in ("paper_band", "band"):
+        band = entry.get(name)
+        if band is not None and (len(band) != 2 or not all(_is_type(v, _NUMBER) for v in band)
+                                 or band[0] > band[1]):
+            raise UsageError(path, f"{key}.{name}", "must be a list of two increasing numbers",
+                             f"write {name} = [low, high]")
 
 
 def load_golden(path) -> dict:
@@ -220,7 +228,7 @@ def _slope_claim(k, sparsities, tol, largest):
     return slopes
 
 
-def _check_linear_scaling(k, sparsities, tol):
+def _check_linear_scaling(k, sparsities, tol, **_):
     """Slope over the smallest B within [slope_min, slope_max] for every sparsity."""
     lo, hi = tol["slope_min"], tol["slope_max"]
     tolerance = f"slope in [{lo:g}, {hi:g}] over the {tol['points']} smallest B"
@@ -230,7 +238,7 @@ def _check_linear_scaling(k, sparsities, tol):
     return ok, "slope " + measured, tolerance, {"slopes": slopes}
 
 
-def _check_plateau(k, sparsities, tol):
+def _check_plateau(k, sparsities, tol, **_):
     """Slope over the largest B at least slope_min for every sparsity."""
     lo = tol["slope_min"]
     tolerance = f"slope >= {lo:g} over the {tol['points']} largest B"
@@ -260,7 +268,7 @@ def _ratio_text(tol):
     return f"{'>' if tol.get('strict', False) else '>='} {tol['min_ratio']:g}"
 
 
-def _check_sparse_slower(k, sparsities, tol):
+def _check_sparse_slower(k, sparsities, tol, **_):
     """K*(s_max)/K*(0) above min_ratio at every B where both are measured."""
     s0, s_max = _dense_and_sparsest(sparsities)
     dense, sparse = k.sel(sparsity=s0), k.sel(sparsity=s_max)
@@ -283,7 +291,7 @@ def _check_sparse_slower(k, sparsities, tol):
     return ok, measured, tolerance, values
 
 
-def _check_sparse_c1_larger(k, sparsities, tol):
+def _check_sparse_c1_larger(k, sparsities, tol, **_):
     """c1 of the Prop. 4.1 fit at s_max over c1 at s=0 above min_ratio."""
     s0, s_max = _dense_and_sparsest(sparsities)
     b = k["batch_size"].values
@@ -302,11 +310,114 @@ def _check_sparse_c1_larger(k, sparsities, tol):
     return _ratio_ok(ratio, tol), measured, tolerance, values
 
 
+def _check_diminishing_returns(k, sparsities, tol, **_):
+    """The curve bends: slope over the 2 largest B exceeds slope over the 2 smallest by min_flattening."""
+    need = tol["min_flattening"]
+    bends = {}
+    for s in sparsities:
+        b, v = _measured_curve(k, s)
+        if b.size < 3:
+            raise _NotRun(f"needs 3 batch sizes with a measured K* per sparsity; s={_fmt_s(s)} has {b.size}")
+        small, large = analysis.loglog_slope(b[:2], v[:2]), analysis.loglog_slope(b[-2:], v[-2:])
+        bends[_fmt_s(s)] = {"small_b_slope": small, "large_b_slope": large, "flattening": large - small}
+    ok = all(d["flattening"] >= need for d in bends.values())
+    measured = ", ".join(f"{_fmt(d['small_b_slope'])} -> {_fmt(d['large_b_slope'])} (s={s})"
+                         for s, d in bends.items())
+    return ok, "slope " + measured, f"large-B slope - small-B slope >= {need:g}", {"bends": bends}
+
+
+def _check_sparse_ratio_band(k, sparsities, tol, **_):
+    """K*(s_max)/K*(0) inside the paper's band at every B where both are measured."""
+    lo, hi = tol["band"]
+    s0, s_max = _dense_and_sparsest(sparsities)
+    ratios = {int(b): float(k.sel(sparsity=s_max, batch_size=b) / k.sel(sparsity=s0, batch_size=b))
+              for b in k["batch_size"].values}
+    ratios = {b: r for b, r in ratios.items() if math.isfinite(r)}
+    if not ratios:
+        raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
+    ok = all(lo <= r <= hi for r in ratios.values())
+    measured = "ratio " + ", ".join(f"{_fmt(r)} (B={b})" for b, r in ratios.items())
+    return ok, measured, f"K*(s={_fmt_s(s_max)})/K*(s=0) in [{lo:g}, {hi:g}] at every B", \
+        {"s_max": s_max, "ratios": {str(b): r for b, r in ratios.items()}}
+
+
+def _check_sparse_critical_batch_no_smaller(k, sparsities, tol, **_):
+    """Critical batch size (where K* leaves linear scaling by `factor`) of s_max >= dense's x min_ratio.
+
+    On normalised curves (K* / K* at the smallest B), as in the paper's third column. A curve
+    that never leaves linear scaling on the grid has its critical batch beyond the largest B.
+    """
+    s0, s_max = _dense_and_sparsest(sparsities)
+    crit = {}
+    for s in (s0, s_max):
+        b, v = _measured_curve(k, s)
+        if b.size < 2:
+            raise _NotRun(f"needs 2 measured batch sizes at s={_fmt_s(s)}")
+        c = analysis.critical_batch_direct(b, v, tol["factor"])
+        crit[s] = c if math.isfinite(c) else math.inf
+    ratio = crit[s_max] / crit[s0] if math.isfinite(crit[s0]) else (1.0 if math.isinf(crit[s_max]) else 0.0)
+    ok = ratio >= tol["min_ratio"]
+    show = lambda c: "beyond the grid" if math.isinf(c) else f"{c:g}"  # noqa: E731
+    measured = f"B_crit {show(crit[s_max])} (s={_fmt_s(s_max)}) vs {show(crit[s0])} (s=0)"
+    return ok, measured, (f"B_crit(s={_fmt_s(s_max)}) >= {tol['min_ratio']:g} x B_crit(s=0), "
+                          f"B_crit = first B with K* > {tol['factor']:g} x linear scaling"), \
+        {"b_crit": {_fmt_s(s): c for s, c in crit.items()}, "ratio": ratio}
+
+
+def _check_c1_increasing_with_sparsity(k, sparsities, tol, **_):
+    """c1 of the Prop. 4.1 fit rises from each sparsity to the next by at least min_ratio."""
+    if len(sparsities) < 2:
+        raise _NotRun("needs at least two sparsities")
+    b = k["batch_size"].values
+    c1 = {}
+    for s in sorted(sparsities):
+        f = analysis.fit_prop41(b, k.sel(sparsity=s).values)
+        if math.isnan(f["c1"]):
+            raise _NotRun(f"the fit needs {analysis.MIN_FIT_POINTS} measured batch sizes; "
+                          f"s={_fmt_s(s)} has {f['n_points']}")
+        c1[s] = f["c1"]
+    ss = sorted(c1)
+    steps = [c1[b_] / c1[a] if c1[a] > 0 else math.inf for a, b_ in zip(ss, ss[1:])]
+    ok = all(_ratio_ok(r, tol) for r in steps)
+    measured = "c1 " + " < ".join(f"{c1[s]:.4g} (s={_fmt_s(s)})" for s in ss)
+    return ok, measured, f"c1(next sparsity)/c1 {_ratio_text(tol)} for each step", \
+        {"c1": {_fmt_s(s): v for s, v in c1.items()}, "ratios": steps}
+
+
+def _check_best_lr_nondecreasing(k, sparsities, tol, ds=None, panel=None, **_):
+    """The best trial's learning rate does not fall as B grows (Fig. 3), up to a factor max_drop."""
+    if ds is None or "learning_rate" not in ds or "best_trial" not in ds:
+        raise _NotRun("needs per-trial learning rates and best trials in the results")
+    drops, lrs = [], {}
+    for s in sparsities:
+        best = ds["best_trial"].sel(panel=panel, sparsity=s)
+        row = {}
+        for b in best["batch_size"].values:
+            t = int(best.sel(batch_size=b))
+            if t >= 0:
+                row[int(b)] = float(ds["learning_rate"].sel(panel=panel, sparsity=s, batch_size=b, trial=t))
+        if len(row) < 2:
+            raise _NotRun(f"needs 2 batch sizes with a best trial at s={_fmt_s(s)}")
+        bs = sorted(row)
+        drops += [row[a] / row[b_] for a, b_ in zip(bs, bs[1:])]
+        lrs[_fmt_s(s)] = row
+    worst = max(drops)
+    measured = "; ".join(f"s={s}: " + ", ".join(f"{v:.3g}" for _, v in sorted(r.items()))
+                         for s, r in lrs.items())
+    return worst <= tol["max_drop"], "best lr " + measured, \
+        f"best lr at the next B >= best lr / {tol['max_drop']:g}", {"best_lr": lrs, "worst_drop": worst}
+
+
 CLAIMS = {
     "linear_scaling": _check_linear_scaling,
     "plateau": _check_plateau,
     "sparse_slower": _check_sparse_slower,
     "sparse_c1_larger": _check_sparse_c1_larger,
+    "diminishing_returns": _check_diminishing_returns,
+    "sparse_ratio_band": _check_sparse_ratio_band,
+    "sparse_critical_batch_no_smaller": _check_sparse_critical_batch_no_smaller,
+    "c1_increasing_with_sparsity": _check_c1_increasing_with_sparsity,
+    "best_lr_nondecreasing": _check_best_lr_nondecreasing,
 }
 
 
@@ -349,7 +460,7 @@ def check_one(ds, figure_id, panel_id, claim, golden) -> ClaimResult:
     k = analysis.steps_to_result(ds, panel_id)
     sparsities = _panel_sparsities(ds, panel_id, k)
     try:
-        ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol)
+        ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol, ds=ds, panel=panel_id)
     except _NotRun as why:
         return not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
     detail = values.pop("detail", "")
@@ -424,3 +535,28 @@ def _jsonable(x):
 def to_json(results) -> str:
     """The results as a JSON list of objects (strict JSON: no NaN or Infinity)."""
     return json.dumps([_jsonable(asdict(r)) for r in results], indent=2, allow_nan=False)
+
+
+def to_junit(results) -> bytes:
+    """JUnit XML: one <testsuite> per figure, one <testcase> per (panel, claim).
+
+    FAIL is a <failure>, NOT-RUN a <skipped> (never a pass), each with the measured value,
+    the tolerance and the detail, so a CI system shows every claim as its own test.
+    """
+    import xml.etree.ElementTree as ET
+    root = ET.Element("testsuites", name="repro verify")
+    for fig in dict.fromkeys(r.figure for r in results):
+        rs = [r for r in results if r.figure == fig]
+        suite = ET.SubElement(root, "testsuite", name=fig, tests=str(len(rs)),
+                              failures=str(sum(r.status == FAIL for r in rs)),
+                              skipped=str(sum(r.status == NOT_RUN for r in rs)), errors="0")
+        for r in rs:
+            case = ET.SubElement(suite, "testcase", classname=f"{fig}.panel_{r.panel}", name=r.claim)
+            text = f"measured {r.measured}; tolerance {r.tolerance}" + (f"; {r.detail}" if r.detail else "")
+            if r.status == FAIL:
+                ET.SubElement(case, "failure", message=text).text = text
+            elif r.status == NOT_RUN:
+                ET.SubElement(case, "skipped", message=text)
+            else:
+                ET.SubElement(case, "system-out").text = text
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -23,7 +23,9 @@ MODELS = ("simple_cnn", "resnet8")
 OPTIMIZERS = ("sgd", "momentum", "nesterov")
 SCHEDULES = ("constant", "linear_decay")
 SCALES = ("linear", "log", "reverse_log")
-CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger")
+CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger", "diminishing_returns",
+          "sparse_ratio_band", "sparse_critical_batch_no_smaller", "c1_increasing_with_sparsity",
+          "best_lr_nondecreasing")
 FIGURE_KINDS = ("data_parallelism",)
 SOBOL_MODES = ("unscrambled", "scrambled")
 

@@ -260,3 +260,76 @@ def test_load_golden_bad_toml_and_missing_file(tmp_path):
         claims.load_golden(write(tmp_path, "[plateau\n"))
     with pytest.raises(UsageError, match="not found"):
         claims.load_golden(tmp_path / "nope.toml")
+
+
+def test_junit_has_one_case_per_claim_and_never_passes_a_not_run():
+    import xml.etree.ElementTree as ET
+    rs = [claims.ClaimResult("figure-1", "a", "plateau", claims.PASS, "-0.1", ">= -0.5"),
+          claims.ClaimResult("figure-1", "a", "sparse_slower", claims.FAIL, "0.9", ">= 1.0"),
+          claims.ClaimResult("figure-1", "d", "plateau", claims.NOT_RUN, "-", "-", "no data; run: x")]
+    root = ET.fromstring(claims.to_junit(rs))
+    suite = root.find("testsuite")
+    assert suite.get("name") == "figure-1"
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("figure-1.panel_a", "plateau"), ("figure-1.panel_a", "sparse_slower"),
+        ("figure-1.panel_d", "plateau")]
+    assert cases[0].find("failure") is None and cases[0].find("skipped") is None
+    assert "0.9" in cases[1].find("failure").get("message")
+    assert "run: x" in cases[2].find("skipped").get("message")
+
+
+# ---------------------------------------------------------------- the wider claims catalogue
+CATALOGUE_GOLDEN = {
+    "diminishing_returns": {"min_flattening": 0.25},
+    "sparse_ratio_band": {"band": [1.5, 4.5]},
+    "sparse_critical_batch_no_smaller": {"factor": 2.0, "min_ratio": 1.0},
+    "c1_increasing_with_sparsity": {"min_ratio": 1.0, "strict": True},
+    "best_lr_nondecreasing": {"max_drop": 1.5},
+}
+
+
+def check(ds, claim, **tol):
+    golden = {claim: {**CATALOGUE_GOLDEN[claim], **tol, "source": "test", "why": "test"}}
+    return claims.check_one(ds, "figure-1", "b", claim, golden)
+
+
+def test_diminishing_returns_sees_the_bend_and_not_a_straight_line():
+    assert check(good_ds(), "diminishing_returns").status == claims.PASS  # -1 -> ~0
+    straight = make_ds({0.0: 1e5 / B, 0.9: 2e5 / B})
+    r = check(straight, "diminishing_returns")
+    assert r.status == claims.FAIL and "-1.00 -> -1.00" in r.measured
+
+
+def test_sparse_ratio_band():
+    assert check(good_ds(), "sparse_ratio_band").status == claims.PASS  # ratio 1.5 .. 1.67
+    far = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(200000, 500)})  # 10x
+    assert check(far, "sparse_ratio_band").status == claims.FAIL
+
+
+def test_sparse_critical_batch_no_smaller():
+    # dense leaves linear scaling (x2) where 20000/B ~ 50, sparse (c1 and c2 both x10) at the same B
+    same = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(200000, 500)})
+    assert check(same, "sparse_critical_batch_no_smaller").status == claims.PASS
+    earlier = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(20000, 500)})  # sparse plateaus 10x sooner
+    r = check(earlier, "sparse_critical_batch_no_smaller")
+    assert r.status == claims.FAIL and r.values["ratio"] < 1
+
+
+def test_c1_increasing_with_sparsity_over_every_step():
+    up = make_ds({0.0: k_curve(20000, 50), 0.5: k_curve(24000, 55), 0.9: k_curve(33400, 75)})
+    assert check(up, "c1_increasing_with_sparsity").status == claims.PASS
+    dip = make_ds({0.0: k_curve(20000, 50), 0.5: k_curve(15000, 55), 0.9: k_curve(33400, 75)})
+    assert check(dip, "c1_increasing_with_sparsity").status == claims.FAIL
+
+
+def test_best_lr_nondecreasing_reads_the_best_trials():
+    ds = make_ds({0.0: k_curve(20000, 50, B[:3])}, batch_sizes=B[:3])
+    ds["best_trial"] = (("panel", "sparsity", "batch_size"), np.zeros((1, 1, 3), np.int64))
+    lr = np.array([0.01, 0.02, 0.05]).reshape(1, 1, 3, 1)
+    ds["learning_rate"] = (("panel", "sparsity", "batch_size", "trial"), lr)
+    assert check(ds, "best_lr_nondecreasing").status == claims.PASS
+    ds["learning_rate"] = (("panel", "sparsity", "batch_size", "trial"), lr[..., ::-1, :].copy())
+    r = check(ds, "best_lr_nondecreasing")
+    assert r.status == claims.FAIL and r.values["worst_drop"] == pytest.approx(2.5)
