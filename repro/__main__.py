@@ -1,4 +1,4 @@
-"""Command line: python -m repro plan|run|collect|plot|verify|bench|data ...
+"""Command line: python -m repro plan|run|collect|plot|verify|fits|bench|data ...
 
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
@@ -157,6 +157,37 @@ def cmd_verify(args):
     return claims.exit_code(results)
 
 
+def cmd_fits(args):
+    from . import analysis, claims, spec as spec_mod, store
+    rows = []
+    for sp in spec_mod.load_specs(args.spec):
+        ds = store.open_results(results_path(args.results, sp, args.grid), sp, args.grid)
+        golden = claims.load_golden(golden_path(sp, args.golden))
+        factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
+        for panel in map(str, ds.panel.values):
+            k = analysis.steps_to_result(ds, panel)
+            for s, f in analysis.bootstrap_fits(ds, panel, n_boot=args.n_boot).items():
+                row = k.sel(sparsity=s)
+                rows.append({"figure": sp.id, "panel": panel, "sparsity": s, **f,
+                             "b_crit_direct": analysis.critical_batch_direct(
+                                 row["batch_size"].values, row.values, factor),
+                             "direct_factor": factor})
+    if args.json:
+        print(json.dumps(rows, indent=1, default=lambda x: None if x != x else x))
+        return 0
+    print(f"{'figure':10s} {'panel':5s} {'s':>4s} {'c1':>10s} {'95% interval':>22s} {'c2':>8s} "
+          f"{'B_crit=c1/c2':>12s} {'direct':>7s} {'rms log res':>11s}")
+    for r in rows:
+        ci = r["ci"]["c1"]
+        print(f"{r['figure']:10s} {r['panel']:5s} {r['sparsity']:4g} {r['c1']:10.4g} "
+              f"[{ci[0]:9.4g}, {ci[1]:9.4g}] {r['c2']:8.4g} {r['b_crit']:12.4g} "
+              f"{r['b_crit_direct']:7g} {r['rms_log_residual']:11.3f}")
+    print(f"(fits of K* = c1/B + c2 in log space; intervals: {rows[0]['n_boot'] if rows else 0} "
+          "bootstrap replicates over trials, see repro.analysis.bootstrap_fits; direct: first B whose "
+          "K* exceeds the linear-scaling prediction from the smallest B by the golden factor)")
+    return 0
+
+
 def cmd_bench(args):
     from . import bench
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
@@ -237,6 +268,13 @@ def parser():
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
+    common(sp)
+    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    sp.add_argument("--n-boot", type=int, default=500)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_fits)
 
     sp = sub.add_parser("bench", help="naive Keras harness vs repro on the same study, side by side")
     sp.add_argument("spec", nargs="?", default="specs/figure-1.toml")
