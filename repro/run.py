@@ -308,8 +308,10 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                         done=len(stored))
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in {results_dir}/runs")
-    # Larger batches first: they cost most, so parallel workers finish together.
-    tasks.sort(key=lambda t: -t[3])
+    # Larger batches first: they cost most, so parallel workers finish together. At each batch
+    # size the dense points go first, so a sparse point starts when its dense neighbour has
+    # trials done and its run order can start from that neighbour's best trial.
+    tasks.sort(key=lambda t: (-t[3], t[2]))
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             run_point(*t, report=progress, early_exit=early_exit, reorder=reorder)
