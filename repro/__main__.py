@@ -46,6 +46,9 @@ def cmd_plan(args):
     for sp in spec_mod.load_specs(args.spec):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel)
         out.append(plan_mod.describe(plan))
+        n = plan_mod.visible_devices()
+        out[-1]["placement"] = {"devices": n, "max_device_batch": args.max_device_batch,
+                                "panels": plan_mod.describe_placement(plan, n, args.max_device_batch)}
         if args.estimate:
             out[-1]["estimate"] = estimate_costs(plan, args)
     if args.json:
@@ -74,6 +77,13 @@ def cmd_plan(args):
                   f"{p['evaluations_per_trial_at_most']} evaluations per trial at most")
         for m, v in d["models"].items():
             print(f"  model {m}: {v['parameters']:,} parameters")
+        pl = d["placement"]
+        print(f"  placement on {pl['devices']} device(s), at most {pl['max_device_batch']} examples per device:")
+        for pid, rows in pl["panels"].items():
+            kinds = {}
+            for b, text in rows.items():
+                kinds.setdefault(text, []).append(b)
+            print(f"    ({pid}) " + "; ".join(f"B {bs}: {text}" for text, bs in kinds.items()))
     return 0
 
 
@@ -97,7 +107,8 @@ def cmd_run(args):
         check_writable(out.parent)
         ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves,
-                                      reorder=not args.sobol_order)
+                                      reorder=not args.sobol_order,
+                                      max_device_batch=args.max_device_batch)
         store.write_dataset(ds, out)
         print(f"wrote {out}")
         print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
@@ -229,6 +240,9 @@ def parser():
 
     sp = sub.add_parser("plan", help="show study points, trials and cost bounds without training")
     common(sp)
+    sp.add_argument("--max-device-batch", type=int, default=8192,
+                    help="examples one device trains at once; larger batches are split over a "
+                         "MirroredStrategy (default 8192)")
     sp.add_argument("--estimate", action="store_true",
                     help="predict steps and evaluations with and without repro's speed-ups "
                          "(measured from this spec's stored results where there are any)")
@@ -241,6 +255,9 @@ def parser():
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
+    sp.add_argument("--max-device-batch", type=int, default=8192,
+                    help="examples one device trains at once; larger batches run each trial on a "
+                         "MirroredStrategy over several devices (default 8192)")
     sp.add_argument("--sobol-order", action="store_true",
                     help="run trials in Sobol order (default: nearest to a finished neighbouring "
                          "study point's best first, so capping bites sooner; same results)")

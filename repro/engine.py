@@ -6,6 +6,7 @@ validation split) until the goal, the step budget, or a non-finite loss/error.
 Metaparameters, masks and optimiser state are tf.Variables, so one traced graph per batch size
 serves every trial.
 """
+import contextlib
 import dataclasses
 import math
 import time
@@ -68,18 +69,22 @@ class DataOrder:
 class Engine:
     """Compiled training and evaluation for one (dataset, model, optimizer, schedule)."""
 
-    def __init__(self, data, model_name, optimizer, schedule, eval_chunk=1000):
+    def __init__(self, data, model_name, optimizer, schedule, eval_chunk=1000, strategy=None):
         # Same seeds, same machine -> bit-identical curves (a no-op cost for these CPU kernels).
         tf.config.experimental.enable_op_determinism()
         self.optimizer, self.schedule = optimizer, schedule
-        self.model = models.build(model_name, data.x_train.shape[1:])
-        self.weights = self.model.trainable_variables
-        zeros = [np.zeros(w.shape, np.float32) for w in self.weights]
-        self.masks = [tf.Variable(z + 1.0, trainable=False) for z in zeros]
-        self.velocities = [tf.Variable(z, trainable=False) for z in zeros]
-        self.lr, self.momentum, self.decay_steps, self.end_factor = (
-            tf.Variable(0.0, trainable=False) for _ in range(4))
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # With a tf.distribute strategy every variable is mirrored on its devices and each step
+        # splits the global batch B over the replicas (see _replicated_step).
+        self.strategy = strategy
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            self.model = models.build(model_name, data.x_train.shape[1:])
+            self.weights = self.model.trainable_variables
+            zeros = [np.zeros(w.shape, np.float32) for w in self.weights]
+            self.masks = [tf.Variable(z + 1.0, trainable=False) for z in zeros]
+            self.velocities = [tf.Variable(z, trainable=False) for z in zeros]
+            self.lr, self.momentum, self.decay_steps, self.end_factor = (
+                tf.Variable(0.0, trainable=False) for _ in range(4))
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
         self.x_val, self.y_val = tf.constant(data.x_val), tf.constant(data.y_val)
         self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
@@ -94,6 +99,9 @@ class Engine:
     def _train_chunk(self, idx):
         """Run len(idx) steps; stop early at the first non-finite loss."""
         def body(i, finite, _):
+            if self.strategy is not None:
+                loss = self._replicated_step(idx[i])
+                return i + 1, tf.math.is_finite(loss), loss
             x, y = tf.gather(self.x_train, idx[i]), tf.gather(self.y_train, idx[i])
             with tf.GradientTape() as tape:
                 logits = self.model(x, training=True)
@@ -112,6 +120,44 @@ class Engine:
         # A weight can overflow on the chunk's last update while that step's loss was finite.
         weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in self.weights])
         return ran, finite, loss, weights_finite
+
+    def _replicated_step(self, rows):
+        """One step of global batch `rows` split evenly over the strategy's replicas.
+
+        Each replica takes its contiguous slice, computes the gradient of its share of the
+        global mean loss (sum over its examples / B), the gradients are summed across replicas
+        (= the gradient of the mean over all B examples), and the TF1 update is applied to every
+        copy in cross-replica context. Same mathematics as one device; only the order of the
+        floating-point sums differs.
+        """
+        n = self.strategy.num_replicas_in_sync
+        total = tf.cast(tf.shape(rows)[0], tf.float32)
+
+        def replica_fn(rows):
+            ctx = tf.distribute.get_replica_context()
+            per = tf.shape(rows)[0] // n
+            mine = rows[ctx.replica_id_in_sync_group * per:][:per]
+            x, y = tf.gather(self.x_train, mine), tf.gather(self.y_train, mine)
+            with tf.GradientTape() as tape:
+                logits = self.model(x, training=True)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)) / total
+            grads = [g * m for g, m in zip(tape.gradient(loss, self.weights), self.masks)]
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+            ctx.merge_call(self._apply_replicated, args=(grads,))
+            return loss
+
+        per_replica = self.strategy.run(replica_fn, args=(rows,))
+        return self.strategy.experimental_local_results(per_replica)[0]
+
+    def _apply_replicated(self, strategy, grads):
+        """The TF1 update of every mirrored weight (merge_call: cross-replica context)."""
+        lr = optim.learning_rate(self.step, self.lr, self.schedule, self.decay_steps, self.end_factor)
+        for w, v, g in zip(self.weights, self.velocities, grads):
+            # keras.Variable wraps the tf.distribute MirroredVariable as `_value`
+            strategy.extended.update(getattr(w, "_value", w), _tf1_update, group=False,
+                                     args=(v, g, lr, self.momentum, self.optimizer))
+        self.step.assign_add(1)
 
     def _count_errors(self, limit):
         """Misclassified validation examples, chunk by chunk; stops once errors > limit.
@@ -199,6 +245,11 @@ class Engine:
             wall_time=time.perf_counter() - t0,
             message=message,
         )
+
+
+def _tf1_update(w, v, g, lr, momentum, optimizer):
+    """optim.apply_update for one (device copy of a) weight."""
+    optim.apply_update(optimizer, [w], [v], [g], lr, momentum)
 
 
 def error_limit(goal, n):

@@ -53,6 +53,48 @@ def compile_plan(spec, grid_name="reduced", panels=None):
     return Plan(spec, grid_name, tuple(chosen))
 
 
+MAX_DEVICE_BATCH = 8192  # Simple-CNN / ResNet-8 examples one device trains at once (default)
+
+
+def placement(batch_size, devices, max_device_batch=MAX_DEVICE_BATCH):
+    """How a study point uses `devices` accelerators (or 1 for the CPU).
+
+    ("trials", n): the batch fits on one device, so trials run in parallel, one per device.
+    ("mirrored", r): it does not; each trial runs on a MirroredStrategy of r replicas, the
+    fewest that divide B and fit. The global batch is B either way, so K* means the same.
+    With a single device there is nothing to split over: ("trials", 1).
+    """
+    if batch_size <= max_device_batch or devices == 1:
+        return ("trials", devices)  # a single device runs whatever B its memory holds
+    for r in range(2, devices + 1):
+        if batch_size % r == 0 and batch_size // r <= max_device_batch:
+            return ("mirrored", r)
+    raise ValueError(f"B = {batch_size} does not fit on {devices} device(s) of at most "
+                     f"{max_device_batch} examples each")
+
+
+def visible_devices():
+    """How many devices trials can use: GPUs, or 1 for the CPU (see repro.devices)."""
+    from . import devices
+    return len(devices.logical_devices())
+
+
+def describe_placement(plan, devices, max_device_batch=MAX_DEVICE_BATCH):
+    """{panel: {batch_size: text}} for `repro plan`."""
+    out = {}
+    for p in plan.panels:
+        row = {}
+        for b in p.grid.batch_sizes:
+            try:
+                kind, n = placement(b, devices, max_device_batch)
+                row[b] = (f"{n} trial(s) in parallel, one per device" if kind == "trials"
+                          else f"each trial on a {n}-replica MirroredStrategy ({b // n} examples per replica)")
+            except ValueError as e:
+                row[b] = f"cannot run here: {e}"
+        out[p.panel.id] = row
+    return out
+
+
 def describe(plan, with_parameters=True):
     """JSON-ready description of a plan (what `repro plan --json` prints)."""
     out = {"figure": plan.spec.id, "spec": str(plan.spec.path), "grid": plan.grid_name,

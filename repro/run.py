@@ -19,7 +19,7 @@ import numpy as np
 
 from . import data as data_mod
 from . import store as store_mod
-from .errors import DataMissing
+from .errors import DataMissing, UsageError
 
 SNIP_VERSION = 1  # bump if the score computation changes: old caches are then ignored
 
@@ -53,10 +53,12 @@ def cap_for(best, index, capping, max_steps):
 class Workload:
     """Per-process engine, data order and SNIP score cache for one workload."""
 
-    def __init__(self, panel, spec, results_dir):
-        from . import engine as engine_mod
+    def __init__(self, panel, spec, results_dir, replicas=1):
+        from . import devices, engine as engine_mod
         self.data = data_mod.load(panel.dataset)
-        self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule)
+        strategy = devices.mirrored(replicas) if replicas > 1 else None
+        self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule,
+                                        strategy=strategy)
         self.order = engine_mod.DataOrder(len(self.data.y_train), spec.seed)
         self.snip_dir = pathlib.Path(results_dir) / "cache" / "snip"
         self.snip_key = f"{panel.dataset}-{panel.model}-v{SNIP_VERSION}"
@@ -159,12 +161,47 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
     return out, best
 
 
-def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
-              reorder=True):
-    """Search one study point with keras-tuner; `report(event dict)` after every trial."""
-    from . import models, search
+def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=None,
+                   early_exit=True, replicas=1):
+    """The record of trial i at a study point: re-read if stored and usable, else trained and
+    stored (atomically) now. Returns (record, reused)."""
+    from . import models
     panel, grid = pp.panel, pp.grid
     store = store_mod.RunStore(results_dir)
+    ident = identity(panel, grid, spec, sparsity, batch_size, i, values)
+    rid = store_mod.run_id(ident)
+    old = store.get(rid)
+    rec = store_mod.capped_view(old, cap) if old else None
+    if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
+        rec = None  # exact curves were asked for; this record has lower bounds
+    if rec is not None:
+        return rec, True
+    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
+    if key not in _WORKLOADS:
+        _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
+    w = _WORKLOADS[key]
+    init = models.initial_weights(w.engine.model, spec.seed + i)
+    res = w.engine.run_trial(
+        order=w.order, batch_size=batch_size, init=init,
+        mask=w.mask(spec.seed + i, init, sparsity), hp=values,
+        eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit,
+        max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
+    status = "capped" if res.status == "incomplete" and cap is not None else res.status
+    rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
+           "steps_to_result": res.steps_to_result, "steps": res.steps,
+           "eval_steps": res.eval_steps, "val_errors": res.val_errors,
+           "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
+           "examples_trained": res.steps * batch_size,
+           "wall_time": res.wall_time, "message": res.message, "cap": cap}
+    store.put(rid, rec)
+    return rec, False
+
+
+def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
+              reorder=True, replicas=1):
+    """Search one study point with keras-tuner; `report(event dict)` after every trial."""
+    from . import search
+    panel, grid = pp.panel, pp.grid
     order = run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder)
 
     def run_one(i, values):
@@ -172,33 +209,9 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         # order, so a resumed search caps exactly as an uninterrupted one.
         _, best = _walk(spec, pp, sparsity, batch_size, results_dir, capping, order,
                         order.index(i))
-        ident = identity(panel, grid, spec, sparsity, batch_size, i, values)
-        rid = store_mod.run_id(ident)
         cap = cap_for(best, i, capping, grid.max_steps_for(batch_size))
-        old = store.get(rid)
-        rec = store_mod.capped_view(old, cap) if old else None
-        if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
-            rec = None  # exact curves were asked for; this record has lower bounds
-        reused = rec is not None
-        if not reused:
-            key = (panel.dataset, panel.model, panel.optimizer, panel.schedule)
-            if key not in _WORKLOADS:
-                _WORKLOADS[key] = Workload(panel, spec, results_dir)
-            w = _WORKLOADS[key]
-            init = models.initial_weights(w.engine.model, spec.seed + i)
-            res = w.engine.run_trial(
-                order=w.order, batch_size=batch_size, init=init,
-                mask=w.mask(spec.seed + i, init, sparsity), hp=values,
-                eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit,
-                max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
-            status = "capped" if res.status == "incomplete" and cap is not None else res.status
-            rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
-                   "steps_to_result": res.steps_to_result, "steps": res.steps,
-                   "eval_steps": res.eval_steps, "val_errors": res.val_errors,
-                   "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
-                   "examples_trained": res.steps * batch_size,
-                   "wall_time": res.wall_time, "message": res.message, "cap": cap}
-            store.put(rid, rec)
+        rec, reused = train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap,
+                                     early_exit, replicas)
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
@@ -276,8 +289,12 @@ def _hms(seconds):
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def _worker_init(queue, threads):
+def _worker_init(queue, threads, counter):
     import tensorflow as tf
+    from . import devices
+    with counter.get_lock():
+        index, counter.value = counter.value, counter.value + 1
+    devices.pin_worker(index)  # with GPUs: one device per worker, one trial per device
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     global _QUEUE
@@ -291,7 +308,7 @@ def _worker_point(args):
 
 
 def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True,
-             reorder=True):
+             reorder=True, max_device_batch=None):
     """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
     spec, results_dir = plan.spec, str(results_dir)
     tasks, missing = [], {}
@@ -312,6 +329,22 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     # size the dense points go first, so a sparse point starts when its dense neighbour has
     # trials done and its run order can start from that neighbour's best trial.
     tasks.sort(key=lambda t: (-t[3], t[2]))
+    # Placement: a batch too large for one device runs each trial on a MirroredStrategy, in
+    # this process (it needs several devices); every other point goes to the workers.
+    from . import plan as plan_mod
+    n_devices = plan_mod.visible_devices()
+    replicas = {}
+    for t in tasks:
+        try:
+            replicas[t[3]] = plan_mod.placement(t[3], n_devices, max_device_batch or plan_mod.MAX_DEVICE_BATCH)
+        except ValueError as e:
+            raise UsageError(spec.path, f"panel[{t[1].panel.id}].grid.{plan.grid_name}.batch_sizes", str(e),
+                             "run on more devices, or raise --max-device-batch") from None
+    mirrored = [t for t in tasks if replicas[t[3]][0] == "mirrored"]
+    tasks = [t for t in tasks if replicas[t[3]][0] != "mirrored"]
+    for t in mirrored:
+        run_point(*t, report=progress, early_exit=early_exit, reorder=reorder,
+                  replicas=replicas[t[3]][1])
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             run_point(*t, report=progress, early_exit=early_exit, reorder=reorder)
@@ -319,7 +352,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ctx.Pool(workers, _worker_init, (queue, threads), maxtasksperchild=None) as pool:
+        counter = ctx.Value("i", 0)
+        with ctx.Pool(workers, _worker_init, (queue, threads, counter), maxtasksperchild=None) as pool:
             pending = pool.map_async(_worker_point, [t + (early_exit, reorder) for t in tasks], chunksize=1)
             while not (pending.ready() and queue.empty()):
                 try:
@@ -331,6 +365,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
         f"reused {progress.done - progress.trained} stored trials, of {progress.total}; "
         f"trained {progress.steps_trained:,} steps ({progress.examples_trained:,} examples), "
         f"evaluated {progress.examples_evaluated:,} validation examples")
+    tasks += mirrored
     ds = collect_plan(plan, results_dir, capping)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
     return ds, {"missing": missing, "trials_trained": progress.trained,
