@@ -1,4 +1,4 @@
-"""Command line: python -m repro plan|run|collect|plot|verify|fits|bench|data ...
+"""Command line: python -m repro plan|run|collect|plot|verify|fits|bench|chief|worker|data ...
 
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
@@ -199,6 +199,79 @@ def cmd_fits(args):
     return 0
 
 
+def _cluster_env(args, tuner_id):
+    """keras-tuner's distributed mode is configured through these three variables."""
+    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=args.ip,
+                      KERASTUNER_ORACLE_PORT=str(args.port))
+
+
+def cmd_chief(args):
+    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod, store
+    sp = spec_mod.load_spec(args.spec)
+    plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+    out = results_path(args.results, sp, args.grid)
+    check_writable(out.parent)
+    _cluster_env(args, "chief")
+    oracle = cluster.PlanOracle(plan)
+    tuner = cluster.WorkerTuner(oracle, plan, None, directory=pathlib.Path(args.results) / "tuner",
+                                project_name=cluster.project(plan))
+    print(f"repro chief: serving {cluster.total_trials(plan)} trials of {sp.id} ({args.grid} grid) "
+          f"on {args.ip}:{args.port}; start workers with: python -m repro worker {sp.path} "
+          f"--grid {args.grid} --results {args.results} --ip {args.ip} --port {args.port}", flush=True)
+    tuner.search(verbose=0)  # blocks until every trial has ended
+    ds = run_mod.collect_plan(plan, args.results, capping=False)
+    store.write_dataset(ds, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_worker(args):
+    import socket
+    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod
+    sp = spec_mod.load_spec(args.spec)
+    plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+    check_writable(args.results)
+    tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
+    _cluster_env(args, tuner_id)
+    if args.threads:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from . import search
+
+    def run_fn(pp, sparsity, batch_size, i):
+        values = search.first_points(pp.grid.search, pp.grid.trials, sp.sobol == "scrambled",
+                                     sp.sobol_seed)[i]
+        try:
+            rec, reused = run_mod.train_or_reuse(sp, pp, sparsity, batch_size, i, values, args.results,
+                                                 None, not args.exact_curves)
+        except Exception as e:
+            # keras-tuner's trial protocol drops failure messages: keep ours beside the records
+            import json as json_mod
+            import traceback
+            from .atomic import atomic_write
+            from .store import run_id
+            rid = run_id(run_mod.identity(pp.panel, pp.grid, sp, sparsity, batch_size, i, values))
+            atomic_write(pathlib.Path(args.results) / "failures" / f"{rid}.json", json_mod.dumps(
+                {"run_id": rid, "worker": tuner_id, "message": f"{type(e).__name__}: {e}",
+                 "traceback": traceback.format_exc()}, indent=1).encode())
+            print(f"{tuner_id}: trial {i} at B={batch_size} s={sparsity:g} failed: {e} "
+                  f"(kept in {args.results}/failures/{rid}.json)", flush=True)
+            raise
+        k = rec["steps_to_result"] if rec["status"] == "complete" else None
+        print(f"{tuner_id}: ({pp.panel.id}) B={batch_size} s={sparsity:g} trial {i}: {rec['status']} "
+              f"{'K=' + str(k) if k is not None else str(rec['steps']) + ' steps'} "
+              f"{rec['wall_time']:.1f}s{' stored' if reused else ''}", flush=True)
+        return k
+
+    tuner = cluster.WorkerTuner(cluster.PlanOracle(plan), plan, run_fn,
+                                directory=pathlib.Path(args.results) / "tuner" / tuner_id,
+                                project_name=cluster.project(plan), overwrite=True)
+    tuner.search(verbose=0)
+    print(f"{tuner_id}: no trials left", flush=True)
+    return 0
+
+
 def cmd_bench(args):
     from . import bench
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
@@ -292,6 +365,19 @@ def parser():
     sp.add_argument("--n-boot", type=int, default=500)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_fits)
+
+    for name, doc in (("chief", "serve a plan's trials to workers (keras-tuner distributed mode)"),
+                      ("worker", "train trials served by a chief, into the shared results folder")):
+        sp = sub.add_parser(name, help=doc)
+        common(sp)
+        sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
+        sp.add_argument("--ip", default="127.0.0.1", help="the chief's address (default 127.0.0.1)")
+        sp.add_argument("--port", type=int, default=8000)
+        if name == "worker":
+            sp.add_argument("--tuner-id", help="this worker's name (default worker-<host>-<pid>)")
+            sp.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+            sp.add_argument("--exact-curves", action="store_true")
+        sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 
     sp = sub.add_parser("bench", help="naive Keras harness vs repro on the same study, side by side")
     sp.add_argument("spec", nargs="?", default="specs/figure-1.toml")

@@ -92,9 +92,10 @@ class PlanOracle(keras_tuner.Oracle):
 class WorkerTuner(search.StepsToResultTuner):
     """Runs plan-wide trials: `run_fn(pp, sparsity, batch, index)`; beats while a trial trains."""
 
-    def __init__(self, oracle, plan, run_fn, directory, project_name):
+    def __init__(self, oracle, plan, run_fn, directory, project_name, overwrite=False):
         self.plan, self.run_fn, self._idle = plan, run_fn, False
-        super().__init__(oracle, None, directory=directory, project_name=project_name)
+        super().__init__(oracle, None, directory=directory, project_name=project_name,
+                         overwrite=overwrite)
 
     def pre_create_trial(self):
         if self._idle:

@@ -86,10 +86,10 @@ class StepsToResultTuner(base_tuner.BaseTuner):
     which keras-tuner records like any other result.
     """
 
-    def __init__(self, oracle, run_trial_fn, directory, project_name):
+    def __init__(self, oracle, run_trial_fn, directory, project_name, overwrite=False):
         self.run_trial_fn = run_trial_fn
         super().__init__(oracle=oracle, hypermodel=None, directory=directory,
-                         project_name=project_name, overwrite=False)
+                         project_name=project_name, overwrite=overwrite)
 
     def run_trial(self, trial, *args, **kwargs):
         values = {}

@@ -12,6 +12,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from repro import plan as plan_mod
@@ -48,3 +49,59 @@ def test_placement(batch, devices, limit, expected):
             plan_mod.placement(batch, devices, limit)
     else:
         assert plan_mod.placement(batch, devices, limit) == expected
+
+
+TINY = """\
+[figure]
+id = "placement-test"
+seed = 1
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "momentum"
+schedule = "constant"
+goal_error = 0.25
+
+[panel.search]
+learning_rate = { min = 0.01, max = 0.1, scale = "log" }
+momentum = { min = 0.8, max = 0.95, scale = "reverse_log" }
+
+[panel.grid.full]
+batch_sizes = [32, 64]
+sparsities = [0.0]
+trials = 2
+max_steps = 64
+eval_every = 8
+"""
+
+
+def test_run_places_a_batch_too_large_for_one_device_on_a_mirrored_strategy(tmp_path):
+    """REAL MNIST, tiny grid. With 2 logical CPUs and at most 32 examples per device, B = 64 runs
+    each trial on a 2-replica MirroredStrategy; the results equal a plain one-device run."""
+    from repro import data as data_mod
+    if not data_mod.cache_path("mnist").exists():
+        pytest.skip("MNIST not fetched (make data)")
+    import os
+    import xarray as xr
+    spec = tmp_path / "placement-test.toml"
+    spec.write_text(TINY)
+    env = dict(os.environ, REPRO_LOGICAL_CPUS="2", TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, "-m", "repro"]
+    plan = subprocess.run(cmd + ["plan", str(spec), "--grid", "full", "--max-device-batch", "32"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "placement on 2 device(s)" in plan.stdout
+    assert "B [64]: each trial on a 2-replica MirroredStrategy (32 examples per replica)" in plan.stdout
+    runs = {}
+    for name, extra_env in (("one", {}), ("mirrored", env)):
+        r = subprocess.run(cmd + ["run", str(spec), "--grid", "full", "--results", str(tmp_path / name),
+                                  "--workers", "1", "--max-device-batch", "32"],
+                           env={**os.environ, **extra_env}, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        runs[name] = xr.load_dataset(tmp_path / name / "placement-test.full.nc")
+    for key in ("steps_to_result", "best_trial", "status", "steps"):
+        np.testing.assert_array_equal(runs["one"][key].values, runs["mirrored"][key].values, err_msg=key)
+    np.testing.assert_allclose(runs["one"]["val_error"].values, runs["mirrored"]["val_error"].values,
+                               atol=1 / 6000 + 1e-7)
