@@ -399,6 +399,9 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if os.environ.get("REPRO_LOGICAL_CPUS"):
+        from . import devices
+        devices.logical_devices()  # before anything initialises TensorFlow's devices
     try:
         return args.fn(args)
     except UsageError as e:
