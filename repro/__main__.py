@@ -246,17 +246,11 @@ def cmd_worker(args):
             rec, reused = run_mod.train_or_reuse(sp, pp, sparsity, batch_size, i, values, args.results,
                                                  None, not args.exact_curves)
         except Exception as e:
-            # keras-tuner's trial protocol drops failure messages: keep ours beside the records
-            import json as json_mod
-            import traceback
-            from .atomic import atomic_write
             from .store import run_id
             rid = run_id(run_mod.identity(pp.panel, pp.grid, sp, sparsity, batch_size, i, values))
-            atomic_write(pathlib.Path(args.results) / "failures" / f"{rid}.json", json_mod.dumps(
-                {"run_id": rid, "worker": tuner_id, "message": f"{type(e).__name__}: {e}",
-                 "traceback": traceback.format_exc()}, indent=1).encode())
-            print(f"{tuner_id}: trial {i} at B={batch_size} s={sparsity:g} failed: {e} "
-                  f"(kept in {args.results}/failures/{rid}.json)", flush=True)
+            path = cluster.record_failure(args.results, rid, tuner_id, e)
+            print(f"{tuner_id}: trial {i} at B={batch_size} s={sparsity:g} failed: {e} (kept in {path})",
+                  flush=True)
             raise
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
         print(f"{tuner_id}: ({pp.panel.id}) B={batch_size} s={sparsity:g} trial {i}: {rec['status']} "

@@ -133,6 +133,24 @@ class WorkerTuner(search.StepsToResultTuner):
         return super().search(*args, **kwargs)
 
 
+def record_failure(results_dir, run_id, worker, exc):
+    """Keep a failed trial's message and traceback in results/failures/<run id>.json.
+
+    keras-tuner's trial protocol carries no message, so without this a worker's error would
+    reach the chief as a bare FAILED status. The trial has no record, so a later
+    `repro run` or worker trains it again.
+    """
+    import json
+    import pathlib
+    import traceback
+    from .atomic import atomic_write
+    path = pathlib.Path(results_dir) / "failures" / f"{run_id}.json"
+    atomic_write(path, json.dumps({
+        "run_id": run_id, "worker": worker, "message": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc))}, indent=1).encode())
+    return path
+
+
 def project(plan):
     """Name of the plan's distributed tuner project (shared by chief and workers)."""
     ident = {"figure": plan.spec.id, "grid": plan.grid_name, "spec": plan.spec.sha256,

@@ -105,3 +105,31 @@ def test_chief_and_two_workers_equal_a_single_process_run_and_survive_a_killed_w
             xr.open_dataset(tmp_path / "cluster" / "cluster-test.full.nc") as got:
         for key in KEYS:
             np.testing.assert_array_equal(want[key].values, got[key].values, err_msg=key)
+
+
+def test_worker_failure_message_is_kept_beside_the_records(tmp_path):
+    import json
+    from repro import cluster
+    try:
+        raise MemoryError("OOM while allocating 4 GiB for B=16384")
+    except MemoryError as e:
+        path = cluster.record_failure(tmp_path, "abc123", "worker-a", e)
+    d = json.loads(path.read_text())
+    assert path == tmp_path / "failures" / "abc123.json"
+    assert d["worker"] == "worker-a" and d["message"] == "MemoryError: OOM while allocating 4 GiB for B=16384"
+    assert "Traceback" in d["traceback"] and "record_failure" not in d["message"]
+    assert not (tmp_path / "runs").exists()  # no record: the trial is trained again later
+
+
+def test_plan_oracle_maps_every_plan_trial_once():
+    from repro import cluster, plan as plan_mod, spec as spec_mod
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "spec.toml"
+        path.write_text(SPEC)
+        plan = plan_mod.compile_plan(spec_mod.load_spec(path), "full")
+    seen = [cluster.locate(plan, t) for t in range(cluster.total_trials(plan))]
+    keys = [(pp.panel.id, s, b, i) for pp, s, b, i in seen]
+    assert len(keys) == len(set(keys)) == 8
+    with pytest.raises(IndexError):
+        cluster.locate(plan, 8)
