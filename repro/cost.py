@@ -11,8 +11,9 @@ examples that early exit still reads. A trial that completes runs K_bar steps; o
 not runs the budget S. With capping, once a trial has completed (after about 1/p trials) every
 later one stops by K*. These inputs come from measurements when there are any: the stored
 results of the same spec (any grid), K* extrapolated to new batch sizes with the Prop. 4.1 fit
-K* = c1/B + c2 of the nearest measured sparsity. Without measurements only the upper bound is
-given.
+K* = c1/B + c2 of the nearest measured sparsity (with too few points for a fit: the nearest
+measured curve, linear scaling below it, flat above it). Without measurements only the upper
+bound is given.
 """
 import math
 
@@ -61,10 +62,22 @@ def predicted_k(m, sparsity, batch_size):
     if (sparsity, batch_size) in m["measured_k"]:
         return m["measured_k"][(sparsity, batch_size)]
     usable = {s: f for s, f in m["fits"].items() if math.isfinite(f["c1"])}
-    if not usable:
+    if usable:
+        s = min(usable, key=lambda x: abs(x - sparsity))
+        return usable[s]["c1"] / batch_size + usable[s]["c2"]
+    # Too few points for a fit: the nearest sparsity's measured curve, extended by linear
+    # scaling below its smallest B and flat (a plateau) above its largest.
+    if not m["measured_k"]:
         return math.nan
-    s = min(usable, key=lambda x: abs(x - sparsity))
-    return usable[s]["c1"] / batch_size + usable[s]["c2"]
+    s = min({s for s, _ in m["measured_k"]}, key=lambda x: abs(x - sparsity))
+    curve = sorted((b, k) for (s2, b), k in m["measured_k"].items() if s2 == s)
+    (b0, k0), (b1, k1) = curve[0], curve[-1]
+    if batch_size <= b0:
+        return k0 * b0 / batch_size
+    if batch_size >= b1:
+        return k1
+    return float(np.exp(np.interp(math.log(batch_size), [math.log(b) for b, _ in curve],
+                                  [math.log(k) for _, k in curve])))  # a power law between points
 
 
 def estimate_panel(pp, n_val, m=None):

@@ -75,3 +75,11 @@ def test_a_point_no_trial_can_finish_costs_its_whole_budget(panel_plan):
          "q": 1.0, "measured_k": {}}
     est = cost.estimate_panel(panel_plan, n_val=100, m=m)
     assert est["naive"]["steps"] == est["repro"]["steps"] == est["at_most"]["steps"]
+
+
+def test_without_a_fit_the_measured_curve_is_extended_by_linear_scaling_and_a_plateau():
+    m = {"fits": {0.0: {"c1": math.nan, "c2": math.nan}},
+         "measured_k": {(0.0, 64): 400.0, (0.0, 256): 100.0}}
+    assert cost.predicted_k(m, 0.0, 16) == pytest.approx(1600.0)  # linear scaling below
+    assert cost.predicted_k(m, 0.0, 1024) == 100.0                # plateau above
+    assert cost.predicted_k(m, 0.9, 128) == pytest.approx(200.0)  # nearest sparsity, log-interpolated
