@@ -239,9 +239,11 @@ def cmd_worker(args):
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from . import search
 
+    points = {pp.panel.id: search.first_points(pp.grid.search, pp.grid.trials, sp.sobol == "scrambled",
+                                               sp.sobol_seed) for pp in plan.panels}
+
     def run_fn(pp, sparsity, batch_size, i):
-        values = search.first_points(pp.grid.search, pp.grid.trials, sp.sobol == "scrambled",
-                                     sp.sobol_seed)[i]
+        values = points[pp.panel.id][i]
         try:
             rec, reused = run_mod.train_or_reuse(sp, pp, sparsity, batch_size, i, values, args.results,
                                                  None, not args.exact_curves)
@@ -295,6 +297,12 @@ def cmd_data(args):
     return 2 if failed else 0
 
 
+def add_max_device_batch(sp):
+    sp.add_argument("--max-device-batch", type=int, default=8192,
+                    help="examples one device trains at once; larger batches run each trial on a "
+                         "MirroredStrategy over several devices (default 8192)")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -307,9 +315,7 @@ def parser():
 
     sp = sub.add_parser("plan", help="show study points, trials and cost bounds without training")
     common(sp)
-    sp.add_argument("--max-device-batch", type=int, default=8192,
-                    help="examples one device trains at once; larger batches are split over a "
-                         "MirroredStrategy (default 8192)")
+    add_max_device_batch(sp)
     sp.add_argument("--estimate", action="store_true",
                     help="predict steps and evaluations with and without repro's speed-ups "
                          "(measured from this spec's stored results where there are any)")
@@ -322,9 +328,7 @@ def parser():
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
-    sp.add_argument("--max-device-batch", type=int, default=8192,
-                    help="examples one device trains at once; larger batches run each trial on a "
-                         "MirroredStrategy over several devices (default 8192)")
+    add_max_device_batch(sp)
     sp.add_argument("--sobol-order", action="store_true",
                     help="run trials in Sobol order (default: nearest to a finished neighbouring "
                          "study point's best first, so capping bites sooner; same results)")

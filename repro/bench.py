@@ -299,14 +299,12 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
 def _split(steps_by_b, n):
     """Deal {B: steps} into n shares of about equal examples."""
     shares = [dict() for _ in range(n)]
-    load = [0] * n
     for b, steps in sorted(steps_by_b.items(), key=lambda kv: -int(kv[0]) * kv[1]):
         per = -(-steps // n)
         for i in range(n):
             take = min(per, steps - per * i) if steps > per * i else 0
             if take:
                 shares[i][b] = take
-                load[i] += take * int(b)
     return [s for s in shares if s]
 
 

@@ -268,15 +268,20 @@ def _ratio_text(tol):
     return f"{'>' if tol.get('strict', False) else '>='} {tol['min_ratio']:g}"
 
 
-def _check_sparse_slower(k, sparsities, tol, **_):
-    """K*(s_max)/K*(0) above min_ratio at every B where both are measured."""
+def _sparse_ratios(k, sparsities):
+    """(s_max, {B: K*(s_max)/K*(0)}) over the batch sizes where both are measured."""
     s0, s_max = _dense_and_sparsest(sparsities)
     dense, sparse = k.sel(sparsity=s0), k.sel(sparsity=s_max)
     both = dense.notnull() & sparse.notnull()
     if not bool(both.any()):
         raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
-    ratios = {int(b): float(sparse.sel(batch_size=b) / dense.sel(batch_size=b))
-              for b in k["batch_size"].values[both.values]}
+    return s_max, {int(b): float(sparse.sel(batch_size=b) / dense.sel(batch_size=b))
+                   for b in k["batch_size"].values[both.values]}
+
+
+def _check_sparse_slower(k, sparsities, tol, **_):
+    """K*(s_max)/K*(0) above min_ratio at every B where both are measured."""
+    s_max, ratios = _sparse_ratios(k, sparsities)
     ok = all(_ratio_ok(r, tol) for r in ratios.values())
     tolerance = f"K*(s={_fmt_s(s_max)})/K*(s=0) {_ratio_text(tol)} at every B"
     if "paper_band" in tol:
@@ -329,12 +334,7 @@ def _check_diminishing_returns(k, sparsities, tol, **_):
 def _check_sparse_ratio_band(k, sparsities, tol, **_):
     """K*(s_max)/K*(0) inside the paper's band at every B where both are measured."""
     lo, hi = tol["band"]
-    s0, s_max = _dense_and_sparsest(sparsities)
-    ratios = {int(b): float(k.sel(sparsity=s_max, batch_size=b) / k.sel(sparsity=s0, batch_size=b))
-              for b in k["batch_size"].values}
-    ratios = {b: r for b, r in ratios.items() if math.isfinite(r)}
-    if not ratios:
-        raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
+    s_max, ratios = _sparse_ratios(k, sparsities)
     ok = all(lo <= r <= hi for r in ratios.values())
     measured = "ratio " + ", ".join(f"{_fmt(r)} (B={b})" for b, r in ratios.items())
     return ok, measured, f"K*(s={_fmt_s(s_max)})/K*(s=0) in [{lo:g}, {hi:g}] at every B", \
