@@ -69,7 +69,10 @@ class DataOrder:
 class Engine:
     """Compiled training and evaluation for one (dataset, model, optimizer, schedule)."""
 
-    def __init__(self, data, model_name, optimizer, schedule, eval_chunk=1000, strategy=None):
+    def __init__(self, data, model_name, optimizer, schedule, eval_chunk=200, strategy=None):
+        # eval_chunk: validation examples per forward pass. Small chunks let an evaluation stop
+        # sooner once the goal is missed; 200 gives logits bit-identical to 1000 on these CPU
+        # kernels and is no slower per example (measured: 0.057 vs 0.067 ms/example).
         # Same seeds, same machine -> bit-identical curves (a no-op cost for these CPU kernels).
         tf.config.experimental.enable_op_determinism()
         self.optimizer, self.schedule = optimizer, schedule

@@ -106,8 +106,9 @@ def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True
     """The order this study point's trials run in (Sobol indices), fixed on first use.
 
     With `reorder`, trials nearest (in the unit cube) to the best trial of a neighbouring study
-    point already finished run first -- the same sparsity at the adjacent batch sizes, then the
-    other sparsities at this batch size -- so that best-so-far capping bites sooner. The set of
+    point already finished run first -- the same sparsity at the next smaller, then the next
+    larger batch size, then the other sparsities at this batch size -- so that best-so-far
+    capping bites sooner. The set of
     trials never changes, only their order. The order is written before the first trial and
     re-read on resume, so an interrupted run replays exactly the same caps.
     """
@@ -120,7 +121,7 @@ def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True
     if reorder and capping:
         bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
         i = bs.index(batch_size)
-        near = [(sparsity, bs[j]) for j in (i + 1, i - 1) if 0 <= j < len(bs)] + \
+        near = [(sparsity, bs[j]) for j in (i - 1, i + 1) if 0 <= j < len(bs)] + \
                [(s2, batch_size) for s2 in ss if s2 != sparsity]
         for s2, b2 in near:
             recs, best = _walk(spec, pp, s2, b2, results_dir, capping)
@@ -325,10 +326,13 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                         done=len(stored))
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in {results_dir}/runs")
-    # Larger batches first: they cost most, so parallel workers finish together. At each batch
-    # size the dense points go first, so a sparse point starts when its dense neighbour has
-    # trials done and its run order can start from that neighbour's best trial.
-    tasks.sort(key=lambda t: (-t[3], t[2]))
+    # Smaller batches first, so that a point's run order can start from the best trial of the
+    # point at the next smaller batch size (the best learning rate moves little between them),
+    # and best-so-far capping bites from its first trial at the costly large batches. (Largest
+    # first balanced the workers a little better but left the costliest points without an
+    # anchor: measured on Figure 1, Momentum at B = 1024, 90 %, ran 5 of 6 trials to the full
+    # budget.) At each batch size dense goes first: the smallest sparse points anchor on it.
+    tasks.sort(key=lambda t: (t[3], t[2]))
     # Placement: a batch too large for one device runs each trial on a MirroredStrategy, in
     # this process (it needs several devices); every other point goes to the workers.
     from . import plan as plan_mod

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from repro import engine, models, pruning
+from repro import data as data_mod, engine, models, pruning
 
 EVAL = list(range(8, 201, 8))
 GOAL = 0.05
@@ -203,6 +203,23 @@ def test_early_exit_changes_no_outcome(eng, init, lr, goal):
             assert goal < f <= s  # stopped once the goal was missed: a lower bound above it
 
 
+@pytest.mark.parametrize("lr", [3e-4, 1e-3, 1e6])
+def test_eval_chunk_size_changes_no_outcome(synthetic_data, init, lr):
+    """The chunk size is a speed setting: statuses, steps-to-result and every exact error are
+    the same for a chunk of 1 and of the whole split; smaller chunks stop sooner on a miss."""
+    runs = {c: trial(engine.Engine(synthetic_data, "simple_cnn", "sgd", "constant", eval_chunk=c),
+                     init, hp={"learning_rate": lr}) for c in (1, 7, 64)}
+    ref = runs[64]
+    for c, r in runs.items():
+        assert (r.status, r.steps_to_result, r.steps, r.eval_steps) == \
+            (ref.status, ref.steps_to_result, ref.steps, ref.eval_steps)
+        for a, b, exact in zip(r.val_errors, ref.val_errors, r.val_exact):
+            if exact:
+                assert a == b or (math.isnan(a) and math.isnan(b))
+    if ref.status != engine.INFEASIBLE:
+        assert runs[1].examples_evaluated < ref.examples_evaluated
+
+
 def test_early_exit_reads_fewer_examples_when_far_from_goal(eng, init):
     eng.reset(init, None, HP)  # initial weights: about 3/4 of the 64 examples are wrong
     full, exact = eng.validation_error()
@@ -242,3 +259,19 @@ def test_early_exit_decides_checkpoints_at_and_around_the_goal_like_full_countin
     assert (lower <= goal) == (full <= goal)
     if full <= goal:
         assert exact and lower == full  # a checkpoint that meets the goal is always counted in full
+
+
+@pytest.mark.skipif(not data_mod.cache_path("mnist").exists(), reason="MNIST not fetched (make data)")
+def test_eval_chunk_200_gives_the_logits_of_1000_on_real_mnist():
+    """Real MNIST (not synthetic): the default chunk of 200 reproduces, bit for bit, the logits
+    of chunks of 1000 over the whole validation split, at initialisation and after training,
+    so it cannot move a checkpoint across the goal."""
+    d = data_mod.load("mnist")
+    eng = engine.Engine(d, "simple_cnn", "momentum", "constant")
+    eng.reset(models.initial_weights(eng.model, 0), None, {"learning_rate": 0.02, "momentum": 0.9})
+    order = engine.DataOrder(len(d.y_train), 0)
+    for start, end in [(0, 0), (0, 40)]:
+        eng._train(order.indices(start, end, 64))
+        logits = {c: np.concatenate([eng.model(d.x_val[i:i + c], training=False).numpy()
+                                     for i in range(0, len(d.y_val), c)]) for c in (200, 1000)}
+        np.testing.assert_array_equal(logits[200], logits[1000])
