@@ -14,9 +14,10 @@ from .errors import UsageError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
 
 
-def results_path(results_dir, spec, grid):
-    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise."""
-    suffix = "" if grid == "reduced" else f".{grid}"
+def results_path(results_dir, spec, grid, goal=None):
+    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise;
+    .goal<G> before .nc when the runs are read at goal G instead of the spec's goals."""
+    suffix = ("" if grid == "reduced" else f".{grid}") + ("" if goal is None else f".goal{goal:g}")
     return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
 
 
@@ -102,13 +103,15 @@ def estimate_costs(plan, args):
 def cmd_run(args):
     from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
-        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
-        out = results_path(args.results, sp, args.grid)
+        plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
+        out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
         ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves,
                                       reorder=not args.sobol_order,
                                       max_device_batch=args.max_device_batch)
+        if args.goal is not None:
+            ds.attrs["goal"] = args.goal
         store.write_dataset(ds, out)
         print(f"wrote {out}")
         print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
@@ -118,22 +121,27 @@ def cmd_run(args):
 def cmd_collect(args):
     from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
-        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
-        out = results_path(args.results, sp, args.grid)
+        plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
+        out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
         ds = run_mod.collect_plan(plan, args.results, capping=not args.no_capping)
+        if args.goal is not None:
+            ds.attrs["goal"] = args.goal
         store.write_dataset(ds, out)
-        n = int((ds["status"] > 0).sum())
-        print(f"wrote {out} from {n} stored trials ({int(ds['status'].size) - n} not run yet)")
+        n, total = int((ds["status"] > 0).sum()), sum(len(p.points) * p.grid.trials for p in plan.panels)
+        print(f"wrote {out} from {n} stored trials ({total - n} of {total} not run yet"
+              + ("" if args.goal is None else f", or not answerable at goal {args.goal:g} by the stored curves")
+              + ")")
     return 0
 
 
 def cmd_plot(args):
     from . import analysis, figures, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
-        ds = store.open_results(results_path(args.results, sp, args.grid), sp, args.grid)
+        path = results_path(args.results, sp, args.grid, args.goal)
+        ds = store.open_results(path, sp, args.grid)
         fits = {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
-        stem = pathlib.Path(args.figures) / (sp.id if args.grid == "reduced" else f"{sp.id}.{args.grid}")
+        stem = pathlib.Path(args.figures) / path.stem
         for path in figures.render(ds, stem, kind=sp.kind, fits=fits):
             print(f"wrote {path}")
     return 0
@@ -153,6 +161,18 @@ def cmd_verify(args):
                                      "and source (golden/README.md), or drop the claim from the panel")
         path = results_path(args.results, sp, args.grid)
         panels = {p.id: list(p.claims) for p in sp.panels}
+        if args.goal is not None:  # re-read the stored runs at another goal; trains nothing
+            from . import plan as plan_mod, run as run_mod
+            plan = plan_mod.compile_plan(sp, args.grid, goal=args.goal)
+            ds = run_mod.collect_plan(plan, args.results)
+            ds.attrs["goal"] = args.goal
+            unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
+            if unknown:
+                print(f"{sp.id}: {unknown} trials not stored or not answerable at goal {args.goal:g} "
+                      f"by the stored curves; run: python -m repro run {sp.path} --goal {args.goal:g}",
+                      file=sys.stderr)
+            results += claims.verify_dataset(ds, sp.id, panels, golden)
+            continue
         if not path.exists():
             how = f"python -m repro run {sp.path}" + ("" if args.grid == "reduced" else f" --grid {args.grid}") \
                 + ("" if args.results == "results" else f" --results {args.results}")
@@ -323,8 +343,13 @@ def parser():
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_plan)
 
+    def goal_arg(sp, what):
+        sp.add_argument("--goal", type=float, help=f"{what} at this goal error instead of each "
+                        "panel's goal_error (the same runs: stored curves answer what they can)")
+
     sp = sub.add_parser("run", help="train every study point and write results/<figure>.nc")
     common(sp)
+    goal_arg(sp, "train and read every panel")
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
@@ -343,11 +368,13 @@ def parser():
     common(sp)
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--no-capping", action="store_true", help="as given to `run`")
+    goal_arg(sp, "read every panel")
     sp.set_defaults(fn=cmd_collect)
 
     sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
     common(sp)
     sp.add_argument("--figures", default="figures")
+    goal_arg(sp, "plot the results read (by run or collect)")
     sp.set_defaults(fn=cmd_plot)
 
     sp = sub.add_parser("verify", help="check the paper's claims against golden tolerances")
@@ -355,6 +382,7 @@ def parser():
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
+    goal_arg(sp, "re-read the stored runs (no training) and check the claims")
     sp.set_defaults(fn=cmd_verify)
 
     sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")

@@ -432,7 +432,8 @@ def _run_hint(ds, figure_id, panel_id):
     """What to run to get results for a panel (mentions fetching its dataset when known)."""
     grid = ds.attrs.get("grid", "reduced")
     hint = f"run: python -m repro run {ds.attrs.get('spec_path', f'specs/{figure_id}.toml')}" + \
-        ("" if grid == "reduced" else f" --grid {grid}") + f" --panel {panel_id}"
+        ("" if grid == "reduced" else f" --grid {grid}") + f" --panel {panel_id}" + \
+        (f" --goal {ds.attrs['goal']}" if ds.attrs.get("goal") else "")
     if "dataset" in ds and "panel" in ds.coords and panel_id in list(ds["panel"].values):
         name = str(ds["dataset"].sel(panel=panel_id).values)
         hint += f" (if its data is missing: python -m repro data fetch {name})"

@@ -209,13 +209,18 @@ class Engine:
         return float(errors) / self.n_val, int(seen) == self.n_val
 
     def run_trial(self, *, order, batch_size, init, mask, hp, eval_steps, goal, max_steps=None,
-                  early_exit=True):
+                  early_exit=True, exit_goal=None):
         """Train from `init` (masked by `mask`) with metaparameters `hp` until the goal.
 
         Evaluates the validation split at each of `eval_steps` and stops at the first evaluation
-        with error <= goal. With `early_exit`, an evaluation stops counting once the goal is
-        missed (same outcome, fewer examples; that curve point is then a lower bound).
+        with error <= goal. With `early_exit`, an evaluation stops counting once the errors
+        exceed `exit_goal` (default: `goal`; a looser one keeps the curve exact up to it, so the
+        run answers that goal too): same outcome, fewer examples; that point is a lower bound.
+        `exit_goal` alone (not None) also turns early exit on.
         """
+        if exit_goal is not None:
+            early_exit = True
+        exit_at = max(goal, exit_goal if exit_goal is not None else goal)
         t0, evaluated = time.perf_counter(), self.examples_evaluated
         self.reset(init, mask, hp)
         steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
@@ -229,7 +234,7 @@ class Engine:
             if not bool(weights_finite):
                 status, message = INFEASIBLE, f"non-finite weights after step {done}"
                 break
-            err, exact = self.validation_error(goal if early_exit else None)
+            err, exact = self.validation_error(exit_at if early_exit else None)
             curve.append((s, err, exact))
             if math.isnan(err):
                 status, message = INFEASIBLE, f"non-finite logits at step {s}"

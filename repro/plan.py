@@ -32,12 +32,21 @@ class Plan:
     panels: tuple
 
 
-def compile_plan(spec, grid_name="reduced", panels=None):
-    """The plan for `grid_name` of `spec`, optionally restricted to panel ids `panels`."""
+def compile_plan(spec, grid_name="reduced", panels=None, goal=None):
+    """The plan for `grid_name` of `spec`, optionally restricted to panel ids `panels`.
+
+    `goal` replaces every panel's goal error: the same runs, read (or trained) at that goal.
+    """
+    if goal is not None and not 0.0 < goal < 1.0:
+        raise UsageError(spec.path, "--goal", f"must lie in (0, 1), got {goal}",
+                         "e.g. --goal 0.14 for 14 % validation error")
     chosen = []
     for p in spec.panels:
         if panels and p.id not in panels:
             continue
+        if goal is not None:
+            p = dataclasses.replace(p, goal_error=goal,
+                                    read_goals=tuple(g for g in p.read_goals if g > goal))
         if grid_name not in p.grids:
             raise UsageError(spec.path, f"panel[{p.id}].grid.{grid_name}",
                              f"no grid named '{grid_name}'",

@@ -25,14 +25,18 @@ SNIP_VERSION = 1  # bump if the score computation changes: old caches are then i
 
 
 def identity(panel, grid, spec, sparsity, batch_size, trial, values):
-    """Everything that determines a trial's outcome (its run id is a hash of this)."""
+    """Everything that determines a trial's training (its run id is a hash of this).
+
+    Not the figure and not the goal: figures that ask for the same workload, study point,
+    trial and metaparameters share one run, and its stored curve is re-read at each goal
+    (store.goal_view); a goal the curve cannot answer trains the run further.
+    """
     return {
         "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
         "schedule": panel.schedule, "sparsity": sparsity, "batch_size": batch_size,
         "trial": trial, "seed": spec.seed, "values": {k: float(v) for k, v in values.items()},
         "max_steps": grid.max_steps_for(batch_size), "eval_every": grid.eval_every,
-        "eval_per_octave": grid.eval_per_octave, "goal_error": panel.goal_error,
-        "snip": SNIP_VERSION,
+        "eval_per_octave": grid.eval_per_octave, "snip": SNIP_VERSION,
     }
 
 
@@ -151,7 +155,8 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
     for i in order[:upto]:
         old = store.get(store_mod.run_id(
             identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values[i])))
-        rec = store_mod.capped_view(old, cap_for(best, i, capping, pp.grid.max_steps_for(batch_size))) \
+        rec = store_mod.goal_view(old, pp.panel.goal_error,
+                                  cap_for(best, i, capping, pp.grid.max_steps_for(batch_size))) \
             if old else None
         if rec is None:
             break
@@ -172,11 +177,15 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     ident = identity(panel, grid, spec, sparsity, batch_size, i, values)
     rid = store_mod.run_id(ident)
     old = store.get(rid)
-    rec = store_mod.capped_view(old, cap) if old else None
+    rec = store_mod.goal_view(old, panel.goal_error, cap) if old else None
     if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
         rec = None  # exact curves were asked for; this record has lower bounds
     if rec is not None:
         return rec, True
+    # Early exit counts errors up to the loosest goal this run must answer: the panel's
+    # read_goals, and whatever goal a record being replaced here could answer.
+    exit_goal = None if not early_exit else max(
+        [panel.goal_error, *panel.read_goals] + ([old.get("exit_goal") or old.get("goal") or 0] if old else []))
     key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
     if key not in _WORKLOADS:
         _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
@@ -185,10 +194,11 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     res = w.engine.run_trial(
         order=w.order, batch_size=batch_size, init=init,
         mask=w.mask(spec.seed + i, init, sparsity), hp=values,
-        eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit,
+        eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit, exit_goal=exit_goal,
         max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
     status = "capped" if res.status == "incomplete" and cap is not None else res.status
     rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
+           "goal": panel.goal_error, "exit_goal": exit_goal,
            "steps_to_result": res.steps_to_result, "steps": res.steps,
            "eval_steps": res.eval_steps, "val_errors": res.val_errors,
            "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
@@ -226,7 +236,10 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
 
     directory = pathlib.Path(results_dir) / "tuner"
     project = point_project(spec, pp, sparsity, batch_size, capping)
-    name = f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}-{project}"
+    # The tuner's project is one search at one goal (keras-tuner keeps its own trial states);
+    # the run order and the trial records are shared by every goal.
+    name = (f"{panel.dataset}-{panel.model}-{panel.optimizer}-B{batch_size}-s{sparsity:g}"
+            f"-goal{panel.goal_error:g}-{project}")
 
     def tuner():
         oracle = search.SobolOracle(grid.search, grid.trials, scrambled=spec.sobol == "scrambled",
@@ -365,6 +378,9 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                 except Exception:  # queue.Empty
                     pass
             pending.get()  # re-raise a worker's error here
+    if progress.done < progress.total:  # never silently short: say what is missing
+        log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
+            "rerun the same command to run them")
     log(f"trained {progress.trained} trials ({_hms(progress.trained_time)} of training), "
         f"reused {progress.done - progress.trained} stored trials, of {progress.total}; "
         f"trained {progress.steps_trained:,} steps ({progress.examples_trained:,} examples), "

@@ -36,7 +36,7 @@ INTEGER_DIMS = ("decay_steps",)
 
 FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed")
 PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
-              "claims", "search", "grid")
+              "read_goals", "claims", "search", "grid")
 GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
              "eval_per_octave", "why", "search")
 DIM_KEYS = ("min", "max", "scale")
@@ -106,6 +106,7 @@ class Panel:
     goal_error: float
     claims: tuple[str, ...]
     grids: dict[str, Grid]
+    read_goals: tuple[float, ...] = ()  # looser goals the stored curves must also answer
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,15 @@ def _panel(ctx, i, v, seen):
     if not 0.0 < goal < 1.0:
         ctx.fail(f"{key}.goal_error", f"must lie in the open interval (0, 1), got {goal}",
                  "e.g. 0.02 for 2 % validation error")
+    def looser(x, k):
+        g = _float(ctx, x, k)
+        if not goal < g < 1.0:
+            ctx.fail(k, f"a read goal must lie in (goal_error, 1) = ({goal}, 1), got {x}",
+                     "list only looser goals: the runs stop at goal_error, so tighter ones "
+                     "need their own panel")
+        return g
+
+    read_goals = _list(ctx, v.get("read_goals", []), f"{key}.read_goals", looser, nonempty=False)
     claims = _list(ctx, v.get("claims", []), f"{key}.claims",
                    lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False)
     search = _search(ctx, req("search"), f"{key}.search")
@@ -341,7 +351,8 @@ def _panel(ctx, i, v, seen):
     grids = {name: _grid(ctx, name, g, search, optimizer, schedule, f"{key}.grid.{name}")
              for name, g in grids_raw.items()}
     return Panel(id=pid, title=title, dataset=dataset, model=model, optimizer=optimizer,
-                 schedule=schedule, goal_error=goal, claims=claims, grids=grids)
+                 schedule=schedule, goal_error=goal, claims=claims, grids=grids,
+                 read_goals=read_goals)
 
 
 def load_spec(path) -> Spec:

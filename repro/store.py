@@ -76,6 +76,42 @@ def capped_view(record, cap):
                 **({"val_exact": [record["val_exact"][i] for i in keep]} if "val_exact" in record else {}))
 
 
+def goal_view(record, goal, cap=None):
+    """A record as a search for `goal`, capped at `cap`, would have seen it (None: it cannot tell).
+
+    A run's identity does not include its goal: the curve answers any goal it resolves. Walking
+    the evaluations in order, an exact error <= `goal` is the first time the goal is met; an
+    early-exited point (a lower bound) above `goal` is a known miss, one at or below it is
+    ambiguous (counting stopped at the run's own, tighter goal). A run that stopped at its own
+    goal without meeting `goal` cannot tell what came next; incomplete, infeasible and capped
+    runs keep their outcome. Then `capped_view` applies the cap.
+    """
+    own = record.get("goal", record.get("identity", {}).get("goal_error"))
+    if own is None or goal != own:
+        exact = record.get("val_exact", [True] * len(record["val_errors"]))
+        hit = None
+        for i, (err, ok) in enumerate(zip(record["val_errors"], exact)):
+            if err != err:  # NaN: the run diverged here
+                break
+            if err <= goal:
+                if not ok:
+                    return None
+                hit = i
+                break
+        if hit is not None:
+            keep = slice(0, hit + 1)
+            step = record["eval_steps"][hit]
+            record = dict(record, status="complete", steps_to_result=step, steps=step, cap=None,
+                          goal=goal, eval_steps=record["eval_steps"][keep],
+                          val_errors=record["val_errors"][keep],
+                          **({"val_exact": exact[keep]} if "val_exact" in record else {}))
+        elif record["status"] == "complete":
+            return None  # it met its own, looser goal and stopped: what came next is unknown
+        else:
+            record = dict(record, goal=goal)
+    return capped_view(record, cap)
+
+
 def provenance(spec):
     """Global attributes: spec hash, package versions, git commit, time."""
     versions = {}
@@ -139,11 +175,17 @@ def collect(spec, plan, records):
         if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
                                           or (k == k_star[j] and t < best[j])):
             k_star[j], best[j] = k, t  # ties go to the lowest trial id
+    # K* is a minimum over all of a point's trials: a point with a trial not run (or not
+    # answerable at this goal from the stored curves) has no K* yet, only an upper bound.
+    for pi, p in enumerate(plan.panels):
+        searched = (status[pi, :, :, :p.grid.trials] > 0).all(axis=-1)
+        k_star[pi][~searched], best[pi][~searched] = np.nan, -1
     dims4 = ("panel", "sparsity", "batch_size", "trial")
     ds = xr.Dataset(
         {
             "steps_to_result": (dims4[:3], k_star, {
-                "long_name": "steps-to-result K*: fewest steps to reach the goal error over trials",
+                "long_name": "steps-to-result K*: fewest steps to reach the goal error over trials "
+                             "(NaN: no trial reached it, or not every trial has run)",
                 "units": "steps"}),
             "best_trial": (dims4[:3], best, {"long_name": "trial achieving K* (-1: none)"}),
             "status": (dims4, status, {

@@ -203,6 +203,18 @@ def test_early_exit_changes_no_outcome(eng, init, lr, goal):
             assert goal < f <= s  # stopped once the goal was missed: a lower bound above it
 
 
+@pytest.mark.parametrize("goal, exit_goal", [(0.05, 0.3), (0.0, 0.6), (0.3, 0.3)])
+def test_looser_exit_goal_changes_no_outcome_and_keeps_the_curve_exact_up_to_it(eng, init, goal, exit_goal):
+    fast = trial(eng, init, goal=goal, exit_goal=exit_goal)
+    slow = trial(eng, init, goal=goal, early_exit=False)
+    assert (fast.status, fast.steps_to_result, fast.steps, fast.eval_steps) == \
+        (slow.status, slow.steps_to_result, slow.steps, slow.eval_steps)
+    for f, s, exact in zip(fast.val_errors, slow.val_errors, fast.val_exact):
+        assert f == s if exact else exit_goal < f <= s  # below exit_goal every point is exact
+        if s <= exit_goal:
+            assert exact
+
+
 @pytest.mark.parametrize("lr", [3e-4, 1e-3, 1e6])
 def test_eval_chunk_size_changes_no_outcome(synthetic_data, init, lr):
     """The chunk size is a speed setting: statuses, steps-to-result and every exact error are

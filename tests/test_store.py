@@ -137,6 +137,62 @@ def test_capped_view_infeasible_early_unchanged():
     assert v["status"] == "capped" and v["eval_steps"] == [16, 32]
 
 
+# ---------------------------------------------------------------- goal_view (one run, many goals)
+
+def at_goal(r, goal, exact=None):
+    return dict(r, goal=goal, **({} if exact is None else {"val_exact": exact}))
+
+
+def test_goal_view_at_the_runs_own_goal_is_the_capped_view():
+    r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.2, 0.1]), 0.12)
+    assert store.goal_view(r, 0.12) == r
+    assert store.goal_view(r, 0.12, 40) == store.capped_view(r, 40)
+
+
+def test_goal_view_looser_goal_is_read_off_the_exact_curve():
+    r = at_goal(record("complete", 64, 64, (16, 32, 48, 64), [0.5, 0.13, 0.125, 0.11]), 0.12)
+    v = store.goal_view(r, 0.14)
+    assert v["status"] == "complete" and v["steps_to_result"] == 32 and v["steps"] == 32
+    assert v["eval_steps"] == [16, 32] and v["val_errors"] == [0.5, 0.13] and v["goal"] == 0.14
+    assert store.goal_view(r, 0.5)["steps_to_result"] == 16  # at the first evaluation
+    assert store.goal_view(r, 0.14, 20)["status"] == "capped"  # the cap still applies
+
+
+def test_goal_view_lower_bound_at_or_below_a_looser_goal_cannot_answer():
+    # Counting stopped once errors passed 0.12: 0.13 is a lower bound, the truth may be 0.2.
+    r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.13, 0.11]), 0.12,
+                exact=[False, False, True])
+    assert store.goal_view(r, 0.14) is None
+    assert store.goal_view(r, 0.125)["steps_to_result"] == 48  # 0.13 > 0.125: a known miss
+
+
+def test_goal_view_tighter_goal_needs_a_curve_that_reached_it():
+    r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.2, 0.1]), 0.12)
+    assert store.goal_view(r, 0.05) is None  # stopped at 0.1: what came after is unknown
+    assert store.goal_view(r, 0.1)["steps_to_result"] == 48  # the last point meets it exactly
+
+
+@pytest.mark.parametrize("status", ["incomplete", "infeasible"])
+def test_goal_view_runs_that_never_met_their_goal_never_met_a_tighter_one(status):
+    r = at_goal(record(status, None, 48, (16, 32, 48), [0.5, 0.3, 0.2]), 0.12)
+    v = store.goal_view(r, 0.05)
+    assert v["status"] == status and v["steps"] == 48
+    assert store.goal_view(r, 0.25)["steps_to_result"] == 48  # but a looser one they did
+
+
+def test_goal_view_capped_run_answers_other_goals_only_within_its_cap():
+    r = at_goal(record("capped", None, 48, (16, 32, 48), [0.5, 0.3, 0.2], cap=50), 0.12)
+    assert store.goal_view(r, 0.3)["steps_to_result"] == 32
+    assert store.goal_view(r, 0.1, 50)["status"] == "capped"
+    assert store.goal_view(r, 0.1, 80) is None and store.goal_view(r, 0.1) is None
+
+
+def test_goal_view_divergence_ends_the_curve():
+    r = at_goal(record("infeasible", None, 48, (16, 32, 48), [0.5, 0.3, math.nan]), 0.12)
+    assert store.goal_view(r, 0.4)["steps_to_result"] == 32
+    assert store.goal_view(r, 0.2)["status"] == "infeasible"
+
+
 # ---------------------------------------------------------------- collect / write_dataset
 
 @pytest.fixture()
@@ -151,7 +207,8 @@ def spec_and_plan(tmp_path):
 def synthetic_records():
     """Panel a, s=0, B=4: K = 48, 32, 32 -> K* = 32 by trial 1 (tie with 2).
     Panel a, s=0, B=8: all incomplete -> NaN. Panel a, s=0.5, B=4: infeasible, complete 16,
-    capped -> 16 by trial 1. Panel a, s=0.5, B=8: not run. Panel b, s=0, B=16: one complete."""
+    capped -> 16 by trial 1. Panel a, s=0.5, B=8: not run. Panel b, s=0, B=16: one of two
+    trials run (complete)."""
     ev = (16, 32, 48, 64)
     return {
         ("a", 0.0, 4, 0): record("complete", 48, 48, ev[:3], [0.5, 0.1, 0.01], learning_rate=0.01),
@@ -203,7 +260,11 @@ def test_collect_and_write_dataset(spec_and_plan, tmp_path):
     assert float(k.sel(panel="a", sparsity=0.5, batch_size=4)) == 16
     assert int(best.sel(panel="a", sparsity=0.5, batch_size=4)) == 1
     assert math.isnan(float(k.sel(panel="a", sparsity=0.5, batch_size=8)))  # not run
-    assert float(k.sel(panel="b", sparsity=0.0, batch_size=16)) == 32
+    # b at B=16: 1 of its 2 trials run -> not fully searched, so no K* (32 is only an upper bound)
+    assert math.isnan(float(k.sel(panel="b", sparsity=0.0, batch_size=16)))
+    full = store.collect(sp, plan, {**synthetic_records(), ("b", 0.0, 16, 1): record(
+        "incomplete", None, 32, (16, 32), [0.3, 0.2], learning_rate=0.1, momentum=0.9)})
+    assert float(full["steps_to_result"].sel(panel="b", sparsity=0.0, batch_size=16)) == 32
     assert math.isnan(float(k.sel(panel="b", sparsity=0.0, batch_size=4)))  # not in b's grid
 
     st = f["status"]
