@@ -182,10 +182,16 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
         rec = None  # exact curves were asked for; this record has lower bounds
     if rec is not None:
         return rec, True
-    # Early exit counts errors up to the loosest goal this run must answer: the panel's
-    # read_goals, and whatever goal a record being replaced here could answer.
-    exit_goal = None if not early_exit else max(
-        [panel.goal_error, *panel.read_goals] + ([old.get("exit_goal") or old.get("goal") or 0] if old else []))
+    # Train to this goal, counting errors (early exit) up to the loosest goal the run must
+    # answer: the panel's read_goals. A stored record that cannot answer is replaced by one
+    # that answers what it did too: trained to the tighter goal, with the larger cap.
+    goal, train_cap, loosest = panel.goal_error, cap, [panel.goal_error, *panel.read_goals]
+    if old:
+        old_goal = old.get("goal", old["identity"].get("goal_error", goal))
+        goal = min(goal, old_goal)
+        loosest += [old_goal, old.get("exit_goal") or old_goal]
+        train_cap = None if cap is None or old.get("cap") is None else max(cap, old["cap"])
+    exit_goal = max(loosest) if early_exit else None
     key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
     if key not in _WORKLOADS:
         _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
@@ -194,18 +200,18 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     res = w.engine.run_trial(
         order=w.order, batch_size=batch_size, init=init,
         mask=w.mask(spec.seed + i, init, sparsity), hp=values,
-        eval_steps=pp.eval_steps, goal=panel.goal_error, early_exit=early_exit, exit_goal=exit_goal,
-        max_steps=grid.max_steps_for(batch_size) if cap is None else cap)
-    status = "capped" if res.status == "incomplete" and cap is not None else res.status
+        eval_steps=pp.eval_steps, goal=goal, early_exit=early_exit, exit_goal=exit_goal,
+        max_steps=grid.max_steps_for(batch_size) if train_cap is None else train_cap)
+    status = "capped" if res.status == "incomplete" and train_cap is not None else res.status
     rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
-           "goal": panel.goal_error, "exit_goal": exit_goal,
+           "goal": goal, "exit_goal": exit_goal,
            "steps_to_result": res.steps_to_result, "steps": res.steps,
            "eval_steps": res.eval_steps, "val_errors": res.val_errors,
            "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
            "examples_trained": res.steps * batch_size,
-           "wall_time": res.wall_time, "message": res.message, "cap": cap}
+           "wall_time": res.wall_time, "message": res.message, "cap": train_cap}
     store.put(rid, rec)
-    return rec, False
+    return store_mod.goal_view(rec, panel.goal_error, cap), False
 
 
 def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,

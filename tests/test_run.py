@@ -250,3 +250,17 @@ def test_a_figure_sharing_a_panel_with_another_trains_only_its_new_panel(tmp_pat
     assert summary(lines) == (3, 12)  # only the momentum panel's 3 trials are new
     np.testing.assert_array_equal(fig7["steps_to_result"].sel(panel="sgd").values,
                                   fig1["steps_to_result"].sel(panel="a").values)
+
+
+def test_a_record_retrained_for_another_goal_still_answers_the_first(tmp_path):
+    """No ping-pong: reading at a goal the records cannot answer retrains them once, into
+    records that answer both goals; going back trains nothing."""
+    first, _ = do_run(shared_plan(tmp_path, "fig-8", 0.01), tmp_path / "r", reorder=False)
+    _, lines = do_run(shared_plan(tmp_path, "fig-9", 0.6), tmp_path / "r", reorder=False)
+    assert summary(lines)[0] > 0  # counting stopped past 0.01: 0.6 was not answerable
+    for fig, goal in (("fig-8", 0.01), ("fig-9", 0.6)):
+        again, lines = do_run(shared_plan(tmp_path, fig, goal), tmp_path / "r", reorder=False)
+        assert summary(lines) == (0, 12), (fig, lines[-1])
+    np.testing.assert_array_equal(again["steps_to_result"].values,
+                                  do_run(shared_plan(tmp_path, "fig-9", 0.6), tmp_path / "alone",
+                                         reorder=False)[0]["steps_to_result"].values)
