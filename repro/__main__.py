@@ -106,7 +106,7 @@ def cmd_run(args):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
-        ds, report = run_mod.run_plan(plan, args.results, capping=not args.no_capping,
+        ds, report = run_mod.run_plan(plan, args.results, capping=sp.capping and not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves,
                                       reorder=not args.sobol_order,
                                       max_device_batch=args.max_device_batch)
@@ -124,7 +124,7 @@ def cmd_collect(args):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
-        ds = run_mod.collect_plan(plan, args.results, capping=not args.no_capping)
+        ds = run_mod.collect_plan(plan, args.results, capping=sp.capping and not args.no_capping)
         if args.goal is not None:
             ds.attrs["goal"] = args.goal
         store.write_dataset(ds, out)
@@ -164,7 +164,7 @@ def cmd_verify(args):
         if args.goal is not None:  # re-read the stored runs at another goal; trains nothing
             from . import plan as plan_mod, run as run_mod
             plan = plan_mod.compile_plan(sp, args.grid, goal=args.goal)
-            ds = run_mod.collect_plan(plan, args.results)
+            ds = run_mod.collect_plan(plan, args.results, capping=sp.capping)
             ds.attrs["goal"] = args.goal
             unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
             if unknown:

@@ -3,6 +3,8 @@
 ``render_data_parallelism`` draws the layout of the paper's Figure 1: one row per panel, four
 columns — K*(B) of the dense network, K*(B) at the highest sparsity, every sparsity together,
 and every sparsity normalised by its own K* at the smallest measured batch size.
+``render_optimizer_comparison`` (Fig. 2), ``render_landscape`` (Figs. 3, 5, 13-18) and
+``render_sparse_ratio`` (Fig. 12) draw the other kinds a spec's ``figure.kind`` names.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 
-__all__ = ["render", "render_data_parallelism", "panel_label", "sparsity_label", "KINDS"]
+__all__ = ["render", "render_data_parallelism", "render_optimizer_comparison", "render_landscape",
+           "render_sparse_ratio", "panel_label", "sparsity_label", "KINDS"]
 
 # Display names for the workload strings a spec uses (matched case-insensitively, with "_" and
 # spaces treated as "-"). Unknown names are shown as given.
@@ -302,7 +305,143 @@ def render_data_parallelism(ds, out_stem, title=None, fits=None) -> list[pathlib
     return _write(_figure_data_parallelism(ds, title=title, fits=fits), out_stem)
 
 
-KINDS = {"data_parallelism": render_data_parallelism}
+# ----------------------------------------------------------------------------------- other kinds
+def _suptitle(fig, ds, title):
+    text = title if title is not None else ds.attrs.get("title")
+    if text:
+        fig.suptitle(str(text), fontsize=13, fontweight="bold")
+
+
+def render_optimizer_comparison(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Paper Fig. 2: one plot per sparsity, K*(B) of every panel (optimiser) on shared log2
+    axes, no normalisation, so the optimisers' steps and critical batch sizes compare directly."""
+    panels, sparsities = list(ds["panel"].values), sorted(float(s) for s in ds["sparsity"].values)
+    b_all = np.sort(ds["batch_size"].values.astype(float))
+    fig, axes = plt.subplots(1, max(len(sparsities), 1), squeeze=False, layout="constrained",
+                             figsize=(_COL_W * max(len(sparsities), 1), _ROW_H + 0.6), sharey=True)
+    _suptitle(fig, ds, title)
+    colors = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(panels)}
+    for ax, sp in zip(axes[0], sparsities):
+        _setup_axes(ax, f"Sparsity: {sparsity_label(sp)}", "Steps", b_all)
+        drawn = False
+        for p in panels:
+            b, k = _curve(ds, p, sp)
+            if b.size:
+                ax.plot(b, k, "o-", color=colors[p], markersize=4, label=panel_label(ds, p))
+                drawn = True
+        if drawn:
+            ax.legend(fontsize=7)
+        else:
+            _not_run(ax)
+    return _write(fig, out_stem)
+
+
+_MARKS = {  # status code (store.STATUS) -> how a trial is drawn
+    1: dict(marker="o", color="tab:blue", label="complete"),
+    2: dict(marker="^", color="0.6", label="incomplete"),
+    4: dict(marker="^", color="0.6", label="incomplete"),  # capped: stopped without the goal
+    3: dict(marker="x", color="tab:red", label="infeasible"),
+}
+
+
+def _landscape_axes(ds, panel):
+    """The y axes of a panel's landscape: each searched metaparameter besides the learning
+    rate, or the steps a trial ran when the learning rate is the only one (paper Fig. 5)."""
+    dims = [d for d in ("momentum", "decay_steps", "end_factor")
+            if d in ds and np.isfinite(ds[d].sel(panel=panel).values).any()]
+    return dims or ["steps"]
+
+
+def render_landscape(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Paper Figs. 3, 5, 13-18: every trial of every search at its metaparameters, marked
+    complete, incomplete or infeasible, the best trial starred; one plot per (panel, sparsity,
+    y axis) row and batch-size column."""
+    rows = []
+    for p in ds["panel"].values:
+        for sp in ds["sparsity"].values:
+            if (ds["status"].sel(panel=p, sparsity=sp) > 0).any():
+                rows += [(p, float(sp), y) for y in _landscape_axes(ds, p)]
+    bs = [int(b) for b in ds["batch_size"].values if (ds["status"].sel(batch_size=b) > 0).any()]
+    fig, axes = plt.subplots(max(len(rows), 1), max(len(bs), 1), squeeze=False, layout="constrained",
+                             figsize=(3.0 * max(len(bs), 1), 2.6 * max(len(rows), 1) + 0.6))
+    _suptitle(fig, ds, title)
+    for r, (p, sp, ydim) in enumerate(rows):
+        for c, b in enumerate(bs):
+            ax, pt = axes[r, c], ds.sel(panel=p, sparsity=sp, batch_size=b)
+            ax.set_title(f"({_text(p)}) S: {sparsity_label(sp)}, B: {b}", fontsize=9)
+            ax.set_xscale("log")
+            ax.tick_params(labelsize=7)
+            st = pt["status"].values
+            if not (st > 0).any():
+                _not_run(ax)
+                continue
+            x = pt["learning_rate"].values
+            y = 1.0 - pt["momentum"].values if ydim == "momentum" else (
+                pt["steps"].values.astype(float) if ydim == "steps" else pt[ydim].values)
+            for code, style in _MARKS.items():
+                m = st == code
+                if m.any():
+                    ax.scatter(x[m], y[m], s=14, linewidths=1, **style)
+            best = int(pt["best_trial"])
+            if best >= 0:
+                ax.scatter([x[best]], [y[best]], marker="*", s=160, color="gold",
+                           edgecolors="k", linewidths=0.6, zorder=5, label="best")
+            if ydim in ("momentum", "end_factor", "steps"):
+                ax.set_yscale("log")
+            # Every plot of a row on the same axes (the panel's sampled range), as in the paper.
+            allx = ds["learning_rate"].sel(panel=p).values
+            ally = {"momentum": 1.0 - ds["momentum"].sel(panel=p).values if "momentum" in ds else allx,
+                    "steps": ds["steps"].sel(panel=p).values.astype(float)}.get(
+                        ydim, ds[ydim].sel(panel=p).values if ydim in ds else allx)
+            for setter, v, log in ((ax.set_xlim, allx, True), (ax.set_ylim, ally, ax.get_yscale() == "log")):
+                v = v[np.isfinite(v) & ((v > 0) if log else True)]
+                if v.size:
+                    lo, hi = v.min(), v.max()
+                    setter(*((lo / 2, hi * 2) if log else (lo - 0.05 * (hi - lo + 1), hi + 0.05 * (hi - lo + 1))))
+            ax.set_xlabel("Learning rate", fontsize=8)
+            ax.set_ylabel({"momentum": "1 - momentum", "steps": "Steps"}.get(ydim, ydim.replace("_", " ")),
+                          fontsize=8)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles),
+                   fontsize=8)
+    return _write(fig, out_stem)
+
+
+def render_sparse_ratio(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Paper Fig. 12: K* of the sparsest network over the dense one's, against B, one line per
+    panel (workload), with the paper's 1.5-4.5 band shaded and 1 (no slowdown) dashed."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    _suptitle(fig, ds, title)
+    b_all = np.sort(ds["batch_size"].values.astype(float))
+    _setup_axes(ax, "Steps-to-result ratio, sparse / dense", "K*(sparse) / K*(dense)", b_all)
+    ax.set_yscale("linear")
+    ax.axhspan(1.5, 4.5, color="0.92", zorder=0, label="paper: 1.5-4.5")
+    ax.axhline(1.0, **_REF_STYLE)
+    drawn = False
+    sparsities = sorted(float(s) for s in ds["sparsity"].values)
+    for i, p in enumerate(ds["panel"].values):
+        dense, sparse = _curve(ds, p, sparsities[0]), _curve(ds, p, sparsities[-1])
+        common = np.intersect1d(dense[0], sparse[0])
+        if len(sparsities) < 2 or not common.size:
+            continue
+        ratio = [sparse[1][sparse[0] == b][0] / dense[1][dense[0] == b][0] for b in common]
+        ax.plot(common, ratio, "o-", markersize=4, color=plt.get_cmap("tab10")(i % 10),
+                label=f"{panel_label(ds, p)} ({sparsity_label(sparsities[-1])})")
+        drawn = True
+    if not drawn:
+        _not_run(ax)
+    ax.legend(fontsize=7)
+    return _write(fig, out_stem)
+
+
+KINDS = {"data_parallelism": render_data_parallelism,
+         "optimizer_comparison": render_optimizer_comparison,
+         "landscape": render_landscape,
+         "sparse_ratio": render_sparse_ratio}
 
 
 def render(ds, out_stem, kind="data_parallelism", **kw) -> list[pathlib.Path]:

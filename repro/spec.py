@@ -26,7 +26,9 @@ SCALES = ("linear", "log", "reverse_log")
 CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger", "diminishing_returns",
           "sparse_ratio_band", "sparse_critical_batch_no_smaller", "c1_increasing_with_sparsity",
           "best_lr_nondecreasing")
-FIGURE_KINDS = ("data_parallelism",)
+# How a figure is drawn (repro.figures): K*(B) grids, optimisers on shared axes, every trial
+# of a search at its metaparameters, or the sparse/dense K* ratio against B.
+FIGURE_KINDS = ("data_parallelism", "optimizer_comparison", "landscape", "sparse_ratio")
 SOBOL_MODES = ("unscrambled", "scrambled")
 
 DIMS = ("learning_rate", "momentum", "decay_steps", "end_factor")
@@ -34,7 +36,7 @@ DEFAULT_SCALES = {"learning_rate": "log", "momentum": "reverse_log",
                   "decay_steps": "linear", "end_factor": "log"}
 INTEGER_DIMS = ("decay_steps",)
 
-FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed")
+FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed", "capping")
 PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
               "read_goals", "claims", "search", "grid")
 GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
@@ -122,6 +124,7 @@ class Spec:
     sobol: str
     sobol_seed: int
     panels: tuple[Panel, ...]
+    capping: bool = True  # best-so-far capping of trials (off: every trial runs to its own outcome)
 
     def panel(self, id: str) -> Panel:
         """The panel with this id; UsageError (not KeyError) if there is none."""
@@ -381,6 +384,13 @@ def load_spec(path) -> Spec:
     seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0)
     sobol = _str(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
     sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0)
+    capping = fig.get("capping", kind != "landscape")
+    if not isinstance(capping, bool):
+        ctx.fail("figure.capping", f"must be true or false, got {_tname(capping)}",
+                 "write capping = false to run every trial to its own outcome")
+    if capping and kind == "landscape":
+        ctx.fail("figure.capping", "a landscape figure shows every trial's own outcome, which "
+                 "best-so-far capping would cut short", "remove the key (landscapes default to false)")
     panels_raw = data.get("panel")
     if not panels_raw:
         ctx.fail("panel", "missing: a spec needs at least one panel", "add a [[panel]] table")
@@ -389,7 +399,8 @@ def load_spec(path) -> Spec:
     seen: set[str] = set()
     panels = tuple(_panel(ctx, i, p, seen) for i, p in enumerate(panels_raw))
     return Spec(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=fid, title=title,
-                kind=kind, seed=seed, sobol=sobol, sobol_seed=sobol_seed, panels=panels)
+                kind=kind, seed=seed, sobol=sobol, sobol_seed=sobol_seed, panels=panels,
+                capping=capping)
 
 
 def load_specs(path_or_dir) -> list[Spec]:

@@ -112,3 +112,55 @@ def test_netcdf_roundtrip(tmp_path):
         assert figures.panel_label(ds, "c").startswith("(c) CIFAR-10")
         paths = figures.render(ds, tmp_path / "out" / "figure-1")
     assert all(p.exists() for p in paths)
+
+
+# ---------------------------------------------------------------- other kinds (SYNTHETIC)
+
+def trial_dataset(momentum=True):
+    """2 panels x 2 sparsities x 3 batch sizes x 5 trials, statuses of every kind; panel "b"
+    at 90 % not run."""
+    rng = np.random.default_rng(0)
+    shape = (2, 2, 3, 5)
+    status = np.tile(np.array([1, 2, 3, 4, 1], np.int8), shape[:3] + (1,))
+    status[1, 1] = 0
+    steps = rng.integers(10, 1000, shape)
+    done = np.where(status == 1, steps, np.iinfo(np.int64).max)
+    best = np.where((status == 1).any(axis=-1), done.argmin(axis=-1), -1)
+    k = np.where(best >= 0, done.min(axis=-1), np.nan)
+    dims4 = ("panel", "sparsity", "batch_size", "trial")
+    data = {
+        "steps_to_result": (dims4[:3], k), "best_trial": (dims4[:3], best),
+        "status": (dims4, status), "steps": (dims4, steps),
+        "learning_rate": (dims4, 10 ** rng.uniform(-4, 0, shape)),
+        "momentum": (dims4, 1 - 10 ** rng.uniform(-4, -1, shape) if momentum else np.full(shape, np.nan)),
+        "dataset": ("panel", ["mnist", "mnist"]), "model": ("panel", ["simple_cnn"] * 2),
+        "optimizer": ("panel", ["momentum", "nesterov"]), "schedule": ("panel", ["constant"] * 2),
+    }
+    return xr.Dataset(data, coords={"panel": ["a", "b"], "sparsity": [0.0, 0.9],
+                                    "batch_size": [16, 128, 1024], "trial": np.arange(5)},
+                      attrs={"title": "Synthetic search"})
+
+
+@pytest.mark.parametrize("momentum", [True, False])
+def test_render_landscape_one_plot_per_searched_point(tmp_path, momentum):
+    paths = figures.render(trial_dataset(momentum), tmp_path / "land", kind="landscape")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    h, w = mpimg.imread(paths[0]).shape[:2]
+    assert 3 * 3.0 * 150 * 0.9 <= w <= 3 * 3.0 * 150 * 1.1  # 3 batch-size columns
+    assert h >= 3 * 2.6 * 150 * 0.9  # rows: (a, 0), (a, 0.9), (b, 0) -- (b, 0.9) was not run
+
+
+def test_landscape_y_axis_is_each_other_searched_metaparameter_or_steps():
+    ds = trial_dataset(momentum=True)
+    assert figures._landscape_axes(ds, "a") == ["momentum"]
+    assert figures._landscape_axes(trial_dataset(momentum=False), "a") == ["steps"]
+    ds["decay_steps"] = ds["learning_rate"] * 0 + 5000.0
+    assert figures._landscape_axes(ds, "a") == ["momentum", "decay_steps"]
+
+
+@pytest.mark.parametrize("kind", ["optimizer_comparison", "sparse_ratio"])
+def test_render_other_kinds_write_png_and_pdf(tmp_path, kind):
+    paths = figures.render(synthetic_dataset(), tmp_path / kind, kind=kind)
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert mpimg.imread(paths[0]).std() > 0.01
+    assert paths[1].read_bytes().startswith(b"%PDF")
