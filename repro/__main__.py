@@ -43,17 +43,26 @@ def golden_path(spec, override=None):
 
 def cmd_plan(args):
     from . import plan as plan_mod, spec as spec_mod
-    out = []
+    out, plans = [], []
     for sp in spec_mod.load_specs(args.spec):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+        plans.append(plan)
         out.append(plan_mod.describe(plan))
         n = plan_mod.visible_devices()
         out[-1]["placement"] = {"devices": n, "max_device_batch": args.max_device_batch,
                                 "panels": plan_mod.describe_placement(plan, n, args.max_device_batch)}
         if args.estimate:
             out[-1]["estimate"] = estimate_costs(plan, args)
+    sharing = None
+    if len(plans) > 1:  # runs asked for by several figures are counted once
+        from . import run as run_mod
+        sharing = run_mod.shared_runs(plans)
+        for d in out:
+            d["runs"] = sharing["figures"][d["figure"]]
     if args.json:
-        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        print(json.dumps(out[0] if len(out) == 1 else
+                         {"figures": out, "unique_runs": sharing["unique_runs"],
+                          "trials_asked": sharing["trials_asked"]}, indent=2))
         return 0
     for d in out:
         for row in d.get("estimate", []):
@@ -71,6 +80,10 @@ def cmd_plan(args):
         print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
               f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
               f"evaluations and {d['totals']['steps_at_most']:,} steps")
+        if "runs" in d:
+            r = d["runs"]
+            print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
+                  + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
         for p in d["panels"]:
             print(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']} / {p['schedule']}, "
                   f"goal {p['goal_error']}: B {p['batch_sizes']} x s {p['sparsities']}, "
@@ -85,6 +98,9 @@ def cmd_plan(args):
             for b, text in rows.items():
                 kinds.setdefault(text, []).append(b)
             print(f"    ({pid}) " + "; ".join(f"B {bs}: {text}" for text, bs in kinds.items()))
+    if sharing:
+        print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
+              "distinct runs (each shared run is trained once)")
     return 0
 
 
@@ -305,6 +321,14 @@ def cmd_data(args):
                      if row["present"] else f"MISSING  {row['how']}")
             print(f"{row['name']:14s} {state}")
         return 0
+    if args.action == "ready":  # does every dataset a spec's panels use exist here?
+        from . import spec as spec_mod
+        present = {row["name"]: row for row in data.status()}
+        missing = sorted({p.dataset for sp in spec_mod.load_specs(args.names[0] if args.names else "specs")
+                          for p in sp.panels if not present[p.dataset]["present"]})
+        for name in missing:
+            print(f"{name}: MISSING  {present[name]['how']}")
+        return 1 if missing else 0
     names = args.names or ["mnist", "fashion_mnist"]
     failed = 0
     for name in names:
@@ -416,8 +440,10 @@ def parser():
     sp.set_defaults(fn=cmd_bench)
 
     sp = sub.add_parser("data", help="fetch or list datasets")
-    sp.add_argument("action", choices=["fetch", "status"])
-    sp.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist)")
+    sp.add_argument("action", choices=["fetch", "status", "ready"],
+                    help="fetch datasets, list them, or (ready SPEC) exit 1 unless every dataset "
+                         "the spec uses is present")
+    sp.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist); for ready: a spec")
     sp.add_argument("--from", dest="source", help="a folder with IDX or .npz files")
     sp.set_defaults(fn=cmd_data)
     return p

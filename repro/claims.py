@@ -13,6 +13,7 @@ import difflib
 
 import json
 import math
+import pathlib
 import tomllib
 from dataclasses import asdict, dataclass, field
 
@@ -124,11 +125,15 @@ def _check_values(path, key, entry, claim):
                              f"write {name} = [low, high]")
 
 
+_including = []  # golden files being read through `include`, to stop cycles
+
+
 def load_golden(path) -> dict:
     """Read and validate a golden TOML file; returns its tables as a plain dict.
 
     Top-level tables are claims (``[linear_scaling]`` ...); ``[panel.<id>.<claim>]`` tables
-    override keys for one panel. Raises UsageError naming the file and key on any problem.
+    override keys for one panel; ``include = "other.toml"`` takes another file's claim tables
+    first (this file's own tables win; the other file's panel overrides are not taken). Raises UsageError naming the file and key on any problem.
     """
     try:
         with open(path, "rb") as fh:
@@ -137,6 +142,21 @@ def load_golden(path) -> dict:
         raise UsageError(path, "", "golden file not found", "create it; see golden/README.md") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(path, "", f"not valid TOML: {exc}", "fix the syntax") from None
+    if "include" in golden:  # tolerances shared with another figure: its tables, then ours
+        inc = golden.pop("include")
+        if not isinstance(inc, str):
+            raise UsageError(path, "include", "must be a file name", 'e.g. include = "figure-1.toml"')
+        target = pathlib.Path(path).parent / inc
+        if _including.count(str(target.resolve())) or len(_including) > 8:
+            raise UsageError(path, "include", f"includes itself ({inc})", "break the cycle")
+        _including.append(str(target.resolve()))
+        try:
+            base = load_golden(target)
+        finally:
+            _including.pop()
+        base.pop("panel", None)  # per-panel overrides belong to that figure's panels only
+        base.pop("figure", None)
+        golden = {**base, **golden}
     for key, entry in golden.items():
         if key == "panel":
             _check_overrides(path, entry, golden)

@@ -263,6 +263,33 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
     t.search(verbose=0)
 
 
+def run_ids(plan):
+    """{run id: (panel, sparsity, B, trial)} of every trial `plan` asks for. Figures that
+    share workload, study point, trial and search space share ids: one run, computed once."""
+    out = {}
+    for pp in plan.panels:
+        _, values = _sobol(plan.spec, pp)
+        for s, b in pp.points:
+            for i in range(pp.grid.trials):
+                rid = store_mod.run_id(identity(pp.panel, pp.grid, plan.spec, s, b, i, values[i]))
+                out.setdefault(rid, (pp.panel.id, s, b, i))
+    return out
+
+
+def shared_runs(plans):
+    """Across figures: {"unique_runs", "trials_asked", per figure {"runs", "new_runs",
+    "shared_with": {figure: n}}}; `new_runs` counts runs no earlier figure (in order) asks for."""
+    ids = {p.spec.id: set(run_ids(p)) for p in plans}
+    seen, per = set(), {}
+    for fig, mine in ids.items():
+        per[fig] = {"runs": len(mine), "new_runs": len(mine - seen),
+                    "shared_with": {o: len(mine & other) for o, other in ids.items()
+                                    if o != fig and mine & other}}
+        seen |= mine
+    return {"unique_runs": len(seen), "trials_asked": sum(len(v) for v in ids.values()),
+            "figures": per}
+
+
 def replay_point(spec, pp, sparsity, batch_size, results_dir, capping):
     """The records of one study point, in run order, as the capped search saw them."""
     return _walk(spec, pp, sparsity, batch_size, results_dir, capping)[0]

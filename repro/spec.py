@@ -404,10 +404,12 @@ def load_spec(path) -> Spec:
 
 
 def load_specs(path_or_dir) -> list[Spec]:
-    """Load one spec file, or every ``*.toml`` directly in a folder (sorted by name)."""
+    """Load one spec file, or every ``*.toml`` directly in a folder (in natural name order)."""
     p = pathlib.Path(path_or_dir)
     if p.is_dir():
-        files = sorted(f for f in p.glob("*.toml") if f.is_file())
+        # Natural order: figure-2 before figure-10.
+        files = sorted((f for f in p.glob("*.toml") if f.is_file()),
+                       key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f.name)])
         if not files:
             raise UsageError(p, None, "no *.toml spec files in this folder",
                              "point at a spec file or a folder of specs")

@@ -72,3 +72,47 @@ def test_describe_with_parameters_counts_the_model(spec):
     d = plan_mod.describe(plan_mod.compile_plan(spec, "full", ["a"]))
     assert d["models"]["simple_cnn"]["parameters"] == 62_346
     assert d["panels"][0]["search"]["learning_rate"] == {"min": 1e-4, "max": 1.0, "scale": "log"}
+
+
+# ---------------------------------------------------------------- runs shared across the real specs
+
+def _plan(n):
+    from repro import spec as spec_mod
+    return plan_mod.compile_plan(spec_mod.load_spec(f"specs/figure-{n}.toml"), "reduced")
+
+
+def test_real_specs_share_the_papers_runs():
+    """Fig. 7(a), (b) are Fig. 1(a), (b); Fig. 9 is Fig. 8 at another goal; Fig. 2 is Fig. 7;
+    Fig. 12 only re-reads runs of 7, 8, 10 and 11. (tests/test_run.py shows re-reading them
+    trains nothing and gives the results of a fresh run.)"""
+    from repro import run
+    ids = {n: run.run_ids(_plan(n)) for n in (1, 2, 7, 8, 9, 10, 11, 12)}
+    fig1_ab = {r for r, (panel, *_rest) in ids[1].items() if panel in ("a", "b")}
+    fig7_ab = {r for r, (panel, *_rest) in ids[7].items() if panel in ("a", "b")}
+    assert fig7_ab == fig1_ab and len(fig7_ab) == 96
+    assert set(ids[9]) == set(ids[8]) and set(ids[2]) == set(ids[7])
+    assert set(ids[12]) == set(ids[7]) | set(ids[8]) | set(ids[10]) | set(ids[11])
+    fig1_c = {r for r, (panel, *_rest) in ids[1].items() if panel == "c"}
+    assert fig1_c <= set(ids[8])  # Fig. 8(b) is Fig. 1(c)
+    # Fig. 8's curves must answer Fig. 9's goal without training: counting goes up to it.
+    for n in (1, 8, 12):
+        for pp in _plan(n).panels:
+            if pp.panel.dataset == "fashion_mnist":
+                assert 0.14 in pp.panel.read_goals, (n, pp.panel.id)
+
+
+def test_plan_of_the_specs_folder_counts_each_shared_run_once():
+    import json
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "repro", "plan", "specs", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    d = json.loads(out.stdout)
+    figs = {f["figure"]: f for f in d["figures"]}
+    assert {f"figure-{n}" for n in (1, 2, 3, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)} <= set(figs)
+    assert d["trials_asked"] == sum(f["totals"]["trials"] for f in figs.values())
+    assert d["unique_runs"] == sum(f["runs"]["new_runs"] for f in figs.values()) < d["trials_asked"]
+    assert figs["figure-9"]["runs"]["new_runs"] == 0  # listed after figure-8: all shared
+    assert figs["figure-9"]["runs"]["shared_with"]["figure-8"] == figs["figure-9"]["totals"]["trials"]
+    assert all(f["study_points"] for f in figs["figure-7"]["panels"])
