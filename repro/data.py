@@ -450,6 +450,15 @@ def load(name: str, root: pathlib.Path | None = None) -> Dataset:
     return _load_cached(name, _key(root))[0]
 
 
+def require(name: str, root: pathlib.Path | None = None) -> None:
+    """Raise DataMissing (with how to fetch it) unless `name` has been fetched; loads nothing,
+    so a process that only schedules work does not hold the arrays."""
+    name = _check_name(name)
+    path = cache_path(name, _root(root))
+    if not path.is_file():
+        raise DataMissing(path, name, "dataset not fetched", how_to_fetch(name))
+
+
 def load_test(name: str, root: pathlib.Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The preprocessed test set (x, y) of `name`, standardised with the training statistics."""
     name = _check_name(name)

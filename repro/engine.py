@@ -88,8 +88,7 @@ class Engine:
             self.lr, self.momentum, self.decay_steps, self.end_factor = (
                 tf.Variable(0.0, trainable=False) for _ in range(4))
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-        self.x_val, self.y_val = tf.constant(data.x_val), tf.constant(data.y_val)
+        self.x_train, self.y_train, self.x_val, self.y_val = _resident(data)
         self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
         self.examples_evaluated = 0  # running count, for the cost report
         # One trace serves every chunk length and batch size (no retracing per trial).
@@ -253,6 +252,19 @@ class Engine:
             wall_time=time.perf_counter() - t0,
             message=message,
         )
+
+
+_RESIDENT = {}  # id(dataset) -> its splits as tensors, shared by every engine in the process
+
+
+def _resident(data):
+    """The dataset's splits as constant tensors, made once per process: engines of several
+    workloads on one dataset (SGD and Momentum on MNIST) share one copy in memory."""
+    key = id(data)
+    if key not in _RESIDENT or _RESIDENT[key][0] is not data:
+        _RESIDENT[key] = (data, tuple(tf.constant(a) for a in
+                                      (data.x_train, data.y_train, data.x_val, data.y_val)))
+    return _RESIDENT[key][1]
 
 
 def _tf1_update(w, v, g, lr, momentum, optimizer):

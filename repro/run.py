@@ -361,7 +361,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     tasks, missing = [], {}
     for pp in plan.panels:
         try:
-            data_mod.load(pp.panel.dataset)  # fail fast, and say how to get it
+            data_mod.require(pp.panel.dataset)  # fail fast, and say how to get it
         except DataMissing as e:
             missing[pp.panel.id] = str(e)
             log(f"panel ({pp.panel.id}) NOT RUN: {e}")

@@ -46,6 +46,7 @@ eval_every = 4
 def synthetic(monkeypatch):
     data = make_data(n_train=64, n_val=3000)  # 3 evaluation chunks of 1000: early exit can act
     monkeypatch.setattr(data_mod, "load", lambda name: data)
+    monkeypatch.setattr(data_mod, "require", lambda name: None)
     monkeypatch.setattr(run, "_WORKLOADS", {})
 
 
