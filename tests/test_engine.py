@@ -203,6 +203,15 @@ def test_early_exit_changes_no_outcome(eng, init, lr, goal):
             assert goal < f <= s  # stopped once the goal was missed: a lower bound above it
 
 
+def test_evaluations_visit_the_hardest_examples_first_and_each_trial_starts_afresh(eng, init):
+    trial(eng, init, hp={"learning_rate": 3e-4}, goal=0.0)  # runs to the budget: many evaluations
+    order, margin = eng.val_order.numpy(), eng.val_margin.numpy()
+    assert sorted(order) == list(range(64))  # a permutation of the split
+    assert (np.diff(margin[order]) >= 0).all()  # smallest margin (most wrong) first
+    eng.reset(init, None, HP)
+    assert list(eng.val_order.numpy()) == list(range(64)) and not eng.val_margin.numpy().any()
+
+
 @pytest.mark.parametrize("goal, exit_goal", [(0.05, 0.3), (0.0, 0.6), (0.3, 0.3)])
 def test_looser_exit_goal_changes_no_outcome_and_keeps_the_curve_exact_up_to_it(eng, init, goal, exit_goal):
     fast = trial(eng, init, goal=goal, exit_goal=exit_goal)
@@ -274,10 +283,11 @@ def test_early_exit_decides_checkpoints_at_and_around_the_goal_like_full_countin
 
 
 @pytest.mark.skipif(not data_mod.cache_path("mnist").exists(), reason="MNIST not fetched (make data)")
-def test_eval_chunk_200_gives_the_logits_of_1000_on_real_mnist():
-    """Real MNIST (not synthetic): the default chunk of 200 reproduces, bit for bit, the logits
-    of chunks of 1000 over the whole validation split, at initialisation and after training,
-    so it cannot move a checkpoint across the goal."""
+def test_eval_chunks_and_visiting_order_give_the_same_logits_on_real_mnist():
+    """Real MNIST (not synthetic): chunks of 200 (the default) reproduce, bit for bit, the
+    logits of chunks of 1000, and so does visiting the split in another order (evaluations go
+    hardest-first), at initialisation and after training: neither can move a checkpoint across
+    the goal."""
     d = data_mod.load("mnist")
     eng = engine.Engine(d, "simple_cnn", "momentum", "constant")
     eng.reset(models.initial_weights(eng.model, 0), None, {"learning_rate": 0.02, "momentum": 0.9})
@@ -287,3 +297,7 @@ def test_eval_chunk_200_gives_the_logits_of_1000_on_real_mnist():
         logits = {c: np.concatenate([eng.model(d.x_val[i:i + c], training=False).numpy()
                                      for i in range(0, len(d.y_val), c)]) for c in (200, 1000)}
         np.testing.assert_array_equal(logits[200], logits[1000])
+        perm = np.random.default_rng(end).permutation(len(d.y_val))
+        shuffled = np.concatenate([eng.model(d.x_val[perm[i:i + 200]], training=False).numpy()
+                                   for i in range(0, len(d.y_val), 200)])
+        np.testing.assert_array_equal(shuffled, logits[200][perm])
