@@ -362,12 +362,15 @@ def render_landscape(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
             if (ds["status"].sel(panel=p, sparsity=sp) > 0).any():
                 rows += [(p, float(sp), y) for y in _landscape_axes(ds, p)]
     bs = [int(b) for b in ds["batch_size"].values if (ds["status"].sel(batch_size=b) > 0).any()]
-    fig, axes = plt.subplots(max(len(rows), 1), max(len(bs), 1), squeeze=False, layout="constrained",
-                             figsize=(3.0 * max(len(bs), 1), 2.6 * max(len(rows), 1) + 0.6))
+    # One batch size (paper Fig. 5): the rows side by side instead, as the paper lays them out.
+    across = len(bs) == 1 and len(rows) > 1
+    n_r, n_c = (1, len(rows)) if across else (max(len(rows), 1), max(len(bs), 1))
+    fig, axes = plt.subplots(n_r, n_c, squeeze=False, layout="constrained",
+                             figsize=(max(3.0 * n_c, 6.5), 2.6 * n_r + 0.6))
     _suptitle(fig, ds, title)
     for r, (p, sp, ydim) in enumerate(rows):
         for c, b in enumerate(bs):
-            ax, pt = axes[r, c], ds.sel(panel=p, sparsity=sp, batch_size=b)
+            ax, pt = (axes[0, r] if across else axes[r, c]), ds.sel(panel=p, sparsity=sp, batch_size=b)
             ax.set_title(f"({_text(p)}) S: {sparsity_label(sp)}, B: {b}", fontsize=9)
             ax.set_xscale("log")
             ax.tick_params(labelsize=7)

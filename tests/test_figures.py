@@ -164,3 +164,10 @@ def test_render_other_kinds_write_png_and_pdf(tmp_path, kind):
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert mpimg.imread(paths[0]).std() > 0.01
     assert paths[1].read_bytes().startswith(b"%PDF")
+
+
+def test_landscape_with_one_batch_size_lays_its_plots_side_by_side(tmp_path):
+    ds = trial_dataset(momentum=False).isel(batch_size=[1])
+    paths = figures.render(ds, tmp_path / "one", kind="landscape")
+    h, w = mpimg.imread(paths[0]).shape[:2]
+    assert w > h  # 3 plots in a row (panels a and b at 0 %, a at 90 %), not a column
