@@ -187,7 +187,8 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     # that answers what it did too: trained to the tighter goal, with the larger cap.
     goal, train_cap, loosest = panel.goal_error, cap, [panel.goal_error, *panel.read_goals]
     if old:
-        old_goal = old.get("goal", old["identity"].get("goal_error", goal))
+        old_goal = store_mod.record_goal(old)
+        old_goal = goal if old_goal is None else old_goal
         goal = min(goal, old_goal)
         loosest += [old_goal, old.get("exit_goal") or old_goal]
         train_cap = None if cap is None or old.get("cap") is None else max(cap, old["cap"])

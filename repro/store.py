@@ -76,6 +76,12 @@ def capped_view(record, cap):
                 **({"val_exact": [record["val_exact"][i] for i in keep]} if "val_exact" in record else {}))
 
 
+def record_goal(record):
+    """The goal a stored run trained to (records made before goals left the identity keep it
+    there); None if neither says."""
+    return record.get("goal", record.get("identity", {}).get("goal_error"))
+
+
 def goal_view(record, goal, cap=None):
     """A record as a search for `goal`, capped at `cap`, would have seen it (None: it cannot tell).
 
@@ -86,7 +92,7 @@ def goal_view(record, goal, cap=None):
     goal without meeting `goal` cannot tell what came next; incomplete, infeasible and capped
     runs keep their outcome. Then `capped_view` applies the cap.
     """
-    own = record.get("goal", record.get("identity", {}).get("goal_error"))
+    own = record_goal(record)
     if own is None or goal != own:
         exact = record.get("val_exact", [True] * len(record["val_errors"]))
         hit = None
