@@ -33,12 +33,13 @@ $(FIGURES): figure-%: data
 	$(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID)
 	$(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID)
 
-# Every reduced figure whose datasets are here, in order (later figures re-read the runs earlier
-# ones share with them); a figure with a dataset missing is skipped with the command that gets it.
+# Every reduced figure with data here, in order (later figures re-read the runs earlier ones
+# share with them); panels whose dataset is missing are NOT-RUN, and a figure with none of its
+# datasets is skipped, each with the command that gets the data.
 figures: data
 	@status=0; for f in $(FIGURES); do \
 	  if $(BIN)/python -m repro data ready specs/$$f.toml; then $(MAKE) --no-print-directory $$f || status=1; \
-	  else echo "$$f: skipped (dataset missing, see above)"; fi; done; exit $$status
+	  else echo "$$f: skipped (no dataset it uses is here, see above)"; fi; done; exit $$status
 
 test: data
 	$(BIN)/python -m pytest -q tests

@@ -45,6 +45,11 @@ def cmd_plan(args):
     from . import plan as plan_mod, spec as spec_mod
     out, plans = [], []
     for sp in spec_mod.load_specs(args.spec):
+        if sp.kind in spec_mod.SMOOTHNESS_KINDS:  # measured training runs, not a search
+            from . import smoothness_run
+            plans.append(smoothness_run.SmoothPlan(sp, args.grid, args.panel))
+            out.append(smoothness_run.describe(plans[-1]))
+            continue
         plan = plan_mod.compile_plan(sp, args.grid, args.panel)
         plans.append(plan)
         out.append(plan_mod.describe(plan))
@@ -65,6 +70,14 @@ def cmd_plan(args):
                           "trials_asked": sharing["trials_asked"]}, indent=2))
         return 0
     for d in out:
+        if d.get("kind") == "smoothness":
+            from . import smoothness_run
+            print(smoothness_run.format_description(d))
+            if "runs" in d:
+                r = d["runs"]
+                print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
+                      + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
+            continue
         for row in d.get("estimate", []):
             src = row["measured_from"]
             print(f"estimate ({row['panel']}): " + (
@@ -119,6 +132,15 @@ def estimate_costs(plan, args):
 def cmd_run(args):
     from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
+        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
+            from . import smoothness_run
+            out = results_path(args.results, sp, args.grid)
+            check_writable(out.parent)
+            ds = smoothness_run.run_study(sp, args.grid, args.results, args.workers, args.panel)
+            store.write_dataset(ds, out)
+            print(f"wrote {out}")
+            print(smoothness_run.summary(ds))
+            continue
         plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
@@ -137,6 +159,15 @@ def cmd_run(args):
 def cmd_collect(args):
     from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
+        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
+            from . import smoothness_run
+            out = results_path(args.results, sp, args.grid)
+            check_writable(out.parent)
+            ds = smoothness_run.collect(sp, args.grid, args.results, args.panel)
+            store.write_dataset(ds, out)
+            print(f"wrote {out} from {int((ds['status'] != 'not_run').sum())} stored runs "
+                  f"of {ds['status'].size}")
+            continue
         plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
@@ -156,7 +187,8 @@ def cmd_plot(args):
     for sp in spec_mod.load_specs(args.spec):
         path = results_path(args.results, sp, args.grid, args.goal)
         ds = store.open_results(path, sp, args.grid)
-        fits = {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
+        fits = {} if sp.kind in spec_mod.SMOOTHNESS_KINDS else \
+            {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
         stem = pathlib.Path(args.figures) / path.stem
         for path in figures.render(ds, stem, kind=sp.kind, fits=fits):
             print(f"wrote {path}")
@@ -177,7 +209,8 @@ def cmd_verify(args):
                                      "and source (golden/README.md), or drop the claim from the panel")
         path = results_path(args.results, sp, args.grid)
         panels = {p.id: list(p.claims) for p in sp.panels}
-        if args.goal is not None:  # re-read the stored runs at another goal; trains nothing
+        # Re-read the stored runs at another goal; trains nothing (smoothness runs have no goal).
+        if args.goal is not None and sp.kind not in spec_mod.SMOOTHNESS_KINDS:
             from . import plan as plan_mod, run as run_mod
             plan = plan_mod.compile_plan(sp, args.grid, goal=args.goal)
             ds = run_mod.collect_plan(plan, args.results, capping=sp.capping)
@@ -187,7 +220,7 @@ def cmd_verify(args):
                 print(f"{sp.id}: {unknown} trials not stored or not answerable at goal {args.goal:g} "
                       f"by the stored curves; run: python -m repro run {sp.path} --goal {args.goal:g}",
                       file=sys.stderr)
-            results += claims.verify_dataset(ds, sp.id, panels, golden)
+            results += claims.verify_dataset(ds, sp.id, panels, golden, args.results)
             continue
         if not path.exists():
             how = f"python -m repro run {sp.path}" + ("" if args.grid == "reduced" else f" --grid {args.grid}") \
@@ -196,7 +229,7 @@ def cmd_verify(args):
                         for pid, cs in panels.items() for c in cs]
             continue
         ds = store.open_results(path, sp, args.grid)
-        results += claims.verify_dataset(ds, sp.id, panels, golden)
+        results += claims.verify_dataset(ds, sp.id, panels, golden, args.results)
     print(claims.to_json(results) if args.json else claims.format_table(results))
     if args.junit:
         from .atomic import atomic_write
@@ -208,6 +241,8 @@ def cmd_fits(args):
     from . import analysis, claims, spec as spec_mod, store
     rows = []
     for sp in spec_mod.load_specs(args.spec):
+        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
+            continue  # no K*(B) to fit: see `repro verify` for its c1 decomposition
         ds = store.open_results(results_path(args.results, sp, args.grid), sp, args.grid)
         golden = claims.load_golden(golden_path(sp, args.golden))
         factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
@@ -321,14 +356,16 @@ def cmd_data(args):
                      if row["present"] else f"MISSING  {row['how']}")
             print(f"{row['name']:14s} {state}")
         return 0
-    if args.action == "ready":  # does every dataset a spec's panels use exist here?
+    if args.action == "ready":  # can this spec run here? (panels whose data is missing are NOT-RUN)
         from . import spec as spec_mod
         present = {row["name"]: row for row in data.status()}
-        missing = sorted({p.dataset for sp in spec_mod.load_specs(args.names[0] if args.names else "specs")
-                          for p in sp.panels if not present[p.dataset]["present"]})
+        used = {p.dataset for sp in spec_mod.load_specs(args.names[0] if args.names else "specs")
+                for p in sp.panels}
+        missing = sorted(n for n in used if not present[n]["present"])
         for name in missing:
-            print(f"{name}: MISSING  {present[name]['how']}")
-        return 1 if missing else 0
+            print(f"{name}: MISSING  {present[name]['how']}"
+                  + ("" if len(missing) == len(used) else "  (its panels will be NOT-RUN)"))
+        return 1 if len(missing) == len(used) else 0
     names = args.names or ["mnist", "fashion_mnist"]
     failed = 0
     for name in names:

@@ -54,6 +54,16 @@ GOLDEN_SCHEMA = {
     "sparse_critical_batch_no_smaller": {"factor": (_NUMBER, True), "min_ratio": (_NUMBER, True)},
     "c1_increasing_with_sparsity": {"min_ratio": (_NUMBER, True), "strict": (bool, False)},
     "best_lr_nondecreasing": {"max_drop": (_NUMBER, True)},
+    "momentum_beats_sgd": {"reference_panel": (str, True), "min_kstar_ratio": (_NUMBER, True),
+                           "min_b_crit_ratio": (_NUMBER, True)},
+    "best_inside_range": {"edge_fraction": (_NUMBER, True)},
+    "feasible_lr_range_shrinks": {"max_ratio": (_NUMBER, True)},
+    "lipschitz_increasing": {"min_ratio": (_NUMBER, True), "strict": (bool, False),
+                             "monotone": (bool, False), "paper_values": (list, False)},
+    "c1_decomposition": {"min_predicted_ratio": (_NUMBER, True), "reference": (str, False),
+                         "paper_ratios": (dict, False)},
+    "noise_scale_vs_critical_batch": {"max_factor": (_NUMBER, True), "reference": (str, True)},
+    "sparse_loss_higher": {"min_ratio": (_NUMBER, True), "strict": (bool, False)},
 }
 
 
@@ -61,7 +71,8 @@ def _type_name(types):
     """Human name of an accepted type (or tuple of types)."""
     if types is _NUMBER:
         return "a number"
-    return {int: "an integer", bool: "true or false", list: "a list", str: "a string"}[types]
+    return {int: "an integer", bool: "true or false", list: "a list", str: "a string",
+            dict: "a table"}[types]
 
 
 def _is_type(value, types):
@@ -428,6 +439,220 @@ def _check_best_lr_nondecreasing(k, sparsities, tol, ds=None, panel=None, **_):
         f"best lr at the next B >= best lr / {tol['max_drop']:g}", {"best_lr": lrs, "worst_drop": worst}
 
 
+# --------------------------------------------------------------------------- across panels, searches
+
+def _fitted_b_crit(k, s):
+    """B_crit = c1/c2 of the Prop. 4.1 fit of one K*(B) row, or _NotRun."""
+    f = analysis.fit_prop41(k["batch_size"].values, k.sel(sparsity=s).values)
+    if math.isnan(f["c1"]) or not f["c2"] > 0:
+        raise _NotRun(f"the Prop. 4.1 fit at s={_fmt_s(s)} has no finite B_crit ({f['n_points']} points)")
+    return f["c1"] / f["c2"]
+
+
+def _check_momentum_beats_sgd(k, sparsities, tol, ds=None, panel=None, **_):
+    """Fig. 2: this (momentum) panel has lower K* at the largest common B and a larger fitted
+    B_crit than the SGD `reference_panel`, at every sparsity both measured."""
+    ref = str(tol["reference_panel"])
+    if ds is None or ref not in [str(p) for p in ds.panel.values]:
+        raise _NotRun(f"reference panel {ref!r} is not in the results")
+    k_ref = analysis.steps_to_result(ds, ref)
+    rows, ok = [], True
+    for s in sparsities:
+        if s not in k_ref["sparsity"].values:
+            continue
+        mine, theirs = _measured_curve(k, s), _measured_curve(k_ref, s)
+        common = sorted(set(mine[0]) & set(theirs[0]))
+        if not common:
+            continue
+        b = common[-1]
+        ratio = float(k_ref.sel(sparsity=s, batch_size=b) / k.sel(sparsity=s, batch_size=b))
+        crit = _fitted_b_crit(k, s) / _fitted_b_crit(k_ref, s)
+        ok &= ratio >= tol["min_kstar_ratio"] and crit >= tol["min_b_crit_ratio"]
+        rows.append((s, b, ratio, crit))
+    if not rows:
+        raise _NotRun(f"no sparsity with K* measured on both this panel and panel {ref}")
+    measured = "; ".join(f"s={_fmt_s(s)}: K*({ref})/K* {r:.2f} at B={b}, B_crit x{c:.2f}" for s, b, r, c in rows)
+    return ok, measured, (f"K*({ref})/K* >= {tol['min_kstar_ratio']:g} at the largest B and "
+                          f"B_crit/B_crit({ref}) >= {tol['min_b_crit_ratio']:g}"), \
+        {"rows": [{"sparsity": s, "batch_size": b, "kstar_ratio": r, "b_crit_ratio": c} for s, b, r, c in rows]}
+
+
+def _unit(value, lo, hi, scale):
+    """Position of `value` in [lo, hi] on the search's own scale (0 = lo, 1 = hi)."""
+    if scale == "log":
+        return math.log(value / lo) / math.log(hi / lo)
+    if scale == "reverse_log":
+        return math.log((1 - value) / (1 - lo)) / math.log((1 - hi) / (1 - lo))
+    return (value - lo) / (hi - lo)
+
+
+def _check_best_inside_range(k, sparsities, tol, ds=None, panel=None, **_):
+    """Fig. 3: every best trial's metaparameters lie inside the searched range, more than
+    edge_fraction of it (on the search's scale) from either end."""
+    if ds is None or "search_min" not in ds:
+        raise _NotRun("the results lack the search ranges (rebuild them: python -m repro collect SPEC)")
+    edge, worst, at_edge, n = tol["edge_fraction"], 0.5, [], 0
+    for s in sparsities:
+        for b in k["batch_size"].values:
+            t = int(ds["best_trial"].sel(panel=panel, sparsity=s, batch_size=b))
+            if t < 0:
+                continue
+            n += 1
+            for hp in ds["hp"].values:
+                lo = float(ds["search_min"].sel(panel=panel, hp=hp))
+                if math.isnan(lo) or str(hp) not in ds:
+                    continue
+                hi = float(ds["search_max"].sel(panel=panel, hp=hp))
+                v = float(ds[str(hp)].sel(panel=panel, sparsity=s, batch_size=b, trial=t))
+                u = _unit(v, lo, hi, str(ds["search_scale"].sel(panel=panel, hp=hp).values))
+                worst = min(worst, u, 1 - u)
+                if min(u, 1 - u) <= edge:
+                    at_edge.append(f"{hp}={v:.3g} at s={_fmt_s(s)} B={int(b)}")
+    if not n:
+        raise _NotRun("no study point has a best trial")
+    measured = f"{n} best trials, closest to an edge {worst:.2f} of the range" + \
+        (f" ({'; '.join(at_edge)})" if at_edge else "")
+    return not at_edge, measured, f"every best trial > {edge:g} of the range from its ends", \
+        {"points": n, "closest_to_edge": worst, "at_edge": at_edge}
+
+
+def _check_feasible_lr_range_shrinks(k, sparsities, tol, ds=None, panel=None, **_):
+    """Fig. 5: the learning rates that reach the goal span fewer decades at s_max than dense,
+    at every batch size: width(s_max) <= max_ratio x width(0)."""
+    s0, s_max = _dense_and_sparsest(sparsities)
+    if ds is None or "learning_rate" not in ds:
+        raise _NotRun("needs per-trial learning rates")
+    rows, ok = [], True
+    for b in k["batch_size"].values:
+        widths = {}
+        for s in (s0, s_max):
+            st = ds["status"].sel(panel=panel, sparsity=s, batch_size=b)
+            if not bool((st > 0).all()):
+                break  # every trial must have run: a landscape shows them all
+            lr = ds["learning_rate"].sel(panel=panel, sparsity=s, batch_size=b).values[st.values == 1]
+            widths[s] = (math.log10(lr.max() / lr.min()), float(lr.min()), float(lr.max())) if len(lr) else None
+        if len(widths) < 2 or widths[s0] is None:
+            continue
+        w0 = widths[s0][0]
+        ws = widths[s_max][0] if widths[s_max] else 0.0
+        ok &= ws <= tol["max_ratio"] * w0 + 1e-12
+        rows.append((int(b), widths[s0], widths[s_max]))
+    if not rows:
+        raise _NotRun("needs a batch size where every trial ran at s=0 and s_max and some dense trial completed")
+    show = lambda w: "none" if w is None else f"{w[1]:.3g}..{w[2]:.3g} ({w[0]:.2f} decades)"  # noqa: E731
+    measured = "; ".join(f"B={b}: s=0 {show(a)}, s={_fmt_s(s_max)} {show(c)}" for b, a, c in rows)
+    return ok, "goal-reaching lr " + measured, \
+        f"width(s={_fmt_s(s_max)}) <= {tol['max_ratio']:g} x width(s=0), in decades of learning rate", \
+        {"rows": [{"batch_size": b, "dense": a, "sparse": c} for b, a, c in rows]}
+
+
+# --------------------------------------------------------------------------- smoothness runs
+
+def _smooth_sparsities(ds, panel):
+    return [float(s) for s in ds.sparsity.values
+            if str(ds["status"].sel(panel=panel, sparsity=s).values) == "complete"]
+
+
+def _mean_l(ds, panel, s):
+    return float(ds["lipschitz"].sel(panel=panel, sparsity=s).mean(skipna=True))
+
+
+def _check_lipschitz_increasing(k, sparsities, tol, ds=None, panel=None, **_):
+    """Fig. 4: the average local Lipschitz constant over training grows with sparsity:
+    L(s_max)/L(0) above min_ratio (and, with monotone, every step between sparsities)."""
+    s0, s_max = _dense_and_sparsest(sparsities)
+    ss = sorted(sparsities)
+    lip = {s: _mean_l(ds, panel, s) for s in ss}
+    steps = [lip[b] / lip[a] for a, b in zip(ss, ss[1:])]
+    ratio = lip[s_max] / lip[s0]
+    ok = _ratio_ok(ratio, tol) and (not tol.get("monotone") or all(_ratio_ok(r, tol) for r in steps))
+    measured = "mean L " + ", ".join(f"{lip[s]:.3g} (s={_fmt_s(s)})" for s in ss) + f"; ratio {ratio:.2f}"
+    paper = tol.get("paper_values")
+    detail = f"paper (s = 0/0.5/0.7/0.9): {' / '.join(map(str, paper))}" if paper else ""
+    return ok, measured, f"L(s={_fmt_s(s_max)})/L(0) {_ratio_text(tol)}" + \
+        (" at every step in sparsity" if tol.get("monotone") else ""), \
+        {"mean_lipschitz": {_fmt_s(s): v for s, v in lip.items()}, "ratio": ratio, "detail": detail}
+
+
+def _reference(tol, results_dir):
+    """(dataset, panel) of `reference = "figure-N:panel"`, read from the results folder."""
+    from . import store
+    ref = tol.get("reference", "")
+    if ":" not in ref:
+        raise _NotRun(f"golden reference {ref!r} is not 'figure-N:panel'")
+    fig, panel = ref.split(":", 1)
+    path = pathlib.Path(results_dir or "results") / f"{fig}.nc"
+    if not path.exists():
+        raise _NotRun(f"needs {path} (run: python -m repro run specs/{fig}.toml)")
+    ds = store.open_results(path)
+    if panel not in [str(p) for p in ds.panel.values]:
+        raise _NotRun(f"{path} has no panel {panel}")
+    return ds, panel
+
+
+def _check_c1_decomposition(k, sparsities, tol, ds=None, panel=None, results_dir=None, **_):
+    """App. C: c1 = Delta L beta / (mu^2 eps^2); the ratios of Delta, beta and mean L between
+    s_max and dense predict the c1 ratio. Passes when the predicted ratio is at least
+    min_predicted_ratio and L's ratio is the largest factor (smoothness drives it). The fitted c1
+    ratio of the `reference` study is shown beside it when its results exist."""
+    s0, s_max = _dense_and_sparsest(sparsities)
+    r = {}
+    for name in ("delta", "beta"):
+        r[name] = float(ds[name].sel(panel=panel, sparsity=s_max) / ds[name].sel(panel=panel, sparsity=s0))
+    r["lipschitz"] = _mean_l(ds, panel, s_max) / _mean_l(ds, panel, s0)
+    predicted = r["delta"] * r["beta"] * r["lipschitz"]
+    fitted = math.nan
+    try:
+        ref_ds, ref_panel = _reference(tol, results_dir)
+        kr = analysis.steps_to_result(ref_ds, ref_panel)
+        f0 = analysis.fit_prop41(kr["batch_size"].values, kr.sel(sparsity=s0).values)
+        fs = analysis.fit_prop41(kr["batch_size"].values, kr.sel(sparsity=s_max).values)
+        fitted = fs["c1"] / f0["c1"]
+    except (_NotRun, KeyError) as why:
+        fitted_note = f"fitted c1 ratio not available: {why}"
+    else:
+        fitted_note = f"fitted c1 ratio of {tol['reference']}: {fitted:.2f}"
+    ok = predicted >= tol["min_predicted_ratio"] and r["lipschitz"] >= max(r["delta"], r["beta"])
+    measured = (f"Delta x{r['delta']:.2f}, beta x{r['beta']:.2f}, L x{r['lipschitz']:.2f} -> "
+                f"predicted c1 x{predicted:.2f}; {fitted_note}")
+    paper = tol.get("paper_ratios")
+    detail = ("paper: " + ", ".join(f"{a} x{b}" for a, b in paper.items())) if paper else ""
+    return ok, measured, (f"predicted c1(s={_fmt_s(s_max)})/c1(0) >= {tol['min_predicted_ratio']:g} "
+                          "and L's ratio the largest factor"), \
+        {"ratios": r, "predicted_c1_ratio": predicted, "fitted_c1_ratio": fitted, "detail": detail}
+
+
+def _check_noise_scale_vs_critical_batch(k, sparsities, tol, ds=None, panel=None, results_dir=None, **_):
+    """McCandlish et al. (2018): the simple noise scale B_simple (mean over the measured steps)
+    predicts the critical batch size; compare with the fitted B_crit = c1/c2 of the
+    `reference` study, within a factor max_factor either way, at each sparsity both have."""
+    ref_ds, ref_panel = _reference(tol, results_dir)
+    kr = analysis.steps_to_result(ref_ds, ref_panel)
+    rows = []
+    for s in sparsities:
+        if s not in kr["sparsity"].values:
+            continue
+        b_simple = float(ds["noise_scale"].sel(panel=panel, sparsity=s).mean(skipna=True))
+        rows.append((s, b_simple, _fitted_b_crit(kr, s)))
+    if not rows:
+        raise _NotRun(f"no sparsity measured here and in {tol['reference']}")
+    f = tol["max_factor"]
+    ok = all(1 / f <= c / b <= f for _, b, c in rows)
+    measured = "; ".join(f"s={_fmt_s(s)}: B_simple {b:.3g} vs B_crit {c:.3g} (x{c / b:.2f})" for s, b, c in rows)
+    return ok, measured, f"B_crit({tol['reference']}) / B_simple within [1/{f:g}, {f:g}]", \
+        {"rows": [{"sparsity": s, "b_simple": b, "b_crit": c} for s, b, c in rows]}
+
+
+def _check_sparse_loss_higher(k, sparsities, tol, ds=None, panel=None, **_):
+    """Fig. 6: the sparsest network ends its run at a higher training loss than the dense one."""
+    s0, s_max = _dense_and_sparsest(sparsities)
+    loss = {s: float(ds["final_loss"].sel(panel=panel, sparsity=s)) for s in sorted(sparsities)}
+    ratio = loss[s_max] / loss[s0]
+    measured = "final training loss " + ", ".join(f"{v:.4f} (s={_fmt_s(s)})" for s, v in loss.items())
+    return _ratio_ok(ratio, tol), measured + f"; ratio {ratio:.2f}", \
+        f"f(s={_fmt_s(s_max)})/f(0) {_ratio_text(tol)} after the run", {"final_loss": {_fmt_s(s): v for s, v in loss.items()}}
+
+
 CLAIMS = {
     "linear_scaling": _check_linear_scaling,
     "plateau": _check_plateau,
@@ -438,7 +663,16 @@ CLAIMS = {
     "sparse_critical_batch_no_smaller": _check_sparse_critical_batch_no_smaller,
     "c1_increasing_with_sparsity": _check_c1_increasing_with_sparsity,
     "best_lr_nondecreasing": _check_best_lr_nondecreasing,
+    "momentum_beats_sgd": _check_momentum_beats_sgd,
+    "best_inside_range": _check_best_inside_range,
+    "feasible_lr_range_shrinks": _check_feasible_lr_range_shrinks,
+    "lipschitz_increasing": _check_lipschitz_increasing,
+    "c1_decomposition": _check_c1_decomposition,
+    "noise_scale_vs_critical_batch": _check_noise_scale_vs_critical_batch,
+    "sparse_loss_higher": _check_sparse_loss_higher,
 }
+SMOOTHNESS_CLAIMS = ("lipschitz_increasing", "c1_decomposition", "noise_scale_vs_critical_batch",
+                     "sparse_loss_higher")
 
 
 # --------------------------------------------------------------------------- running claims
@@ -461,27 +695,37 @@ def _run_hint(ds, figure_id, panel_id):
 
 
 def _panel_missing_reason(ds, figure_id, panel_id):
-    """Why a panel cannot be checked at all, or None if it has some K*."""
+    """Why a panel cannot be checked at all, or None if it has some K* (or smoothness run)."""
     if "panel" not in ds.coords or panel_id not in list(ds["panel"].values):
         return f"panel {panel_id} is not in the results; " + _run_hint(ds, figure_id, panel_id)
+    if ds.attrs.get("kind") == "smoothness":
+        return None if _smooth_sparsities(ds, panel_id) else \
+            f"panel {panel_id} has no finished smoothness run; " + _run_hint(ds, figure_id, panel_id)
     if not bool(analysis.steps_to_result(ds, panel_id).notnull().any()):
         return f"panel {panel_id} has no measured K* (not run, or no trial reached the goal); " + \
             _run_hint(ds, figure_id, panel_id)
     return None
 
 
-def check_one(ds, figure_id, panel_id, claim, golden) -> ClaimResult:
-    """Check a single claim on a panel that has some measured K*."""
+def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None) -> ClaimResult:
+    """Check a single claim on a panel that has some measured K* (or smoothness runs);
+    `results_dir` holds the results a claim with a `reference` reads."""
     if claim not in CLAIMS:
         return not_run(figure_id, panel_id, claim, f"claim {claim!r} is not implemented in repro.claims")
     tol = tolerance_for(golden, panel_id, claim)
     if tol is None:
         return not_run(figure_id, panel_id, claim,
                         f"no tolerance for {claim!r}; add a [{claim}] table to golden/{figure_id}.toml")
-    k = analysis.steps_to_result(ds, panel_id)
-    sparsities = _panel_sparsities(ds, panel_id, k)
+    smooth = ds.attrs.get("kind") == "smoothness"
+    if smooth != (claim in SMOOTHNESS_CLAIMS):
+        return not_run(figure_id, panel_id, claim, f"claim {claim!r} reads " +
+                       ("smoothness runs" if claim in SMOOTHNESS_CLAIMS else "K*(B) of a search") +
+                       f"; figure {figure_id} has none")
+    k = None if smooth else analysis.steps_to_result(ds, panel_id)
+    sparsities = _smooth_sparsities(ds, panel_id) if smooth else _panel_sparsities(ds, panel_id, k)
     try:
-        ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol, ds=ds, panel=panel_id)
+        ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol, ds=ds, panel=panel_id,
+                                                         results_dir=results_dir)
     except _NotRun as why:
         return not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
     detail = values.pop("detail", "")
@@ -497,19 +741,20 @@ def check_one(ds, figure_id, panel_id, claim, golden) -> ClaimResult:
                        detail=detail, values=values)
 
 
-def check_panel(ds, figure_id, panel_id, claims, golden) -> list:
+def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None) -> list:
     """Check the named claims on one panel; a panel with no data gives NOT-RUN for each."""
     missing = _panel_missing_reason(ds, figure_id, panel_id)
     if missing:
         return [not_run(figure_id, panel_id, c, missing) for c in claims]
-    return [check_one(ds, figure_id, panel_id, c, golden) for c in claims]
+    return [check_one(ds, figure_id, panel_id, c, golden, results_dir) for c in claims]
 
 
-def verify_dataset(ds, figure_id, panels, golden) -> list:
-    """Check every panel's claims: ``panels`` maps panel id -> list of claim names (from the spec)."""
+def verify_dataset(ds, figure_id, panels, golden, results_dir=None) -> list:
+    """Check every panel's claims: ``panels`` maps panel id -> list of claim names (from the spec);
+    claims with a golden `reference` read other figures' results from `results_dir`."""
     results = []
     for panel_id, claims in panels.items():
-        results.extend(check_panel(ds, figure_id, panel_id, claims, golden))
+        results.extend(check_panel(ds, figure_id, panel_id, claims, golden, results_dir))
     return results
 
 

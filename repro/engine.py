@@ -209,6 +209,11 @@ class Engine:
         self.val_order.assign(tf.range(self.n_val, dtype=tf.int32))
         self.val_margin.assign(tf.zeros(self.n_val, tf.float32))
 
+    def train_steps(self, order, start, end, batch_size):
+        """Run steps [start, end) of `order`; returns (steps run, loss finite, weights finite)."""
+        ran, finite, _, weights_finite = self._train(order.indices(start, end, batch_size))
+        return int(ran), bool(finite), bool(weights_finite)
+
     def validation_error(self, goal=None):
         """Error on the validation split (NaN if the logits are not finite) and whether it is exact.
 

@@ -4,7 +4,8 @@
 columns — K*(B) of the dense network, K*(B) at the highest sparsity, every sparsity together,
 and every sparsity normalised by its own K* at the smallest measured batch size.
 ``render_optimizer_comparison`` (Fig. 2), ``render_landscape`` (Figs. 3, 5, 13-18) and
-``render_sparse_ratio`` (Fig. 12) draw the other kinds a spec's ``figure.kind`` names.
+``render_sparse_ratio`` (Fig. 12), ``render_lipschitz`` (Fig. 4) and ``render_training_loss``
+(Fig. 6) draw the other kinds a spec's ``figure.kind`` names.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np  # noqa: E402
 from .atomic import atomic_path  # noqa: E402
 
 __all__ = ["render", "render_data_parallelism", "render_optimizer_comparison", "render_landscape",
-           "render_sparse_ratio", "panel_label", "sparsity_label", "KINDS"]
+           "render_sparse_ratio", "render_lipschitz", "render_training_loss", "panel_label",
+           "sparsity_label", "KINDS"]
 
 # Display names for the workload strings a spec uses (matched case-insensitively, with "_" and
 # spaces treated as "-"). Unknown names are shown as given.
@@ -441,10 +443,55 @@ def render_sparse_ratio(ds, out_stem, title=None, fits=None) -> list[pathlib.Pat
     return _write(fig, out_stem)
 
 
+def _render_smoothness(ds, out_stem, var, ylabel, log, title=None):
+    """One subplot per panel: `var` over the measured steps, one line per sparsity (darker =
+    sparser), the mean over the run in the legend."""
+    panels = list(ds["panel"].values)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), layout="constrained",
+                             squeeze=False)
+    _suptitle(fig, ds, title)
+    sparsities = [float(s) for s in ds["sparsity"].values]
+    cmap = plt.get_cmap("viridis")
+    for ax, p in zip(axes.flat, panels):
+        ax.set_title(panel_label(ds, p), fontsize=9)
+        drawn = False
+        for i, s in enumerate(sparsities):
+            y = ds[var].sel(panel=p, sparsity=s).values
+            ok = np.isfinite(y)
+            if not ok.any():
+                continue
+            ax.plot(ds["step"].values[ok], y[ok], "o-", markersize=3,
+                    color=cmap(0.85 * i / max(1, len(sparsities) - 1)),
+                    label=f"{sparsity_label(s)} (mean {np.nanmean(y):.3g})")
+            drawn = True
+        if not drawn:
+            _not_run(ax)
+            continue
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("Training step", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return _write(fig, out_stem)
+
+
+def render_lipschitz(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Paper Fig. 4: the local Lipschitz constant L(w_k) over training, per sparsity."""
+    return _render_smoothness(ds, out_stem, "lipschitz", "Local Lipschitz constant of grad f", True, title)
+
+
+def render_training_loss(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:
+    """Paper Fig. 6: training loss f(w_k) over the measurement split, same runs as Fig. 4."""
+    return _render_smoothness(ds, out_stem, "train_loss", "Training loss", True, title)
+
+
 KINDS = {"data_parallelism": render_data_parallelism,
          "optimizer_comparison": render_optimizer_comparison,
          "landscape": render_landscape,
-         "sparse_ratio": render_sparse_ratio}
+         "sparse_ratio": render_sparse_ratio,
+         "lipschitz": render_lipschitz,
+         "training_loss": render_training_loss}
 
 
 def render(ds, out_stem, kind="data_parallelism", **kw) -> list[pathlib.Path]:

@@ -280,7 +280,8 @@ def run_ids(plan):
 def shared_runs(plans):
     """Across figures: {"unique_runs", "trials_asked", per figure {"runs", "new_runs",
     "shared_with": {figure: n}}}; `new_runs` counts runs no earlier figure (in order) asks for."""
-    ids = {p.spec.id: set(run_ids(p)) for p in plans}
+    # A smoothness plan (repro.smoothness_run.SmoothPlan) lists its own run ids.
+    ids = {p.spec.id: set(p.run_ids() if hasattr(p, "run_ids") else run_ids(p)) for p in plans}
     seen, per = set(), {}
     for fig, mine in ids.items():
         per[fig] = {"runs": len(mine), "new_runs": len(mine - seen),

@@ -25,10 +25,15 @@ SCHEDULES = ("constant", "linear_decay")
 SCALES = ("linear", "log", "reverse_log")
 CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger", "diminishing_returns",
           "sparse_ratio_band", "sparse_critical_batch_no_smaller", "c1_increasing_with_sparsity",
-          "best_lr_nondecreasing")
+          "best_lr_nondecreasing", "momentum_beats_sgd", "best_inside_range",
+          "feasible_lr_range_shrinks", "lipschitz_increasing", "c1_decomposition",
+          "noise_scale_vs_critical_batch", "sparse_loss_higher")
 # How a figure is drawn (repro.figures): K*(B) grids, optimisers on shared axes, every trial
 # of a search at its metaparameters, or the sparse/dense K* ratio against B.
-FIGURE_KINDS = ("data_parallelism", "optimizer_comparison", "landscape", "sparse_ratio")
+# Smoothness figures (4, 6) are not searches: one training run per (panel, sparsity) at fixed
+# metaparameters, measured along the way (repro.smoothness_run); they plot L or the loss.
+SMOOTHNESS_KINDS = ("lipschitz", "training_loss")
+FIGURE_KINDS = ("data_parallelism", "optimizer_comparison", "landscape", "sparse_ratio") + SMOOTHNESS_KINDS
 SOBOL_MODES = ("unscrambled", "scrambled")
 
 DIMS = ("learning_rate", "momentum", "decay_steps", "end_factor")
@@ -42,6 +47,10 @@ PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_
 GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
              "eval_per_octave", "why", "search")
 DIM_KEYS = ("min", "max", "scale")
+SMOOTH_PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "claims", "grid")
+SMOOTH_GRID_KEYS = ("sparsities", "batch_size", "learning_rate", "momentum", "steps",
+                    "lipschitz_every", "gradient_examples", "noise_batch_sizes", "noise_draws",
+                    "variance_examples", "why")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -93,6 +102,29 @@ class Grid:
         if not self.max_examples:
             return self.max_steps
         return max(self.eval_every, min(self.max_steps, self.max_examples // batch_size))
+
+
+@dataclass(frozen=True)
+class SmoothGrid:
+    """A smoothness grid: one run per sparsity at fixed metaparameters, measured every
+    `lipschitz_every` steps (Appendix C). gradient_examples = 0: the whole training split."""
+
+    name: str
+    sparsities: tuple[float, ...]
+    batch_size: int
+    learning_rate: float
+    momentum: float
+    steps: int
+    lipschitz_every: int
+    gradient_examples: int
+    noise_batch_sizes: tuple[int, int]
+    noise_draws: int
+    variance_examples: int
+    why: str = ""
+
+    def measure_steps(self) -> list[int]:
+        """Steps k at which L(w_k) is measured (the step k -> k+1 gives the direction)."""
+        return list(range(0, self.steps, self.lipschitz_every))
 
 
 @dataclass(frozen=True)
@@ -358,6 +390,75 @@ def _panel(ctx, i, v, seen):
                  read_goals=read_goals)
 
 
+def _sparsity(ctx, x, k):
+    s = _float(ctx, x, k)
+    if not 0.0 <= s < 1.0:
+        ctx.fail(k, f"sparsity must lie in [0, 1), got {x}", "e.g. 0.9 for 90 % sparse")
+    return s
+
+
+def _smooth_grid(ctx, name, v, optimizer, key):
+    _name(ctx, name, key)
+    _table(ctx, v, key)
+    _check_keys(ctx, v, SMOOTH_GRID_KEYS, key)
+    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
+    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
+    lr = _float(ctx, req("learning_rate"), f"{key}.learning_rate")
+    if lr <= 0:
+        ctx.fail(f"{key}.learning_rate", f"must be > 0, got {lr}", "e.g. 0.1")
+    momentum = _float(ctx, v.get("momentum", 0.0), f"{key}.momentum")
+    if optimizer == "sgd" and momentum != 0.0:
+        ctx.fail(f"{key}.momentum", "plain SGD has no momentum", "remove the key or use optimizer = \"momentum\"")
+    if not 0.0 <= momentum < 1.0:
+        ctx.fail(f"{key}.momentum", f"must lie in [0, 1), got {momentum}", "e.g. 0.9")
+    steps = _int(ctx, req("steps"), f"{key}.steps", lo=1)
+    every = _int(ctx, req("lipschitz_every"), f"{key}.lipschitz_every", lo=1)
+    if every > steps:
+        ctx.fail(f"{key}.lipschitz_every", f"must be <= steps ({steps}), got {every}",
+                 "measure at least once within the run")
+    noise = _list(ctx, v.get("noise_batch_sizes", [32, 1024]), f"{key}.noise_batch_sizes",
+                  lambda x, k: _int(ctx, x, k, lo=1))
+    if len(noise) != 2:
+        ctx.fail(f"{key}.noise_batch_sizes", f"must list exactly two batch sizes, got {len(noise)}",
+                 "e.g. noise_batch_sizes = [32, 1024] (small, big)")
+    small, big = noise
+    return SmoothGrid(
+        name=name, sparsities=sparsities, batch_size=_int(ctx, req("batch_size"), f"{key}.batch_size", lo=1),
+        learning_rate=lr, momentum=momentum, steps=steps, lipschitz_every=every,
+        gradient_examples=_int(ctx, v.get("gradient_examples", 0), f"{key}.gradient_examples", lo=0),
+        noise_batch_sizes=(small, big),
+        noise_draws=_int(ctx, v.get("noise_draws", 8), f"{key}.noise_draws", lo=1),
+        variance_examples=_int(ctx, v.get("variance_examples", 1000), f"{key}.variance_examples", lo=2),
+        why=_str(ctx, v.get("why", ""), f"{key}.why"))
+
+
+def _smooth_panel(ctx, i, v, seen):
+    key = f"panel[#{i + 1}]"
+    if not isinstance(v, dict):
+        ctx.fail(key, f"must be a table, got {_tname(v)}", "write each panel as [[panel]]")
+    pid = _name(ctx, _require(ctx, v, "id", key), f"{key}.id")
+    if pid in seen:
+        ctx.fail(f"{key}.id", f"duplicate panel id '{pid}'", "give every panel a unique id")
+    seen.add(pid)
+    key = f"panel[{pid}]"
+    _check_keys(ctx, v, SMOOTH_PANEL_KEYS, key)
+    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
+    optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
+    schedule = _str(ctx, v.get("schedule", "constant"), f"{key}.schedule", ("constant",))
+    grids_raw = _table(ctx, req("grid"), f"{key}.grid")
+    if "full" not in grids_raw:
+        ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
+                 f"add [panel.grid.full] to panel '{pid}'")
+    return Panel(id=pid, title=_str(ctx, v.get("title", ""), f"{key}.title"),
+                 dataset=_str(ctx, req("dataset"), f"{key}.dataset", DATASETS),
+                 model=_str(ctx, req("model"), f"{key}.model", MODELS),
+                 optimizer=optimizer, schedule=schedule, goal_error=math.nan,
+                 claims=_list(ctx, v.get("claims", []), f"{key}.claims",
+                              lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False),
+                 grids={name: _smooth_grid(ctx, name, g, optimizer, f"{key}.grid.{name}")
+                        for name, g in grids_raw.items()})
+
+
 def load_spec(path) -> Spec:
     """Read, parse and validate one spec file; raise UsageError on any problem."""
     path = pathlib.Path(path)
@@ -384,7 +485,7 @@ def load_spec(path) -> Spec:
     seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0)
     sobol = _str(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
     sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0)
-    capping = fig.get("capping", kind != "landscape")
+    capping = fig.get("capping", kind not in ("landscape",) + SMOOTHNESS_KINDS)
     if not isinstance(capping, bool):
         ctx.fail("figure.capping", f"must be true or false, got {_tname(capping)}",
                  "write capping = false to run every trial to its own outcome")
@@ -397,7 +498,8 @@ def load_spec(path) -> Spec:
     if not isinstance(panels_raw, list):
         ctx.fail("panel", "must be an array of tables", "write [[panel]], not [panel]")
     seen: set[str] = set()
-    panels = tuple(_panel(ctx, i, p, seen) for i, p in enumerate(panels_raw))
+    parse = _smooth_panel if kind in SMOOTHNESS_KINDS else _panel
+    panels = tuple(parse(ctx, i, p, seen) for i, p in enumerate(panels_raw))
     return Spec(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=fid, title=title,
                 kind=kind, seed=seed, sobol=sobol, sobol_seed=sobol_seed, panels=panels,
                 capping=capping)

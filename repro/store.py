@@ -160,7 +160,13 @@ def collect(spec, plan, records):
     eval_step = np.full((len(panels), len(batches), n_eval), -1, np.int64)
     k_star = np.full(shape4[:3], np.nan)
     best = np.full(shape4[:3], -1, np.int64)
+    # Each panel's search space, so a reader (and the best-inside-range claim) sees the ranges.
+    smin, smax = (np.full((len(panels), len(HP_NAMES)), np.nan) for _ in range(2))
+    sscale = np.full((len(panels), len(HP_NAMES)), "", dtype=object)
     for pi, p in enumerate(plan.panels):
+        for d in p.grid.search:
+            j = HP_NAMES.index(d.name)
+            smin[pi, j], smax[pi, j], sscale[pi, j] = d.min, d.max, d.scale
         for bi, b in enumerate(batches):
             if b in p.grid.batch_sizes:
                 eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
@@ -216,12 +222,15 @@ def collect(spec, plan, records):
                 "flag_values": np.array([-1, 0, 1], np.int8),
                 "flag_meanings": "padding lower_bound exact"}),
             "goal_error": (("panel",), np.array([p.panel.goal_error for p in plan.panels])),
+            "search_min": (("panel", "hp"), smin, {"long_name": "lower end of the searched range (NaN: not searched)"}),
+            "search_max": (("panel", "hp"), smax, {"long_name": "upper end of the searched range (NaN: not searched)"}),
+            "search_scale": (("panel", "hp"), sscale, {"long_name": "log | linear | reverse_log ('': not searched)"}),
             **{k: (("panel",), np.array([getattr(p.panel, k) for p in plan.panels], dtype=object))
                for k in ("dataset", "model", "optimizer", "schedule")},
         },
         coords={"panel": np.array(panels, dtype=object), "sparsity": sparsities,
                 "batch_size": np.array(batches, np.int64), "trial": np.arange(trials),
-                "eval": np.arange(n_eval)},
+                "eval": np.arange(n_eval), "hp": np.array(HP_NAMES, dtype=object)},
         attrs={**provenance(spec), "grid": plan.grid_name},
     )
     ds.attrs["trials_sha256"] = trials_checksum(ds)

@@ -287,6 +287,9 @@ CATALOGUE_GOLDEN = {
     "sparse_critical_batch_no_smaller": {"factor": 2.0, "min_ratio": 1.0},
     "c1_increasing_with_sparsity": {"min_ratio": 1.0, "strict": True},
     "best_lr_nondecreasing": {"max_drop": 1.5},
+    "momentum_beats_sgd": {"reference_panel": "a", "min_kstar_ratio": 1.0, "min_b_crit_ratio": 1.0},
+    "best_inside_range": {"edge_fraction": 0.05},
+    "feasible_lr_range_shrinks": {"max_ratio": 1.0},
 }
 
 
@@ -333,3 +336,58 @@ def test_best_lr_nondecreasing_reads_the_best_trials():
     ds["learning_rate"] = (("panel", "sparsity", "batch_size", "trial"), lr[..., ::-1, :].copy())
     r = check(ds, "best_lr_nondecreasing")
     assert r.status == claims.FAIL and r.values["worst_drop"] == pytest.approx(2.5)
+
+
+def two_panels(sgd, momentum):
+    """SYNTHETIC Figure 2: panel a (SGD) and b (momentum), K* curves per sparsity."""
+    a, b = make_ds(sgd, panel="a"), make_ds(momentum, panel="b")
+    return xr.concat([a, b], dim="panel")
+
+
+def test_momentum_beats_sgd_needs_lower_large_batch_k_and_larger_b_crit():
+    sgd = {0.0: k_curve(20000, 200), 0.9: k_curve(40000, 400)}        # B_crit 100
+    better = {0.0: k_curve(20000, 20), 0.9: k_curve(40000, 40)}       # B_crit 1000, lower plateau
+    r = check(two_panels(sgd, better), "momentum_beats_sgd")
+    assert r.status == claims.PASS and r.values["rows"][0]["b_crit_ratio"] == pytest.approx(10, rel=0.05)
+    worse = {0.0: k_curve(20000, 400), 0.9: k_curve(40000, 800)}      # plateaus sooner and higher
+    assert check(two_panels(sgd, worse), "momentum_beats_sgd").status == claims.FAIL
+    r = check(make_ds(better), "momentum_beats_sgd")                  # no SGD panel in the data
+    assert r.status == claims.NOT_RUN and "reference panel 'a'" in r.detail
+
+
+def landscape(lrs, status, lo=1e-3, hi=10.0):
+    """SYNTHETIC landscape point: one B, s 0 and 0.9, trials with learning rates `lrs` and
+    statuses `status` = {s: [1 complete | 2 incomplete | 3 infeasible, ...]}; trial 0 is best."""
+    n = len(lrs)
+    ds = make_ds({0.0: [100.0], 0.9: [300.0]}, batch_sizes=[128])
+    ds = ds.drop_vars("status").drop_dims("trial") if "trial" in ds.dims else ds
+    st = np.array([[status[0.0]], [status[0.9]]], np.int8)[None]
+    ds["status"] = (("panel", "sparsity", "batch_size", "trial"), st)
+    ds["learning_rate"] = (("panel", "sparsity", "batch_size", "trial"),
+                           np.broadcast_to(np.asarray(lrs, float), st.shape).copy())
+    ds["best_trial"] = (("panel", "sparsity", "batch_size"), np.zeros((1, 2, 1), np.int64))
+    ds = ds.assign_coords(trial=np.arange(n), hp=["learning_rate", "momentum"])
+    ds["search_min"] = (("panel", "hp"), [[lo, np.nan]])
+    ds["search_max"] = (("panel", "hp"), [[hi, np.nan]])
+    ds["search_scale"] = (("panel", "hp"), np.array([["log", ""]], dtype=object))
+    return ds
+
+
+def test_best_inside_range_flags_a_best_trial_at_the_edge_of_the_search():
+    inside = landscape([0.1, 1e-3, 9.0], {0.0: [1, 2, 3], 0.9: [1, 2, 3]})
+    r = check(inside, "best_inside_range")
+    assert r.status == claims.PASS and r.values["closest_to_edge"] == pytest.approx(0.5)
+    edge = landscape([8.0, 0.1, 1e-3], {0.0: [1, 2, 3], 0.9: [1, 2, 3]})  # 8 is 2.4 % from 10 in log
+    r = check(edge, "best_inside_range")
+    assert r.status == claims.FAIL and "learning_rate=8" in r.measured
+
+
+def test_feasible_lr_range_shrinks_compares_decades_of_goal_reaching_learning_rates():
+    lrs = [0.1, 0.01, 1.0, 0.001]
+    shrinks = landscape(lrs, {0.0: [1, 1, 1, 2], 0.9: [1, 1, 3, 2]})     # 2 decades -> 1
+    r = check(shrinks, "feasible_lr_range_shrinks")
+    assert r.status == claims.PASS and r.values["rows"][0]["dense"][0] == pytest.approx(2.0)
+    grows = landscape(lrs, {0.0: [1, 1, 3, 2], 0.9: [1, 1, 1, 1]})       # 1 decade -> 3
+    assert check(grows, "feasible_lr_range_shrinks").status == claims.FAIL
+    unfinished = landscape(lrs, {0.0: [1, 1, 1, 0], 0.9: [1, 1, 1, 1]})  # a trial not run yet
+    assert check(unfinished, "feasible_lr_range_shrinks").status == claims.NOT_RUN

@@ -110,9 +110,12 @@ def test_plan_of_the_specs_folder_counts_each_shared_run_once():
     assert out.returncode == 0, out.stderr[-2000:]
     d = json.loads(out.stdout)
     figs = {f["figure"]: f for f in d["figures"]}
-    assert {f"figure-{n}" for n in (1, 2, 3, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)} <= set(figs)
+    assert {f"figure-{n}" for n in range(1, 19)} <= set(figs)
     assert d["trials_asked"] == sum(f["totals"]["trials"] for f in figs.values())
     assert d["unique_runs"] == sum(f["runs"]["new_runs"] for f in figs.values()) < d["trials_asked"]
     assert figs["figure-9"]["runs"]["new_runs"] == 0  # listed after figure-8: all shared
     assert figs["figure-9"]["runs"]["shared_with"]["figure-8"] == figs["figure-9"]["totals"]["trials"]
     assert all(f["study_points"] for f in figs["figure-7"]["panels"])
+    # Figure 6 plots the training loss of Figure 4's smoothness runs: all shared
+    assert figs["figure-6"]["runs"]["new_runs"] == 0
+    assert figs["figure-6"]["runs"]["shared_with"]["figure-4"] == figs["figure-4"]["totals"]["runs"]
