@@ -135,7 +135,7 @@ def _measure_and_store(args):
 
 def run_study(spec, grid_name="reduced", results_dir="results", workers=1, panels=None, log=print):
     """Measure every (panel, sparsity) not stored yet, then return the collected dataset."""
-    runs, todo, missing = store_mod.RunStore(results_dir), [], {}
+    runs, todo, missing, missing_errors = store_mod.RunStore(results_dir), [], {}, []
     for p, g, s in tasks_of(spec, grid_name, panels):
         try:
             data_mod.require(p.dataset)
@@ -143,14 +143,17 @@ def run_study(spec, grid_name="reduced", results_dir="results", workers=1, panel
             if p.id not in missing:
                 log(f"panel ({p.id}) NOT RUN: {e}")
             missing[p.id] = str(e)
+            missing_errors.append(e)
             continue
         rid = store_mod.run_id(identity(spec, p, g, s))
         if runs.get(rid) is None:
             todo.append((spec, p, g, s, str(results_dir), rid))
+    if missing and len(missing) == len({p.id for p, _, _ in tasks_of(spec, grid_name, panels)}):
+        raise next(iter(missing_errors))  # no panel can run here: say how to get the data
     total = len(todo)
     if total:
         log(f"{spec.id}: {total} smoothness run(s) to measure "
-            f"({len(tasks_of(spec, grid_name, panels)) - total - sum(1 for _ in missing)} stored)")
+            f"({len(tasks_of(spec, grid_name, panels)) - total - len(missing_errors)} stored)")
     t0, finished = time.perf_counter(), 0
 
     def report(rec, task):

@@ -256,7 +256,8 @@ def trials_checksum(ds):
 def write_dataset(ds, path):
     """Write `ds` as netCDF-4 atomically."""
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding={"val_error": {"zlib": True, "complevel": 4}})
+        ds.to_netcdf(tmp, engine="netcdf4",
+                     encoding={"val_error": {"zlib": True, "complevel": 4}} if "val_error" in ds else None)
 
 
 def open_results(path, spec=None, grid="reduced"):
