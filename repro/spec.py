@@ -123,7 +123,9 @@ class SmoothGrid:
     why: str = ""
 
     def measure_steps(self) -> list[int]:
-        """Steps k at which L(w_k) is measured (the step k -> k+1 gives the direction)."""
+        """Steps at which the run is measured: 0 (initialisation: loss, beta, B_simple; no L)
+        and every `lipschitz_every` steps after it, below `steps` (L(w_k) needs the step
+        k -> k+1). As the authors' code, which first measures L after `interval` iterations."""
         return list(range(0, self.steps, self.lipschitz_every))
 
 
