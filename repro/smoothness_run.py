@@ -227,7 +227,8 @@ def collect(spec, grid_name="reduced", results_dir="results", panels=None):
          "status": (dims2, status.astype(str))},
         coords={"panel": pids, "sparsity": sparsities, "step": steps,
                 "dataset": ("panel", [spec.panel(pid).dataset for pid in pids]),
-                "model": ("panel", [spec.panel(pid).model for pid in pids])})
+                "model": ("panel", [spec.panel(pid).model for pid in pids]),
+                "optimizer": ("panel", [spec.panel(pid).optimizer for pid in pids])})
     ds.attrs.update(store_mod.provenance(spec))
     ds.attrs.update(grid=grid_name, kind="smoothness",
                     description="Smoothness runs (Lee et al., ICLR 2021, Fig. 4/6, App. C); "
