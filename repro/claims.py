@@ -464,7 +464,7 @@ def _check_momentum_beats_sgd(k, sparsities, tol, ds=None, panel=None, **_):
         common = sorted(set(mine[0]) & set(theirs[0]))
         if not common:
             continue
-        b = common[-1]
+        b = int(common[-1])
         ratio = float(k_ref.sel(sparsity=s, batch_size=b) / k.sel(sparsity=s, batch_size=b))
         crit = _fitted_b_crit(k, s) / _fitted_b_crit(k_ref, s)
         ok &= ratio >= tol["min_kstar_ratio"] and crit >= tol["min_b_crit_ratio"]
