@@ -73,10 +73,7 @@ def cmd_plan(args):
         if d.get("kind") == "smoothness":
             from . import smoothness_run
             print(smoothness_run.format_description(d))
-            if "runs" in d:
-                r = d["runs"]
-                print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
-                      + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
+            print_sharing(d)
             continue
         for row in d.get("estimate", []):
             src = row["measured_from"]
@@ -93,10 +90,7 @@ def cmd_plan(args):
         print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
               f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
               f"evaluations and {d['totals']['steps_at_most']:,} steps")
-        if "runs" in d:
-            r = d["runs"]
-            print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
-                  + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
+        print_sharing(d)
         for p in d["panels"]:
             print(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']} / {p['schedule']}, "
                   f"goal {p['goal_error']}: B {p['batch_sizes']} x s {p['sparsities']}, "
@@ -115,6 +109,14 @@ def cmd_plan(args):
         print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
               "distinct runs (each shared run is trained once)")
     return 0
+
+
+def print_sharing(d):
+    """The `plan` line saying how many of a figure's runs earlier figures already ask for."""
+    if "runs" in d:
+        r = d["runs"]
+        print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
+              + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
 
 
 def estimate_costs(plan, args):

@@ -91,6 +91,14 @@ class Workload:
 _WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
 
 
+def workload(panel, spec, results_dir, replicas=1):
+    """This process's Workload for the panel's (dataset, model, optimizer, schedule)."""
+    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
+    if key not in _WORKLOADS:
+        _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
+    return _WORKLOADS[key]
+
+
 def point_project(spec, pp, sparsity, batch_size, capping):
     """Id of one study point's search (its keras-tuner project and run order)."""
     return store_mod.run_id({"space": [str(d) for d in pp.grid.search], "trials": pp.grid.trials,
@@ -193,10 +201,7 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
         loosest += [old_goal, old.get("exit_goal") or old_goal]
         train_cap = None if cap is None or old.get("cap") is None else max(cap, old["cap"])
     exit_goal = max(loosest) if early_exit else None
-    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
-    if key not in _WORKLOADS:
-        _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
-    w = _WORKLOADS[key]
+    w = workload(panel, spec, results_dir, replicas)
     init = models.initial_weights(w.engine.model, spec.seed + i)
     res = w.engine.run_trial(
         order=w.order, batch_size=batch_size, init=init,

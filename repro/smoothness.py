@@ -14,7 +14,8 @@ import numpy as np
 GAMMAS = tuple(np.round(np.arange(1, 11) / 10, 1))  # {0.1, 0.2, ..., 1.0}, delta = 0.1
 
 
-def _norm(arrays):
+def norm(arrays):
+    """Euclidean norm of a list of arrays taken as one vector (in float64)."""
     return float(np.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays)))
 
 
@@ -26,13 +27,13 @@ def local_lipschitz(grad_fn, w, w_next, gammas=GAMMAS, g0=None):
     is zero (nothing to measure along).
     """
     d = [np.asarray(b, np.float64) - np.asarray(a, np.float64) for a, b in zip(w, w_next)]
-    if _norm(d) == 0.0:
+    if norm(d) == 0.0:
         return float("nan"), []
     g0 = grad_fn(w) if g0 is None else g0
     ratios = []
     for gamma in gammas:
         g = grad_fn([np.asarray(a, np.float64) + gamma * di for a, di in zip(w, d)])
-        ratios.append(_norm([x - y for x, y in zip(g, g0)]) / (gamma * _norm(d)))
+        ratios.append(norm([x - y for x, y in zip(g, g0)]) / (gamma * norm(d)))
     return max(ratios), ratios
 
 
@@ -77,7 +78,7 @@ class MaskedLoss:
         total = 0.0
         for i in range(len(x)):
             _, g = self._sum(x[i:i + 1], y[i:i + 1])
-            total += _norm([gi.numpy() * m - G for gi, m, G in zip(g, self.masks, mean_grad)]) ** 2
+            total += norm([gi.numpy() * m - G for gi, m, G in zip(g, self.masks, mean_grad)]) ** 2
         return total / len(x)
 
     def mean_sq_norm(self, weights, batches):
@@ -86,7 +87,7 @@ class MaskedLoss:
         norms = []
         for x, y in batches:
             _, g = self._sum(x, y)
-            norms.append(_norm([gi.numpy() * m / len(x) for gi, m in zip(g, self.masks)]) ** 2)
+            norms.append(norm([gi.numpy() * m / len(x) for gi, m in zip(g, self.masks)]) ** 2)
         return float(np.mean(norms))
 
 

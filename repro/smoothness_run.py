@@ -46,7 +46,7 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
     """Train one run and measure it (module docstring); returns its record."""
     from . import run as run_mod
     t0 = time.perf_counter()
-    work = run_mod.Workload(panel, spec, results_dir)   # engine, data order, SNIP cache
+    work = run_mod.workload(panel, spec, results_dir)   # engine, data order, SNIP cache
     eng, d = work.engine, work.data
     init = models.initial_weights(eng.model, spec.seed)
     mask = work.mask(spec.seed, init, sparsity)
@@ -61,25 +61,26 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
         picks = [rng.choice(len(d.y_train), b, replace=False) for _ in range(grid.noise_draws)]
         return [(d.x_train[i], d.y_train[i]) for i in picks]
 
-    def advance(to):  # train up to step `to`; False if the run diverged
+    done = 0
+
+    def advance(to):
+        """Train up to step `to`; the weights there, or None if the run diverged."""
         nonlocal done
         if to > done:
             ran, finite, weights_finite = eng.train_steps(work.order, done, to, grid.batch_size)
             done += ran
-            return finite and weights_finite
-        return True
+            if not (finite and weights_finite):
+                return None
+        return [v.numpy() for v in eng.weights]
 
     record = {"identity": identity(spec, panel, grid, sparsity), "status": "complete", "message": "",
               "step": [], "lipschitz": [], "train_loss": [], "grad_sq_norm": [], "noise_scale": [],
               "trace_sigma": []}
-    done = 0
     for k in grid.measure_steps():
-        if not advance(k):
+        w_k = advance(k)
+        w_next = w_k and advance(k + 1)
+        if not w_next:
             break
-        w_k = [v.numpy() for v in eng.weights]
-        if not advance(k + 1):
-            break
-        w_next = [v.numpy() for v in eng.weights]
         loss, g = probe.mean(w_k, x, y)
         lip = math.nan if k == 0 else \
             smoothness.local_lipschitz(lambda w: probe.mean(w, x, y)[1], w_k, w_next, g0=g)[0]
@@ -90,13 +91,14 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
                                                         y[:grid.variance_examples], g)
             record["delta"] = 2.0 * loss  # f_inf = 0
         for name, v in (("step", k), ("lipschitz", lip), ("train_loss", loss),
-                        ("grad_sq_norm", smoothness._norm(g) ** 2), ("noise_scale", b_simple),
+                        ("grad_sq_norm", smoothness.norm(g) ** 2), ("noise_scale", b_simple),
                         ("trace_sigma", trace)):
             record[name].append(v)
     else:
-        if advance(grid.steps):
-            record["final_loss"] = probe.mean([v.numpy() for v in eng.weights], x, y)[0]
-    if done < grid.steps and "final_loss" not in record:
+        w_end = advance(grid.steps)
+        if w_end:
+            record["final_loss"] = probe.mean(w_end, x, y)[0]
+    if "final_loss" not in record:
         record["status"], record["message"] = "infeasible", f"non-finite loss or weights by step {done}"
     record["steps"], record["wall_time"] = done, time.perf_counter() - t0
     return _finite(record)
@@ -139,25 +141,24 @@ def _measure_and_store(args):
 
 def run_study(spec, grid_name="reduced", results_dir="results", workers=1, panels=None, log=print):
     """Measure every (panel, sparsity) not stored yet, then return the collected dataset."""
-    runs, todo, missing, missing_errors = store_mod.RunStore(results_dir), [], {}, []
-    for p, g, s in tasks_of(spec, grid_name, panels):
+    runs, tasks = store_mod.RunStore(results_dir), tasks_of(spec, grid_name, panels)
+    by_id, missing = {p.id: p for p, _, _ in tasks}, {}  # missing: panel id -> DataMissing
+    for p in by_id.values():
         try:
             data_mod.require(p.dataset)
         except DataMissing as e:
-            if p.id not in missing:
-                log(f"panel ({p.id}) NOT RUN: {e}")
-            missing[p.id] = str(e)
-            missing_errors.append(e)
-            continue
+            log(f"panel ({p.id}) NOT RUN: {e}")
+            missing[p.id] = e
+    if missing and len(missing) == len(by_id):
+        raise next(iter(missing.values()))  # no panel can run here: say how to get the data
+    todo = []
+    for p, g, s in tasks:
         rid = store_mod.run_id(identity(spec, p, g, s))
-        if runs.get(rid) is None:
+        if p.id not in missing and runs.get(rid) is None:
             todo.append((spec, p, g, s, str(results_dir), rid))
-    if missing and len(missing) == len({p.id for p, _, _ in tasks_of(spec, grid_name, panels)}):
-        raise next(iter(missing_errors))  # no panel can run here: say how to get the data
-    total = len(todo)
+    runnable, total = sum(p.id not in missing for p, _, _ in tasks), len(todo)
     if total:
-        log(f"{spec.id}: {total} smoothness run(s) to measure "
-            f"({len(tasks_of(spec, grid_name, panels)) - total - len(missing_errors)} stored)")
+        log(f"{spec.id}: {total} smoothness run(s) to measure ({runnable - total} stored)")
     t0, finished = time.perf_counter(), 0
 
     def report(rec, task):

@@ -318,14 +318,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
     req = lambda k: _require(ctx, v, k, key)  # noqa: E731
     batch_sizes = _list(ctx, req("batch_sizes"), f"{key}.batch_sizes",
                         lambda x, k: _int(ctx, x, k, lo=1))
-
-    def sparsity(x, k):
-        s = _float(ctx, x, k)
-        if not 0.0 <= s < 1.0:
-            ctx.fail(k, f"sparsity must lie in [0, 1), got {x}", "e.g. 0.9 for 90 % sparse")
-        return s
-
-    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", sparsity)
+    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
     trials = _int(ctx, req("trials"), f"{key}.trials", lo=1)
     max_steps = _int(ctx, req("max_steps"), f"{key}.max_steps", lo=1)
     eval_every = _int(ctx, req("eval_every"), f"{key}.eval_every", lo=1)
@@ -348,7 +341,8 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
                 search=search, why=why)
 
 
-def _panel(ctx, i, v, seen):
+def _panel_id(ctx, i, v, seen, known):
+    """A [[panel]] table's unique id and its key for messages, ``panel[<id>]``."""
     key = f"panel[#{i + 1}]"
     if not isinstance(v, dict):
         ctx.fail(key, f"must be a table, got {_tname(v)}", "write each panel as [[panel]]")
@@ -357,7 +351,12 @@ def _panel(ctx, i, v, seen):
         ctx.fail(f"{key}.id", f"duplicate panel id '{pid}'", "give every panel a unique id")
     seen.add(pid)
     key = f"panel[{pid}]"
-    _check_keys(ctx, v, PANEL_KEYS, key)
+    _check_keys(ctx, v, known, key)
+    return pid, key
+
+
+def _panel(ctx, i, v, seen):
+    pid, key = _panel_id(ctx, i, v, seen, PANEL_KEYS)
     req = lambda k: _require(ctx, v, k, key)  # noqa: E731
     title = _str(ctx, v.get("title", ""), f"{key}.title")
     dataset = _str(ctx, req("dataset"), f"{key}.dataset", DATASETS)
@@ -435,15 +434,7 @@ def _smooth_grid(ctx, name, v, optimizer, key):
 
 
 def _smooth_panel(ctx, i, v, seen):
-    key = f"panel[#{i + 1}]"
-    if not isinstance(v, dict):
-        ctx.fail(key, f"must be a table, got {_tname(v)}", "write each panel as [[panel]]")
-    pid = _name(ctx, _require(ctx, v, "id", key), f"{key}.id")
-    if pid in seen:
-        ctx.fail(f"{key}.id", f"duplicate panel id '{pid}'", "give every panel a unique id")
-    seen.add(pid)
-    key = f"panel[{pid}]"
-    _check_keys(ctx, v, SMOOTH_PANEL_KEYS, key)
+    pid, key = _panel_id(ctx, i, v, seen, SMOOTH_PANEL_KEYS)
     req = lambda k: _require(ctx, v, k, key)  # noqa: E731
     optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
     schedule = _str(ctx, v.get("schedule", "constant"), f"{key}.schedule", ("constant",))

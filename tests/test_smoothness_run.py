@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from repro import claims, data as data_mod, figures, smoothness, smoothness_run, spec as spec_mod
+from repro import claims, data as data_mod, figures, run, smoothness, smoothness_run, spec as spec_mod
 from repro.errors import UsageError
 from conftest import make_data
 
@@ -40,6 +40,7 @@ def synthetic(monkeypatch):
     data = make_data(n_train=64, n_val=64)
     monkeypatch.setattr(data_mod, "load", lambda name: data)
     monkeypatch.setattr(data_mod, "require", lambda name: None)
+    monkeypatch.setattr(run, "_WORKLOADS", {})  # engines hold their dataset: none from other tests
     return data
 
 
