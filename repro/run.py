@@ -120,8 +120,9 @@ def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True
     With `reorder`, trials nearest (in the unit cube) to the best trial of a neighbouring study
     point already finished run first -- the same sparsity at the next smaller, then the next
     larger batch size, then the other sparsities at this batch size -- so that best-so-far
-    capping bites sooner. The set of
-    trials never changes, only their order. The order is written before the first trial and
+    capping bites sooner. `run_plan` starts a point only after the first of these (see
+    `waits_for`), so the anchor does not depend on timing. The set of trials never changes,
+    only their order. The order is written before the first trial and
     re-read on resume, so an interrupted run replays exactly the same caps.
     """
     path = (pathlib.Path(results_dir) / "orders" /
@@ -361,6 +362,30 @@ def _worker_point(args):
     return args[2], args[3]
 
 
+def waits_for(tasks):
+    """For each task (spec, pp, sparsity, B, ...), the index of the task it must wait for, or None.
+
+    A point's run order starts from the best trial of the first neighbour already run (see
+    `run_order`), so each point waits for that neighbour: the same sparsity at the next smaller
+    batch size, or at the smallest batch size the panel's first sparsity. The anchor is then the
+    same on every run, whatever the number of workers. Points outside `tasks` are not waited for.
+    """
+    index = {(t[1].panel.id, t[2], t[3]): i for i, t in enumerate(tasks)}
+    out = []
+    for _, pp, s, b, *_ in tasks:
+        bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
+        j = bs.index(b)
+        key = (pp.panel.id, s, bs[j - 1]) if j > 0 else \
+            (pp.panel.id, ss[0], b) if s != ss[0] else None
+        out.append(index.get(key))
+    return out
+
+
+def next_ready(todo, waits, done):
+    """The first task of `todo` whose awaited task is done (or that awaits none); None if none."""
+    return next((i for i in todo if waits[i] is None or waits[i] in done), None)
+
+
 def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True,
              reorder=True, max_device_batch=None):
     """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
@@ -402,22 +427,38 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     for t in mirrored:
         run_point(*t, report=progress, early_exit=early_exit, reorder=reorder,
                   replicas=replicas[t[3]][1])
+    waits = waits_for(tasks)
+    todo, done = list(range(len(tasks))), set()
     if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            run_point(*t, report=progress, early_exit=early_exit, reorder=reorder)
+        while todo:
+            i = next_ready(todo, waits, done)
+            todo.remove(i)
+            run_point(*tasks[i], report=progress, early_exit=early_exit, reorder=reorder)
+            done.add(i)
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
         threads = max(1, (os.cpu_count() or 1) // workers)
         counter = ctx.Value("i", 0)
         with ctx.Pool(workers, _worker_init, (queue, threads, counter), maxtasksperchild=None) as pool:
-            pending = pool.map_async(_worker_point, [t + (early_exit, reorder) for t in tasks], chunksize=1)
-            while not (pending.ready() and queue.empty()):
+            running = {}
+            while todo or running or not queue.empty():
+                # A point starts only once the point its run order anchors on has finished; a
+                # worker with nothing ready waits (measured: an unanchored Momentum B = 1024, 90 %
+                # point ran 567 s, anchored 325 s).
+                while todo and len(running) < workers:
+                    i = next_ready(todo, waits, done)
+                    if i is None:
+                        break
+                    todo.remove(i)
+                    running[i] = pool.apply_async(_worker_point, (tasks[i] + (early_exit, reorder),))
                 try:
                     progress(queue.get(timeout=0.5))
                 except Exception:  # queue.Empty
                     pass
-            pending.get()  # re-raise a worker's error here
+                for i in [i for i, r in running.items() if r.ready()]:
+                    running.pop(i).get()  # re-raises a worker's error here
+                    done.add(i)
     if progress.done < progress.total:  # never silently short: say what is missing
         log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
             "rerun the same command to run them")

@@ -116,6 +116,26 @@ def test_run_order_starts_from_the_neighbours_best_and_is_kept(tmp_path):
             assert d["order"][0] == int(ds["best_trial"].sel(panel="a", sparsity=0.0, batch_size=b))
 
 
+def test_each_point_waits_for_the_neighbour_its_run_order_anchors_on():
+    """Pure scheduling, no training: (B, s) waits for (previous B, s); at the smallest B a
+    sparse point waits for the panel's first sparsity; points not in the task list are not
+    waited for (a resumed or partial plan)."""
+    from types import SimpleNamespace as NS
+    pp = NS(panel=NS(id="a"), grid=NS(batch_sizes=[16, 64, 256], sparsities=[0.0, 0.9]))
+    tasks = [(None, pp, s, b) for b in (16, 64, 256) for s in (0.0, 0.9)]
+    waits = run.waits_for(tasks)
+    assert waits == [None, 0, 0, 1, 2, 3]
+    assert run.waits_for(tasks[2:]) == [None, None, 0, 1]  # B = 16 not in this plan
+    assert run.next_ready([1, 2, 3, 4, 5], waits, done=set()) is None  # all wait for task 0
+    assert run.next_ready([2, 3, 4, 5], waits, done={0}) == 2
+    assert run.next_ready([3, 4, 5], waits, done={0, 2}) == 4  # 3 waits for 1, still running
+    order, done, todo = [], set(), list(range(6))  # serial: a topological order, never stuck
+    while todo:
+        i = run.next_ready(todo, waits, done)
+        todo.remove(i), done.add(i), order.append(i)
+    assert order == list(range(6))
+
+
 def test_changed_spec_reuses_unchanged_trials_and_trains_only_what_is_new(tmp_path):
     results = tmp_path / "r"
     first, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), results)
