@@ -11,6 +11,7 @@ and every sparsity normalised by its own K* at the smallest measured batch size.
 from __future__ import annotations
 
 import pathlib
+import textwrap
 
 import matplotlib
 
@@ -260,9 +261,7 @@ def _figure_data_parallelism(ds, title=None, fits=None):
     colors = _sparsity_colors(sparsities)
     n_rows = max(len(panels), 1)
     fig = plt.figure(figsize=(4 * _COL_W, n_rows * _ROW_H + 0.5), layout="constrained")
-    suptitle = title if title is not None else ds.attrs.get("title")
-    if suptitle:
-        fig.suptitle(str(suptitle), fontsize=13, fontweight="bold")
+    _suptitle(fig, ds, title)
     subfigs = fig.subfigures(n_rows, 1, squeeze=False)[:, 0]
     if not panels:
         ax = subfigs[0].add_subplot()
@@ -309,9 +308,11 @@ def render_data_parallelism(ds, out_stem, title=None, fits=None) -> list[pathlib
 
 # ----------------------------------------------------------------------------------- other kinds
 def _suptitle(fig, ds, title):
+    """The figure's title, wrapped to the figure's width (a narrow landscape grid would cut it)."""
     text = title if title is not None else ds.attrs.get("title")
     if text:
-        fig.suptitle(str(text), fontsize=13, fontweight="bold")
+        per_line = max(20, int(fig.get_figwidth() * 72 / (13 * 0.62)))  # ~0.62 em per bold char
+        fig.suptitle(textwrap.fill(str(text), per_line), fontsize=13, fontweight="bold")
 
 
 def render_optimizer_comparison(ds, out_stem, title=None, fits=None) -> list[pathlib.Path]:

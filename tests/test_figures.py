@@ -9,6 +9,7 @@ import os
 import pathlib
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import xarray as xr
@@ -171,3 +172,13 @@ def test_landscape_with_one_batch_size_lays_its_plots_side_by_side(tmp_path):
     paths = figures.render(ds, tmp_path / "one", kind="landscape")
     h, w = mpimg.imread(paths[0]).shape[:2]
     assert w > h  # 3 plots in a row (panels a and b at 0 %, a at 90 %), not a column
+
+
+def test_long_title_is_wrapped_to_the_figure_width():
+    """A landscape of one batch size is narrow: its title must wrap, not run off both edges."""
+    fig = plt.figure(figsize=(5, 4))
+    long = "Metaparameter search, MNIST, Simple-CNN, Nesterov (Lee et al. 2021, Fig. 15)"
+    figures._suptitle(fig, xr.Dataset(attrs={"title": long}), None)
+    lines = fig._suptitle.get_text().split("\n")
+    assert len(lines) >= 2 and " ".join(lines) == long
+    plt.close(fig)
