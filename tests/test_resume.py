@@ -119,6 +119,7 @@ def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path
             xr.open_dataset(results / "resume-test.full.nc") as b:
         for key in KEYS:
             np.testing.assert_array_equal(a[key].values, b[key].values, err_msg=key)
+        assert (a["status"].values > 0).all()
     # Each point starts only after the neighbour it anchors on, so the run orders (and what
     # capping trains) are the same in both folders despite two workers and four kills.
     orders = {name: {f.name: f.read_text() for f in (tmp_path / name / "results" / "orders").glob("*.json")}
@@ -126,4 +127,3 @@ def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path
     assert len(orders["reference"]) == 4 and orders["reference"] == orders["killed"]
     anchors = [json.loads(t)["anchor"] for t in orders["reference"].values()]
     assert sum(a is None for a in anchors) == 1  # only the first point (B = 32, dense) has none
-        assert (a["status"].values > 0).all()
