@@ -682,8 +682,38 @@ def not_run(figure_id, panel_id, claim, why, tolerance=""):
     return ClaimResult(figure_id, str(panel_id), claim, NOT_RUN, "-", tolerance or "-", why)
 
 
+def _searched_without_result(ds, panel_id):
+    """Study points of a panel whose trials all ran and none reached the goal, as text
+    ('B=128 s=0.9 (12 trials)'), and whether some point of the panel has not run at all."""
+    if not {"status", "eval_step", "steps_to_result"} <= set(ds) or panel_id not in list(ds["panel"].values):
+        return "", True
+    status = ds["status"].sel(panel=panel_id)
+    in_grid = ds["eval_step"].sel(panel=panel_id).isel(eval=0) >= 0
+    ran = (status > 0).sum("trial")
+    k = ds["steps_to_result"].sel(panel=panel_id)
+    points, missing = [], False
+    for s in ds["sparsity"].values:
+        if not bool((ran.sel(sparsity=s) > 0).any()):
+            continue  # a sparsity this panel does not have (or has not started)
+        for b in ds["batch_size"].values:
+            if not bool(in_grid.sel(batch_size=b)):
+                continue
+            n = int(ran.sel(sparsity=s, batch_size=b))
+            if n == 0:
+                missing = True
+            elif np.isnan(float(k.sel(sparsity=s, batch_size=b))) and \
+                    not bool((status.sel(sparsity=s, batch_size=b) == 1).any()):
+                points.append(f"B={int(b)} s={_fmt_s(s)} ({n} trials)")
+    return ", ".join(points), missing
+
+
 def _run_hint(ds, figure_id, panel_id):
-    """What to run to get results for a panel (mentions fetching its dataset when known)."""
+    """What to run to get results for a panel (mentions fetching its dataset when known); where
+    trials ran and none reached the goal, says so, since running again would train nothing."""
+    unreached, missing = _searched_without_result(ds, panel_id)
+    if unreached and not missing:
+        return (f"measured: no trial reached the goal at {unreached} within the step budget "
+                f"(a larger max_steps or max_examples, or more trials, in the spec's grid could)")
     grid = ds.attrs.get("grid", "reduced")
     hint = f"run: python -m repro run {ds.attrs.get('spec_path', f'specs/{figure_id}.toml')}" + \
         ("" if grid == "reduced" else f" --grid {grid}") + f" --panel {panel_id}" + \
@@ -691,6 +721,8 @@ def _run_hint(ds, figure_id, panel_id):
     if "dataset" in ds and "panel" in ds.coords and panel_id in list(ds["panel"].values):
         name = str(ds["dataset"].sel(panel=panel_id).values)
         hint += f" (if its data is missing: python -m repro data fetch {name})"
+    if unreached:
+        hint = f"measured: no trial reached the goal at {unreached}; " + hint
     return hint
 
 

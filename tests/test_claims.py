@@ -338,6 +338,24 @@ def test_best_lr_nondecreasing_reads_the_best_trials():
     assert r.status == claims.FAIL and r.values["worst_drop"] == pytest.approx(2.5)
 
 
+def test_not_run_says_which_points_ran_without_reaching_the_goal_instead_of_asking_to_rerun():
+    """SYNTHETIC: 2 B x s 0, 0.9, 2 trials; at s=0.9, B=4 both trials ran and missed the goal."""
+    b = B[:2]
+    ds = make_ds({0.0: k_curve(20000, 50, b), 0.9: [k_curve(40000, 80, b)[0], np.nan]}, batch_sizes=b)
+    ds = ds.drop_vars("status").drop_dims("trial")
+    status = np.array([[[1, 2], [1, 1]], [[1, 2], [2, 2]]], np.int8)[None]
+    ds["status"] = (("panel", "sparsity", "batch_size", "trial"), status)
+    ds["best_trial"] = (("panel", "sparsity", "batch_size"), np.array([[[0, 0], [0, -1]]]))
+    ds["learning_rate"] = (("panel", "sparsity", "batch_size", "trial"), np.full(status.shape, 0.1))
+    ds["eval_step"] = (("panel", "batch_size", "eval"), np.zeros((1, 2, 1), np.int64))
+    r = check(ds, "best_lr_nondecreasing")
+    assert r.status == claims.NOT_RUN
+    assert "no trial reached the goal at B=4 s=0.9 (2 trials)" in r.detail and "repro run" not in r.detail
+    ds["status"][0, 1, 1] = 0  # the point has not run yet: the hint is the command that runs it
+    r = check(ds, "best_lr_nondecreasing")
+    assert "no trial reached" not in r.detail and "python -m repro run" in r.detail
+
+
 def two_panels(sgd, momentum):
     """SYNTHETIC Figure 2: panel a (SGD) and b (momentum), K* curves per sparsity."""
     a, b = make_ds(sgd, panel="a"), make_ds(momentum, panel="b")
