@@ -306,10 +306,8 @@ def cmd_worker(args):
     check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     _cluster_env(args, tuner_id)
-    if args.threads:
-        import tensorflow as tf
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from . import engine
+    engine.pin_threads(args.threads)
     from . import search
 
     points = {pp.panel.id: search.first_points(pp.grid.search, pp.grid.trials, sp.sobol == "scrambled",
@@ -464,7 +462,9 @@ def parser():
         sp.add_argument("--port", type=int, default=8000)
         if name == "worker":
             sp.add_argument("--tuner-id", help="this worker's name (default worker-<host>-<pid>)")
-            sp.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+            sp.add_argument("--threads", type=int, default=1,
+                            help="TensorFlow threads (default 1: the thread count changes a trial's "
+                                 "last bits, and `repro run` computes every trial on one thread)")
             sp.add_argument("--exact-curves", action="store_true")
         sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 

@@ -4,7 +4,9 @@
     `model.fit` over the same batches, a callback that classifies the whole validation split
     every evaluation step and stops at the goal, SNIP computed per trial, no capping, no early
     exit, one trial at a time. It keeps the paper's TF1 update rule (a small Keras optimizer)
-    so that both sides train bit for bit the same network.
+    and runs on one thread with TensorFlow's deterministic kernels, as each of repro's trials
+    does (either setting changes the last bits, see engine.TRIAL_THREADS), so that both sides
+    train bit for bit the same network.
 (ii) repro: `run_plan` with its defaults (capping, run order, early exit, parallel workers)
     into a fresh results folder.
 (iii) floor: the bare compiled training loop over exactly the steps repro trained, split over
@@ -216,16 +218,12 @@ def _tree_rss(pid):
     return total
 
 
-def _side(args, threads=None):
+def _side(args):
     """Run `python -m repro.bench _side ...` as a process tree; (seconds, peak bytes, output)."""
-    env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads),
-                   TF_NUM_INTEROP_THREADS=str(threads))
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "repro.bench", "_side", *args, out], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "repro.bench", "_side", *args, out])
     peak = [0]
 
     def sample():
@@ -255,7 +253,7 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
                       "sparsities": list(pp.grid.sparsities), "trials": pp.grid.trials})
     log(f"bench: {spec.id} ({panel}) {grid} grid, B {list(pp.grid.batch_sizes)} x s "
         f"{list(pp.grid.sparsities)}, {pp.grid.trials} trials per point")
-    log("bench: (i) naive keras-tuner + model.fit harness, one trial at a time ...")
+    log("bench: (i) naive keras-tuner + model.fit harness, one trial at a time on one thread ...")
     t_naive, m_naive, naive = _side(["naive", sel])
     log(f"bench: (ii) repro with {workers} workers ...")
     t_repro, m_repro, rep = _side(["repro", sel, str(workers)])
@@ -263,7 +261,7 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
     share = _split(rep["steps_by_batch"], workers)
     floor_seconds = []
     floors = [threading.Thread(target=lambda s=s: floor_seconds.append(_side(
-        ["floor", sel, json.dumps(s)], threads=max(1, (os.cpu_count() or 1) // workers))[2]["seconds"]))
+        ["floor", sel, json.dumps(s)])[2]["seconds"]))
         for s in share]
     for t in floors:
         t.start()
@@ -311,6 +309,12 @@ def _split(steps_by_b, n):
 def _main(argv):
     side, sel, *rest = argv
     sel = json.loads(sel)
+    import tensorflow as tf
+    from . import engine
+    # Every side computes as repro's workers do: one thread, deterministic kernels (the Engine
+    # turns these on; the naive side never builds one, and either setting changes the bits).
+    engine.pin_threads()
+    tf.config.experimental.enable_op_determinism()
     spec, pp = study(sel["spec"], sel["grid"], sel["panel"], sel["batch_sizes"], sel["sparsities"],
                      sel["trials"])
     if side == "naive":
@@ -318,11 +322,6 @@ def _main(argv):
     elif side == "repro":
         repro_side(spec, pp, rest[1], int(rest[0]))
     elif side == "floor":
-        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
-        if threads:
-            import tensorflow as tf
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
         floor_side(spec, pp, json.loads(rest[0]), rest[1])
 
 

@@ -34,6 +34,26 @@ class TrialResult:
     message: str = ""
 
 
+# A trial computes on one CPU thread wherever it runs. oneDNN splits its reductions by thread
+# count, so the same trial on 1 and on 2 threads gives different bits (measured: Simple-CNN
+# weights after 300 steps at B = 16 differ), and K* could then depend on --workers. Parallelism
+# comes from worker processes instead, one trial each.
+TRIAL_THREADS = 1
+
+
+def pin_threads(threads=TRIAL_THREADS):
+    """Give TensorFlow's CPU thread pools `threads` threads in this process.
+
+    Returns False when TensorFlow already started here with another count (it cannot change
+    after the first operation); the caller warns that this process's bits may differ."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        return True
+    except RuntimeError:
+        return tf.config.threading.get_intra_op_parallelism_threads() == threads
+
+
 class DataOrder:
     """The order training examples are visited: the same for every trial of a study.
 

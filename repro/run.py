@@ -10,7 +10,6 @@ import dataclasses
 import io
 import json
 import multiprocessing as mp
-import os
 import pathlib
 import shutil
 import time
@@ -344,14 +343,12 @@ def _hms(seconds):
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def _worker_init(queue, threads, counter):
-    import tensorflow as tf
-    from . import devices
+def _worker_init(queue, counter):
+    from . import devices, engine
     with counter.get_lock():
         index, counter.value = counter.value, counter.value + 1
     devices.pin_worker(index)  # with GPUs: one device per worker, one trial per device
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    engine.pin_threads()
     global _QUEUE
     _QUEUE = queue
 
@@ -390,6 +387,11 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
              reorder=True, max_device_batch=None):
     """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
     spec, results_dir = plan.spec, str(results_dir)
+    from . import engine
+    if workers <= 1 and not engine.pin_threads():  # trials run in this process
+        log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} thread; "
+            "trials run in this process may differ in their last bits from the same trials run by "
+            "`python -m repro run` (one thread per trial)")
     tasks, missing = [], {}
     for pp in plan.panels:
         try:
@@ -438,9 +440,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
-        threads = max(1, (os.cpu_count() or 1) // workers)
         counter = ctx.Value("i", 0)
-        with ctx.Pool(workers, _worker_init, (queue, threads, counter), maxtasksperchild=None) as pool:
+        with ctx.Pool(workers, _worker_init, (queue, counter), maxtasksperchild=None) as pool:
             running = {}
             while todo or running or not queue.empty():
                 # A point starts only once the point its run order anchors on has finished; a

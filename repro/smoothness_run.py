@@ -19,7 +19,6 @@ same runs); a killed study resumes at the first unfinished run.
 """
 import math
 import multiprocessing as mp
-import os
 import time
 
 import numpy as np
@@ -126,10 +125,9 @@ def tasks_of(spec, grid_name, panels=None):
     return out
 
 
-def _worker_init(threads):
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+def _worker_init():
+    from . import engine
+    engine.pin_threads()  # same bits whatever --workers is (see engine.TRIAL_THREADS)
 
 
 def _measure_and_store(args):
@@ -171,12 +169,15 @@ def run_study(spec, grid_name="reduced", results_dir="results", workers=1, panel
             f"over {len(lips)} measurements, {rec['wall_time']:.0f}s")
 
     if workers <= 1 or total <= 1:
+        from . import engine
+        if not engine.pin_threads():
+            log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} thread; "
+                "runs measured in this process may differ in their last bits")
         for t in todo:
             report(_measure_and_store(t)[1], t)
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ctx.Pool(min(workers, total), _worker_init, (threads,)) as pool:
+        with ctx.Pool(min(workers, total), _worker_init) as pool:
             by_id = {t[-1]: t for t in todo}
             for rid, rec in pool.imap_unordered(_measure_and_store, todo):
                 report(rec, by_id[rid])

@@ -59,9 +59,9 @@ pytestmark = pytest.mark.skipif(not data_mod.cache_path("mnist").exists(),
                                 reason="MNIST not fetched (make data)")
 
 
-def command(results):
+def command(results, workers=2):
     return [sys.executable, "-m", "repro", "run", str(results.parent / "spec.toml"),
-            "--grid", "full", "--results", str(results), "--workers", "2"]
+            "--grid", "full", "--results", str(results), "--workers", str(workers)]
 
 
 def start(results):
@@ -93,7 +93,7 @@ def run_until_killed(results, after_trials=None, after_seconds=None):
 
 
 def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path):
-    for name in ("reference", "killed"):
+    for name in ("reference", "killed", "serial"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "spec.toml").write_text(SPEC)
     ref = subprocess.run(command(tmp_path / "reference" / "results"), cwd=ROOT, capture_output=True,
@@ -115,11 +115,16 @@ def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path
     assert len(trained) == len(set(trained)) == total, sorted(trained)  # none lost, none twice
     assert re.search(r"reused ([1-9]\d*) stored trials", final.stdout)
 
-    with xr.open_dataset(tmp_path / "reference" / "results" / "resume-test.full.nc") as a, \
-            xr.open_dataset(results / "resume-test.full.nc") as b:
-        for key in KEYS:
-            np.testing.assert_array_equal(a[key].values, b[key].values, err_msg=key)
-        assert (a["status"].values > 0).all()
+    # One worker process or two: every trial computes on one thread, so the same bits.
+    serial = subprocess.run(command(tmp_path / "serial" / "results", workers=1), cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert serial.returncode == 0 and "warning" not in serial.stdout, serial.stdout[-3000:] + serial.stderr[-3000:]
+    for other in (results, tmp_path / "serial" / "results"):
+        with xr.open_dataset(tmp_path / "reference" / "results" / "resume-test.full.nc") as a, \
+                xr.open_dataset(other / "resume-test.full.nc") as b:
+            for key in KEYS:
+                np.testing.assert_array_equal(a[key].values, b[key].values, err_msg=f"{other}: {key}")
+            assert (a["status"].values > 0).all()
     # Each point starts only after the neighbour it anchors on, so the run orders (and what
     # capping trains) are the same in both folders despite two workers and four kills.
     orders = {name: {f.name: f.read_text() for f in (tmp_path / name / "results" / "orders").glob("*.json")}
