@@ -80,7 +80,11 @@ def cmd_plan(args):
             print(f"estimate ({row['panel']}): " + (
                 f"from the {src['grid']} grid's results (p = {src['p']:.2f} of trials reach the goal, "
                 f"completing trials take {src['kbar_over_kstar']:.2f} x K*, early exit reads "
-                f"{src['q']:.0%} of a failing evaluation)" if src else
+                f"{src['q']:.0%} of a failing evaluation"
+                + ("" if src["space_share"] == 1 else
+                   f"; they searched {src['space_share']:.0%} of this search space, trials outside "
+                   f"taken to fail: p = {src['p'] * src['space_share']:.2f}")
+                + ")" if src else
                 "no results to measure from: upper bound only (run the reduced grid first)"))
             for kind in ("at_most", "naive", "repro"):
                 if kind in row:

@@ -13,7 +13,10 @@ later one stops by K*. These inputs come from measurements when there are any: t
 results of the same spec (any grid), K* extrapolated to new batch sizes with the Prop. 4.1 fit
 K* = c1/B + c2 of the nearest measured sparsity (with too few points for a fit: the nearest
 measured curve, linear scaling below it, flat above it). Without measurements only the upper
-bound is given.
+bound is given. A reduced grid usually searches a narrower space than the paper's: p is then
+scaled by the share of the target space the measured ranges cover (`coverage`), i.e. trials
+outside the measured ranges are taken never to reach the goal -- a pessimistic p, which
+makes both predictions an overestimate, the naive one more so.
 """
 import math
 
@@ -25,6 +28,35 @@ from .data import validation_size
 
 def _evals_until(eval_steps, steps):
     return sum(1 for s in eval_steps if s <= steps)
+
+
+def _width(lo, hi, scale):
+    """Length of [lo, hi] on the axis a search dimension is uniform in."""
+    if scale == "log":
+        return math.log(hi) - math.log(lo)
+    if scale == "reverse_log":  # 1 - value is log-uniform
+        return math.log(1 - lo) - math.log(1 - hi)
+    return hi - lo
+
+
+def coverage(ds, panel_id, space):
+    """Share of the search space `space` (spec.Dim tuple) that the ranges searched in `ds`
+    cover: the product over dimensions of overlap / width on each dimension's own scale.
+    A dimension the results do not record counts as covered."""
+    if ds is None or "search_min" not in ds:
+        return 1.0
+    share = 1.0
+    hps = [str(h) for h in ds["hp"].values]
+    for d in space:
+        if d.name not in hps:
+            continue
+        lo = float(ds["search_min"].sel(panel=panel_id, hp=d.name))
+        hi = float(ds["search_max"].sel(panel=panel_id, hp=d.name))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            continue
+        a, b = max(lo, d.min), min(hi, d.max)
+        share *= 0.0 if b <= a else _width(a, b, d.scale) / _width(d.min, d.max, d.scale)
+    return share
 
 
 def measurements(ds, panel_id):
@@ -80,8 +112,11 @@ def predicted_k(m, sparsity, batch_size):
                                   [math.log(k) for _, k in curve])))  # a power law between points
 
 
-def estimate_panel(pp, n_val, m=None):
-    """{at_most, naive, repro} x {steps, evaluations, examples_evaluated} for one panel."""
+def estimate_panel(pp, n_val, m=None, space_share=1.0):
+    """{at_most, naive, repro} x {steps, evaluations, examples_evaluated} for one panel.
+
+    `space_share`: the share of this panel's search space the measurements covered; the
+    measured p is scaled by it (trials outside are taken to fail)."""
     g, ev = pp.grid, spec_mod.eval_steps(pp.grid)
     out = {k: {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0}
            for k in ("at_most", "naive", "repro")}
@@ -95,7 +130,7 @@ def estimate_panel(pp, n_val, m=None):
         k = predicted_k(m, s, b)
         if not math.isfinite(k):
             k = budget  # no trial expected to finish: every trial runs its budget
-        p = m["p"] if math.isfinite(k) and k < budget else 0.0
+        p = m["p"] * space_share if math.isfinite(k) and k < budget else 0.0
         kbar = min(budget, k * m["kbar_over_kstar"])
         per_trial = p * kbar + (1 - p) * budget
         evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
@@ -121,12 +156,13 @@ def estimate(plan, ds=None):
     """Cost estimate of every panel of `plan`, using measurements from `ds` where it has them."""
     rows = []
     for pp in plan.panels:
-        m = None
+        m, share = None, 1.0
         if ds is not None and pp.panel.id in list(ds.panel.values):
             m = measurements(ds, pp.panel.id)
+            share = coverage(ds, pp.panel.id, pp.grid.search)
         n_val = validation_size(pp.panel.dataset)
         rows.append({"panel": pp.panel.id, "measured_from": None if m is None else
                      {"grid": ds.attrs.get("grid"), "p": m["p"], "q": m["q"],
-                      "kbar_over_kstar": m["kbar_over_kstar"]},
-                     **estimate_panel(pp, n_val, m)})
+                      "kbar_over_kstar": m["kbar_over_kstar"], "space_share": share},
+                     **estimate_panel(pp, n_val, m, share)})
     return rows

@@ -113,37 +113,49 @@ def _sobol(spec, pp):
     return points, [search.to_values(hp, p) for p in points]
 
 
-def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True):
+def run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder=True, anchor=None):
     """The order this study point's trials run in (Sobol indices), fixed on first use.
 
-    With `reorder`, trials nearest (in the unit cube) to the best trial of a neighbouring study
-    point already finished run first -- the same sparsity at the next smaller, then the next
-    larger batch size, then the other sparsities at this batch size -- so that best-so-far
-    capping bites sooner. `run_plan` starts a point only after the first of these (see
-    `waits_for`), so the anchor does not depend on timing. The set of trials never changes,
-    only their order. The order is written before the first trial and
-    re-read on resume, so an interrupted run replays exactly the same caps.
+    With `reorder` and an `anchor` ({"sparsity", "batch_size", "trial"}: a trial of a
+    neighbouring point, chosen by `anchor_for`), trials nearest to it in the unit cube run
+    first, so that best-so-far capping bites sooner. The set of trials never changes, only
+    their order. The order is written before the first trial and re-read on resume (a stored
+    order wins over `anchor`), so an interrupted run replays exactly the same caps.
     """
     path = (pathlib.Path(results_dir) / "orders" /
             f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
     if path.exists():
         return json.loads(path.read_text())["order"]
     points, _ = _sobol(spec, pp)
-    order, anchor = list(range(len(points))), None
-    if reorder and capping:
-        bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
-        i = bs.index(batch_size)
-        near = [(sparsity, bs[j]) for j in (i - 1, i + 1) if 0 <= j < len(bs)] + \
-               [(s2, batch_size) for s2 in ss if s2 != sparsity]
-        for s2, b2 in near:
-            recs, best = _walk(spec, pp, s2, b2, results_dir, capping)
-            if best is not None:
-                anchor = {"sparsity": s2, "batch_size": b2, "trial": best[1]}
-                d = np.linalg.norm(points - points[best[1]], axis=1)
-                order = sorted(order, key=lambda t: (d[t], t))
-                break
+    order = list(range(len(points)))
+    if not (reorder and capping):
+        anchor = None
+    if anchor is not None:
+        d = np.linalg.norm(points - points[anchor["trial"]], axis=1)
+        order = sorted(order, key=lambda t: (d[t], t))
     store_mod.atomic_write(path, json.dumps({"order": order, "anchor": anchor}).encode())
     return order
+
+
+def first_complete(spec, pp, sparsity, batch_size, results_dir, capping):
+    """The first trial, in run order, that reached the goal at a study point (None: none yet).
+
+    Trials of a point run one after another in run order, so once this exists it never
+    changes, however many trials have run since: it is what a neighbour anchors on.
+    """
+    path = (pathlib.Path(results_dir) / "orders" /
+            f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
+    if not path.exists():
+        return None
+    recs, _ = _walk(spec, pp, sparsity, batch_size, results_dir, capping)
+    order = json.loads(path.read_text())["order"]
+    for i in order:
+        rec = recs.get((pp.panel.id, sparsity, batch_size, i))
+        if rec is None:
+            return None
+        if rec["status"] == "complete":
+            return i
+    return None
 
 
 def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto=None):
@@ -221,11 +233,12 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
 
 
 def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
-              reorder=True, replicas=1):
-    """Search one study point with keras-tuner; `report(event dict)` after every trial."""
+              reorder=True, replicas=1, anchor=None):
+    """Search one study point with keras-tuner; `report(event dict)` after every trial.
+    `anchor`: the neighbour's trial its run order starts from (see `run_order`)."""
     from . import search
     panel, grid = pp.panel, pp.grid
-    order = run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder)
+    order = run_order(spec, pp, sparsity, batch_size, results_dir, capping, reorder, anchor)
 
     def run_one(i, values):
         # The best so far comes from the records of every trial before this one in the run
@@ -354,33 +367,57 @@ def _worker_init(queue, counter):
 
 
 def _worker_point(args):
-    *args, early_exit, reorder = args
-    run_point(*args, report=_QUEUE.put, early_exit=early_exit, reorder=reorder)
+    *args, early_exit, reorder, anchor = args
+    run_point(*args, report=_QUEUE.put, early_exit=early_exit, reorder=reorder, anchor=anchor)
     return args[2], args[3]
 
 
-def waits_for(tasks):
-    """For each task (spec, pp, sparsity, B, ...), the index of the task it must wait for, or None.
-
-    A point's run order starts from the best trial of the first neighbour already run (see
-    `run_order`), so each point waits for that neighbour: the same sparsity at the next smaller
-    batch size, or at the smallest batch size the panel's first sparsity. The anchor is then the
-    same on every run, whatever the number of workers. Points outside `tasks` are not waited for.
-    """
+def anchor_candidates(tasks):
+    """For each task (spec, pp, sparsity, B, ...), the tasks its run order may anchor on, in
+    order of preference (indices into `tasks`): the same sparsity at the next smaller batch
+    size (the best learning rate moves little between them), then the panel's first sparsity
+    at the same batch size. Points outside `tasks` are not waited for. Acyclic: a point only
+    looks at smaller batch sizes, or from a later sparsity to the first."""
     index = {(t[1].panel.id, t[2], t[3]): i for i, t in enumerate(tasks)}
     out = []
     for _, pp, s, b, *_ in tasks:
         bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
         j = bs.index(b)
-        key = (pp.panel.id, s, bs[j - 1]) if j > 0 else \
-            (pp.panel.id, ss[0], b) if s != ss[0] else None
-        out.append(index.get(key))
+        keys = ([(pp.panel.id, s, bs[j - 1])] if j > 0 else []) + \
+               ([(pp.panel.id, ss[0], b)] if s != ss[0] else [])
+        out.append([index[k] for k in keys if k in index])
     return out
 
 
-def next_ready(todo, waits, done):
-    """The first task of `todo` whose awaited task is done (or that awaits none); None if none."""
-    return next((i for i in todo if waits[i] is None or waits[i] in done), None)
+def anchor_for(i, tasks, candidates, done, first):
+    """Whether task i may start, and the anchor of its run order: (ready, anchor or None).
+
+    Pipelined, yet independent of timing: task i anchors on the first complete trial (in run
+    order) of its first candidate that has one; it waits while a candidate it would try is
+    still running without one, and skips a candidate that finished with none. So a point
+    starts as soon as its neighbour's first trial reaches the goal, not when the neighbour's
+    whole search ends, and the anchor is the same on every run, whatever the worker count.
+    `first(j)` is task j's first complete trial (None: none yet).
+    """
+    if not candidates[i]:
+        return True, None
+    for j in candidates[i]:
+        k = first(j)
+        if k is not None:
+            _, pp, s, b, *_ = tasks[j]
+            return True, {"sparsity": s, "batch_size": b, "trial": k}
+        if j not in done:
+            return False, None
+    return True, None
+
+
+def next_ready(todo, tasks, candidates, done, first):
+    """(index, anchor) of the first task of `todo` that may start; None if none may."""
+    for i in todo:
+        ready, anchor = anchor_for(i, tasks, candidates, done, first)
+        if ready:
+            return i, anchor
+    return None
 
 
 def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True,
@@ -406,7 +443,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                         done=len(stored))
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in {results_dir}/runs")
-    # Smaller batches first, so that a point's run order can start from the best trial of the
+    # Smaller batches first, so that a point's run order can start from a complete trial of the
     # point at the next smaller batch size (the best learning rate moves little between them),
     # and best-so-far capping bites from its first trial at the costly large batches. (Largest
     # first balanced the workers a little better but left the costliest points without an
@@ -426,40 +463,46 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                              "run on more devices, or raise --max-device-batch") from None
     mirrored = [t for t in tasks if replicas[t[3]][0] == "mirrored"]
     tasks = [t for t in tasks if replicas[t[3]][0] != "mirrored"]
-    for t in mirrored:
-        run_point(*t, report=progress, early_exit=early_exit, reorder=reorder,
-                  replicas=replicas[t[3]][1])
-    waits = waits_for(tasks)
-    todo, done = list(range(len(tasks))), set()
-    if workers <= 1 or len(tasks) <= 1:
-        while todo:
-            i = next_ready(todo, waits, done)
-            todo.remove(i)
-            run_point(*tasks[i], report=progress, early_exit=early_exit, reorder=reorder)
-            done.add(i)
-    else:
+    kw = {"early_exit": early_exit, "reorder": reorder}
+    for group in (mirrored, tasks):
+        candidates = anchor_candidates(group)
+        first = lambda j, g=group: first_complete(*g[j])  # noqa: E731 (read from the records)
+        todo, done = list(range(len(group))), set()
+        if group is mirrored or workers <= 1 or len(group) <= 1:
+            while todo:
+                i, anchor = next_ready(todo, group, candidates, done, first)
+                todo.remove(i)
+                run_point(*group[i], report=progress, anchor=anchor, **kw,
+                          replicas=replicas[group[i][3]][1] if group is mirrored else 1)
+                done.add(i)
+            continue
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
         queue = ctx.Queue()
         counter = ctx.Value("i", 0)
         with ctx.Pool(workers, _worker_init, (queue, counter), maxtasksperchild=None) as pool:
-            running = {}
+            running, changed = {}, True
             while todo or running or not queue.empty():
-                # A point starts only once the point its run order anchors on has finished; a
-                # worker with nothing ready waits (measured: an unanchored Momentum B = 1024, 90 %
-                # point ran 567 s, anchored 325 s).
-                while todo and len(running) < workers:
-                    i = next_ready(todo, waits, done)
-                    if i is None:
+                # A point starts once the neighbour it anchors on has a trial that reached the
+                # goal (see anchor_for): the searches of neighbouring batch sizes overlap, so the
+                # workers stay busy, and the anchors do not depend on worker timing.
+                while changed and todo and len(running) < workers:
+                    nxt = next_ready(todo, group, candidates, done, first)
+                    if nxt is None:
                         break
+                    i, anchor = nxt
                     todo.remove(i)
-                    running[i] = pool.apply_async(_worker_point, (tasks[i] + (early_exit, reorder),))
+                    running[i] = pool.apply_async(
+                        _worker_point, (group[i] + (early_exit, reorder, anchor),))
+                changed = False
                 try:
                     progress(queue.get(timeout=0.5))
+                    changed = True  # a trial ended: a neighbour may now have its anchor
                 except Exception:  # queue.Empty
                     pass
                 for i in [i for i, r in running.items() if r.ready()]:
                     running.pop(i).get()  # re-raises a worker's error here
                     done.add(i)
+                    changed = True
     if progress.done < progress.total:  # never silently short: say what is missing
         log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
             "rerun the same command to run them")
@@ -467,7 +510,6 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
         f"reused {progress.done - progress.trained} stored trials, of {progress.total}; "
         f"trained {progress.steps_trained:,} steps ({progress.examples_trained:,} examples), "
         f"evaluated {progress.examples_evaluated:,} validation examples")
-    tasks += mirrored
     ds = collect_plan(plan, results_dir, capping)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
     return ds, {"missing": missing, "trials_trained": progress.trained,

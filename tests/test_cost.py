@@ -83,3 +83,28 @@ def test_without_a_fit_the_measured_curve_is_extended_by_linear_scaling_and_a_pl
     assert cost.predicted_k(m, 0.0, 16) == pytest.approx(1600.0)  # linear scaling below
     assert cost.predicted_k(m, 0.0, 1024) == 100.0                # plateau above
     assert cost.predicted_k(m, 0.9, 128) == pytest.approx(200.0)  # nearest sparsity, log-interpolated
+
+
+def test_coverage_is_the_searched_share_of_the_target_space_on_each_dimensions_scale():
+    import numpy as np
+    import xarray as xr
+    hp = ["learning_rate", "momentum"]
+    ds = xr.Dataset({"search_min": (("panel", "hp"), np.array([[1e-2, 0.9]])),
+                     "search_max": (("panel", "hp"), np.array([[1.0, 0.99]]))},
+                    coords={"panel": ["a"], "hp": hp})
+    lr = spec_mod.Dim("learning_rate", 1e-4, 1.0, "log", False)
+    mom = spec_mod.Dim("momentum", 0.9, 0.9999, "reverse_log", False)
+    assert cost.coverage(ds, "a", (lr,)) == pytest.approx(0.5)  # 2 of 4 decades
+    assert cost.coverage(ds, "a", (lr, mom)) == pytest.approx(0.5 * 1 / 3)  # 1 - m: 1 of 3 decades
+    assert cost.coverage(ds, "a", (spec_mod.Dim("learning_rate", 1e-2, 1.0, "log", False),)) == 1.0
+    assert cost.coverage(ds, "a", (spec_mod.Dim("learning_rate", 2.0, 3.0, "log", False),)) == 0.0
+    assert cost.coverage(None, "a", (lr,)) == 1.0
+
+
+def test_a_narrower_measured_space_scales_p_down(panel_plan):
+    m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 0.5,
+         "measured_k": {(0.0, 8): 32.0}}
+    half = cost.estimate_panel(panel_plan, n_val=100, m=m, space_share=0.5)
+    # p = 0.5: a trial runs 0.5 x 48 + 0.5 x 160 = 104 steps; repro's first 2 trials do, 2 stop by 32
+    assert half["naive"]["steps"] == 2 * 4 * 104
+    assert half["repro"]["steps"] == 2 * (2 * 104 + 2 * 32)

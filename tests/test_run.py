@@ -101,7 +101,7 @@ def test_capping_and_run_order_leave_every_k_star_unchanged(tmp_path):
     assert (capped["status"] == 4).any()  # some trials were capped, and recorded as such
 
 
-def test_run_order_starts_from_the_neighbours_best_and_is_kept(tmp_path):
+def test_run_order_starts_from_the_neighbours_first_complete_trial_and_is_kept(tmp_path):
     plan = plan_for(tmp_path)
     ds, _ = do_run(plan, tmp_path / "r", capping=True, reorder=True, workers=1)
     orders = {}
@@ -110,28 +110,52 @@ def test_run_order_starts_from_the_neighbours_best_and_is_kept(tmp_path):
         orders[None if d["anchor"] is None else d["anchor"]["batch_size"]] = d
     assert len(orders) == 3 and sorted(sum((d["order"] for d in orders.values()), [])) == \
         sorted(list(range(6)) * 3)  # each a permutation: the set of trials never changes
-    assert orders[None]["order"] == list(range(6))  # the first point had no finished neighbour
-    for b, d in orders.items():
-        if b is not None:  # a later point starts with its neighbour's best trial
-            assert d["order"][0] == int(ds["best_trial"].sel(panel="a", sparsity=0.0, batch_size=b))
+    assert orders[None]["order"] == list(range(6))  # the first point had no neighbour
+    # orders are keyed by their anchor's batch size: the point at 16 anchors on 8, 32 on 16
+    own = {8: orders[None], 16: orders[8], 32: orders[16]}
+    status = ds["status"].sel(panel="a", sparsity=0.0)
+    for b in (8, 16):  # the next point starts with this one's first complete trial, in run order
+        first = next(i for i in own[b]["order"] if int(status.sel(batch_size=b, trial=i)) == 1)
+        assert orders[b]["anchor"]["trial"] == first and orders[b]["order"][0] == first
+    again = {f.name: f.read_text() for f in (tmp_path / "r" / "orders").glob("*.json")}
+    do_run(plan, tmp_path / "r", capping=True, reorder=True, workers=1)
+    assert again == {f.name: f.read_text() for f in (tmp_path / "r" / "orders").glob("*.json")}
 
 
-def test_each_point_waits_for_the_neighbour_its_run_order_anchors_on():
-    """Pure scheduling, no training: (B, s) waits for (previous B, s); at the smallest B a
-    sparse point waits for the panel's first sparsity; points not in the task list are not
-    waited for (a resumed or partial plan)."""
+def test_each_point_starts_once_its_anchor_exists_whatever_the_timing():
+    """Pure scheduling, no training: (B, s) anchors on (previous B, s), then on the first
+    sparsity at B; it may start as soon as that neighbour has a complete trial (pipelined),
+    skips a neighbour that finished with none, and waits while one still runs without one.
+    Points not in the task list are not waited for (a resumed or partial plan)."""
     from types import SimpleNamespace as NS
     pp = NS(panel=NS(id="a"), grid=NS(batch_sizes=[16, 64, 256], sparsities=[0.0, 0.9]))
     tasks = [(None, pp, s, b) for b in (16, 64, 256) for s in (0.0, 0.9)]
-    waits = run.waits_for(tasks)
-    assert waits == [None, 0, 0, 1, 2, 3]
-    assert run.waits_for(tasks[2:]) == [None, None, 0, 1]  # B = 16 not in this plan
-    assert run.next_ready([1, 2, 3, 4, 5], waits, done=set()) is None  # all wait for task 0
-    assert run.next_ready([2, 3, 4, 5], waits, done={0}) == 2
-    assert run.next_ready([3, 4, 5], waits, done={0, 2}) == 4  # 3 waits for 1, still running
-    order, done, todo = [], set(), list(range(6))  # serial: a topological order, never stuck
+    cands = run.anchor_candidates(tasks)
+    # 0: (0, 16)  1: (0.9, 16)  2: (0, 64)  3: (0.9, 64)  4: (0, 256)  5: (0.9, 256)
+    assert cands == [[], [0], [0], [1, 2], [2], [3, 4]]
+    assert run.anchor_candidates(tasks[2:]) == [[], [0], [0], [1, 2]]  # B = 16 not in this plan
+    firsts = {}
+    first = firsts.get
+    assert run.next_ready([1, 2, 3, 4, 5], tasks, cands, set(), first) is None  # 0 runs, none complete
+    firsts[0] = 4  # task 0's trial 4 reached the goal: 1 and 2 may start while 0 goes on
+    assert run.next_ready([1, 2, 3, 4, 5], tasks, cands, set(), first) == \
+        (1, {"sparsity": 0.0, "batch_size": 16, "trial": 4})
+    assert run.anchor_for(2, tasks, cands, set(), first)[0]
+    assert not run.anchor_for(3, tasks, cands, set(), first)[0]  # 1 runs without a complete trial
+    # 1 ends with none complete: 3 falls back to its second candidate, (0, 64), once it has one
+    assert not run.anchor_for(3, tasks, cands, {1}, first)[0]
+    firsts[2] = 0
+    assert run.anchor_for(3, tasks, cands, {1}, first) == \
+        (True, {"sparsity": 0.0, "batch_size": 64, "trial": 0})
+    # a candidate's first complete trial wins over its being done: same anchor either way
+    firsts[1] = 2
+    assert run.anchor_for(3, tasks, cands, set(), first) == \
+        run.anchor_for(3, tasks, cands, {0, 1, 2}, first)
+    assert run.anchor_for(0, tasks, cands, set(), first) == (True, None)  # nothing to wait for
+    # serial: every finished task without a complete trial still unblocks -> never stuck
+    order, done, todo = [], set(), list(range(6))
     while todo:
-        i = run.next_ready(todo, waits, done)
+        i, _ = run.next_ready(todo, tasks, cands, done, lambda j: None)
         todo.remove(i), done.add(i), order.append(i)
     assert order == list(range(6))
 
