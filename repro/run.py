@@ -145,17 +145,10 @@ def first_complete(spec, pp, sparsity, batch_size, results_dir, capping):
     """
     path = (pathlib.Path(results_dir) / "orders" /
             f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
-    if not path.exists():
+    if not path.exists():  # not started in this folder
         return None
-    recs, _ = _walk(spec, pp, sparsity, batch_size, results_dir, capping)
-    order = json.loads(path.read_text())["order"]
-    for i in order:
-        rec = recs.get((pp.panel.id, sparsity, batch_size, i))
-        if rec is None:
-            return None
-        if rec["status"] == "complete":
-            return i
-    return None
+    recs, _ = _walk(spec, pp, sparsity, batch_size, results_dir, capping)  # in run order
+    return next((key[3] for key, rec in recs.items() if rec["status"] == "complete"), None)
 
 
 def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto=None):
