@@ -160,6 +160,26 @@ def test_each_point_starts_once_its_anchor_exists_whatever_the_timing():
     assert order == list(range(6))
 
 
+def test_a_point_whose_first_trial_missed_re_sorts_the_rest_once_around_the_neighbours_best(tmp_path):
+    """run.reanchor on a stored run order (no training): the first trial stays first, the rest
+    are sorted by distance to the given best trial, and a second call changes nothing."""
+    plan = plan_for(tmp_path)
+    pp, spec = plan.panels[0], plan.spec
+    point = (spec, pp, 0.0, 16, str(tmp_path / "r"), True)
+    first = run.run_order(*point, anchor={"sparsity": 0.0, "batch_size": 8, "trial": 3})
+    assert first[0] == 3
+    assert not run.needs_reanchor(*point)  # its first trial has not run yet
+    points, _ = run._sobol(spec, pp)
+    best = {"sparsity": 0.0, "batch_size": 8, "trial": 5}
+    order = run.reanchor(*point, best)
+    dist = np.linalg.norm(points - points[5], axis=1)
+    assert order[0] == 3 and sorted(order) == list(range(6))
+    assert [dist[t] for t in order[1:]] == sorted(dist[t] for t in order[1:])
+    assert run.reanchor(*point, {"sparsity": 0.0, "batch_size": 8, "trial": 0}) == order
+    assert run.run_order(*point) == order  # what a resumed run reads
+    assert not run.needs_reanchor(*point)  # done once
+
+
 def test_changed_spec_reuses_unchanged_trials_and_trains_only_what_is_new(tmp_path):
     results = tmp_path / "r"
     first, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), results)
