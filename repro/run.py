@@ -527,11 +527,11 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
         index = {(t[1].panel.id, t[2], t[3]): i for i, t in enumerate(group)}
 
         def anchor_point(i, g=group, index=index):
-            """(task index or None, best anchor) of the point task i's stored order anchors on."""
+            """(task index or None, best trial so far) of the point task i's run order anchors on."""
             spec_, pp, *_, rdir, cap = g[i]
             a = json.loads(_order_path(*g[i]).read_text())["anchor"]
             return (index.get((pp.panel.id, a["sparsity"], a["batch_size"])),
-                    lambda: best_trial(spec_, pp, a["sparsity"], a["batch_size"], rdir, cap))
+                    best_trial(spec_, pp, a["sparsity"], a["batch_size"], rdir, cap))
 
         todo, done = list(range(len(group))), set()
         if group is mirrored or workers <= 1 or len(group) <= 1:
@@ -540,7 +540,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                 todo.remove(i)
                 rep = replicas[group[i][3]][1] if group is mirrored else 1
                 if run_point(*group[i], report=progress, anchor=anchor, **kw, replicas=rep):
-                    run_point(*group[i], report=progress, best=anchor_point(i)[1](), **kw,
+                    run_point(*group[i], report=progress, best=anchor_point(i)[1], **kw,
                               replicas=rep)
                 done.add(i)
             continue
@@ -557,7 +557,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                 while changed and len(running) < workers:
                     back = next((i for i, j in parked.items() if j is None or j in done), None)
                     if back is not None:
-                        best = anchor_point(back)[1]()
+                        best = anchor_point(back)[1]  # its anchor point has finished
                         parked.pop(back)
                         running[back] = pool.apply_async(
                             _worker_point, (group[back] + (early_exit, reorder, None, best),))
