@@ -86,6 +86,12 @@ class PlanOracle(keras_tuner.Oracle):
         trial = super().create_trial(tuner_id)
         if trial.status == trial_module.TrialStatus.RUNNING:
             self.beats[trial.trial_id] = now
+        elif trial.status == trial_module.TrialStatus.STOPPED:
+            # Every trial has ended. keras-tuner's chief exits once no tuner id is left, but a
+            # worker killed *between* trials holds no trial (no lease ends for it) and would
+            # stay listed forever: forget every id that holds no trial. A live one asking again
+            # is told STOPPED too.
+            self.tuner_ids -= {t for t in self.tuner_ids if t not in self.ongoing_trials}
         return trial
 
 

@@ -133,3 +133,28 @@ def test_plan_oracle_maps_every_plan_trial_once():
     assert len(keys) == len(set(keys)) == 8
     with pytest.raises(IndexError):
         cluster.locate(plan, 8)
+
+
+def test_a_worker_killed_between_trials_does_not_keep_the_chief_waiting(tmp_path):
+    """The oracle alone, no gRPC: worker a ends a trial and dies before asking for another, so
+    it holds no trial and no lease ever frees it; worker b runs the rest. When b is told
+    STOPPED, no tuner id may be left, or keras-tuner's chief (exit_chief) waits forever."""
+    from keras_tuner.src.distribute.oracle_chief import exit_chief
+    from keras_tuner.src.engine import trial as trial_module
+    from repro import cluster, plan as plan_mod, spec as spec_mod
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC)
+    plan = plan_mod.compile_plan(spec_mod.load_spec(path), "full")
+    oracle = cluster.PlanOracle(plan)
+    oracle._set_project_dir(str(tmp_path / "tuner"), "cluster-test")
+
+    def finish(trial):
+        trial.status = trial_module.TrialStatus.COMPLETED
+        oracle.update_trial(trial.trial_id, {"steps_to_result": 8.0})
+        oracle.end_trial(trial)
+
+    finish(oracle.create_trial("worker-a"))  # ... and worker-a is killed here
+    while (trial := oracle.create_trial("worker-b")).status == trial_module.TrialStatus.RUNNING:
+        finish(trial)
+    assert trial.status == trial_module.TrialStatus.STOPPED
+    assert len(oracle.trials) == 8 and exit_chief(oracle)
