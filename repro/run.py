@@ -204,8 +204,7 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
     """
     store = store_mod.RunStore(results_dir)
     if order is None:
-        path = (pathlib.Path(results_dir) / "orders" /
-                f"{point_project(spec, pp, sparsity, batch_size, capping)}.json")
+        path = _order_path(spec, pp, sparsity, batch_size, results_dir, capping)
         order = json.loads(path.read_text())["order"] if path.exists() else list(range(pp.grid.trials))
     _, values = _sobol(spec, pp)
     out, best = {}, None
