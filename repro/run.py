@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import ahead as ahead_mod
 from . import data as data_mod
 from . import store as store_mod
 from .errors import DataMissing, UsageError
@@ -269,13 +270,15 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
 
 
 def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
-              reorder=True, replicas=1, anchor=None, best=None):
+              reorder=True, replicas=1, anchor=None, best=None, claims=False):
     """Search one study point with keras-tuner; `report(event dict)` after every trial.
 
     `anchor`: the neighbour's trial its run order starts from (see `run_order`). If that
     first trial misses the goal, the rest of the order is re-sorted around the neighbour's
     `best` trial; without `best` (the neighbour still runs) the search stops after its first
     trial and returns "reanchor": call again with `best` once the neighbour has finished.
+    With `claims`, each trial is claimed before it trains, and one that another worker is
+    training ahead of the search (repro.ahead) is waited for and re-read, not trained twice.
     Returns None when the search is done."""
     from . import search
     panel, grid = pp.panel, pp.grid
@@ -287,8 +290,15 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         _, best = _walk(spec, pp, sparsity, batch_size, results_dir, capping, order,
                         order.index(i))
         cap = cap_for(best, i, capping, grid.max_steps_for(batch_size))
-        rec, reused = train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap,
-                                     early_exit, replicas)
+        rid = store_mod.run_id(identity(panel, grid, spec, sparsity, batch_size, i, values))
+        while claims and not ahead_mod.claim(results_dir, rid):
+            ahead_mod.wait_for(results_dir, rid)  # trained ahead by another worker: re-read it
+        try:
+            rec, reused = train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir,
+                                         cap, early_exit, replicas)
+        finally:
+            if claims:
+                ahead_mod.release(results_dir, rid)
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
@@ -381,6 +391,7 @@ class Progress:
     steps_trained: int = 0
     examples_trained: int = 0
     examples_evaluated: int = 0
+    steps_by_batch: dict = dataclasses.field(default_factory=dict)  # {B: steps trained here}
     start: float = dataclasses.field(default_factory=time.perf_counter)
     finished: set = dataclasses.field(default_factory=set)  # (panel, s, B, trial) done or stored
 
@@ -396,6 +407,8 @@ class Progress:
             self.steps_trained += e["steps"]
             self.examples_trained += e["examples_trained"]
             self.examples_evaluated += e["examples_evaluated"]
+            b = e["batch_size"]
+            self.steps_by_batch[b] = self.steps_by_batch.get(b, 0) + e["steps"]
         per_trial = self.trained_time / self.trained if self.trained else 0.0
         eta = (self.total - self.done) * per_trial / self.workers
         hp = " ".join(f"{n}={v:.3g}" for n, v in e["values"].items())
@@ -403,7 +416,14 @@ class Progress:
         self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
                  f"| ETA {_hms(eta)}] ({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
                  f"trial {e['trial']}: {e['status']} {result} ({hp}) {e['wall_time']:.1f}s"
-                 f"{' stored' if e['reused'] else ''} | K* so far {e['best']}")
+                 f"{' stored' if e['reused'] else ''}{_ahead_note(e)} | K* so far "
+                 f"{'-' if 'ahead' in e else e['best']}")
+
+
+def _ahead_note(e):
+    if "ahead" not in e:
+        return ""
+    return " ahead of its search" + ("" if e["ahead"] is None else f", capped at {e['ahead']}")
 
 
 def _hms(seconds):
@@ -425,7 +445,27 @@ def _worker_init(queue, counter):
 def _worker_point(args):
     *args, early_exit, reorder, anchor, best = args
     return run_point(*args, report=_QUEUE.put, early_exit=early_exit, reorder=reorder,
-                     anchor=anchor, best=best)
+                     anchor=anchor, best=best, claims=True)
+
+
+def _worker_ahead(args):
+    """Train one trial ahead of its point's search (see repro.ahead); nothing if it is claimed."""
+    spec, pp, sparsity, batch_size, results_dir, capping, i, cap, early_exit = args
+    _, values = _sobol(spec, pp)
+    rid = store_mod.run_id(identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values[i]))
+    if not ahead_mod.claim(results_dir, rid):
+        return
+    try:
+        rec, reused = train_or_reuse(spec, pp, sparsity, batch_size, i, values[i], results_dir,
+                                     cap, early_exit)
+    finally:
+        ahead_mod.release(results_dir, rid)
+    k = rec["steps_to_result"] if rec["status"] == "complete" else None
+    _QUEUE.put({"panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
+                "values": values[i], "status": rec["status"], "k": k, "steps": rec["steps"],
+                "wall_time": rec["wall_time"], "reused": reused, "ahead": cap,
+                "examples_trained": rec.get("examples_trained", 0),
+                "examples_evaluated": rec.get("examples_evaluated", 0), "best": None})
 
 
 def anchor_candidates(tasks):
@@ -533,7 +573,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                     best_trial(spec_, pp, a["sparsity"], a["batch_size"], rdir, cap))
 
         todo, done = list(range(len(group))), set()
-        if group is mirrored or workers <= 1 or len(group) <= 1:
+        if group is mirrored or workers <= 1 or not group:
             while todo:  # serial: a point's anchor point has always finished before it starts
                 i, anchor = next_ready(todo, group, candidates, done, first)
                 todo.remove(i)
@@ -548,7 +588,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
         counter = ctx.Value("i", 0)
         with ctx.Pool(workers, _worker_init, (queue, counter), maxtasksperchild=None) as pool:
             running, parked, changed = {}, {}, True
-            while todo or running or parked or not queue.empty():
+            ahead = {}  # (task index, trial) -> result of a trial trained ahead of its search
+            while todo or running or parked or ahead or not queue.empty():
                 # A point starts once the neighbour it anchors on has a trial that reached the
                 # goal (see anchor_for): the searches of neighbouring batch sizes overlap, so the
                 # workers stay busy, and the anchors do not depend on worker timing. A point
@@ -568,12 +609,31 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                     todo.remove(i)
                     running[i] = pool.apply_async(
                         _worker_point, (group[i] + (early_exit, reorder, anchor, None),))
+                # A worker that no point may use yet trains a trial ahead of a running search
+                # (repro.ahead): the one with the most trials still to run, so the last points
+                # do not run their trials one by one while the other workers wait.
+                while changed and len(running) + len(ahead) < workers:
+                    offers = []
+                    for i in running:
+                        skip = {t for (j, t) in ahead if j == i}
+                        nxt = ahead_mod.next_trial(*group[i], skip=skip)
+                        if nxt is not None:
+                            left = group[i][1].grid.trials - len(replay_point(*group[i]))
+                            offers.append((-left, i, nxt))
+                    if not offers:
+                        break
+                    _, i, (trial, cap) = min(offers)
+                    ahead[(i, trial)] = pool.apply_async(
+                        _worker_ahead, (group[i] + (trial, cap, early_exit),))
                 changed = False
                 try:
                     progress(queue.get(timeout=0.5))
                     changed = True  # a trial ended: a neighbour may now have its anchor
                 except Exception:  # queue.Empty
                     pass
+                for key in [key for key, r in ahead.items() if r.ready()]:
+                    ahead.pop(key).get()  # re-raises a worker's error here
+                    changed = True
                 for i in [i for i, r in running.items() if r.ready()]:
                     if running.pop(i).get():  # re-raises a worker's error here
                         parked[i] = anchor_point(i)[0]  # "reanchor": wait for the anchor point
@@ -591,7 +651,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in missing.items())
     return ds, {"missing": missing, "trials_trained": progress.trained,
                 "trials_reused": progress.done - progress.trained,
-                "steps_trained": progress.steps_trained, "examples_trained": progress.examples_trained,
+                "steps_trained": progress.steps_trained, "steps_by_batch": progress.steps_by_batch,
+                "examples_trained": progress.examples_trained,
                 "examples_evaluated": progress.examples_evaluated, "train_seconds": progress.trained_time}
 
 

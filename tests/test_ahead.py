@@ -1,0 +1,176 @@
+"""Tests for repro.ahead: trials trained ahead of their search read exactly as trained in order.
+
+The claim tests and the cap test train nothing or train on the SYNTHETIC dataset of
+conftest.py. The last test runs REAL MNIST (a tiny grid) in worker processes.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from repro import ahead
+from repro import data as data_mod
+from repro import plan as plan_mod
+from repro import run
+from repro import spec as spec_mod
+from repro import store as store_mod
+from conftest import make_data
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_a_claim_is_held_once_released_and_a_dead_claimers_claim_is_taken_over(tmp_path):
+    assert ahead.claim(tmp_path, "abc")
+    assert ahead.held(tmp_path, "abc")
+    assert not ahead.claim(tmp_path, "abc")  # this process holds it: a second claim fails
+    ahead.release(tmp_path, "abc")
+    assert not ahead.held(tmp_path, "abc") and ahead.claim(tmp_path, "abc")
+    ahead.release(tmp_path, "abc")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now belongs to no process
+    assert ahead.claim(tmp_path, "xyz", pid=dead.pid)
+    assert not ahead.held(tmp_path, "xyz")  # left by a killed run: ignored ...
+    assert ahead.claim(tmp_path, "xyz")  # ... and taken over
+    assert (tmp_path / "claims" / "xyz").read_text().split()[0] == str(os.getpid())
+
+
+SPEC = """\
+[figure]
+id = "ahead-test"
+title = "trials run ahead (synthetic)"
+seed = 1
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "sgd"
+schedule = "constant"
+goal_error = 0.01
+
+[panel.search]
+learning_rate = { min = 0.0001, max = 0.1, scale = "log" }
+
+[panel.grid.full]
+batch_sizes = [8]
+sparsities = [0.0]
+trials = 6
+max_steps = 64
+eval_every = 4
+"""
+FIELDS = ("status", "steps_to_result", "steps", "eval_steps", "val_errors")
+
+
+def test_a_trial_trained_ahead_with_any_stored_subset_before_it_reads_as_in_order(tmp_path, monkeypatch):
+    """For each set of stored trials a spare worker may see, `next_trial` offers a cap no tighter
+    than the one the search will use, and the record trained under it, cut to the search's cap,
+    equals the record of the search run in order (on the synthetic set)."""
+    data = make_data(n_train=64, n_val=3000)
+    monkeypatch.setattr(data_mod, "load", lambda name: data)
+    monkeypatch.setattr(data_mod, "require", lambda name: None)
+    monkeypatch.setattr(run, "_WORKLOADS", {})
+    (tmp_path / "spec.toml").write_text(SPEC)
+    plan = plan_mod.compile_plan(spec_mod.load_spec(tmp_path / "spec.toml"), "full")
+    pp, ref = plan.panels[0], tmp_path / "in-order"
+    run.run_plan(plan, ref, workers=1, log=lambda line: None)
+    point = (plan.spec, pp, 0.0, 8)
+    records = run.replay_point(*point, str(ref), True)  # as the search saw them, in run order
+    order = [key[3] for key in records]
+    assert len(order) == 6
+    status = [records[("a", 0.0, 8, t)]["status"] for t in order]
+    assert "complete" in status[:-2] and "capped" in status  # capping acts: the test means something
+    _, values = run._sobol(plan.spec, pp)
+    rid = {t: store_mod.run_id(run.identity(pp.panel, pp.grid, plan.spec, 0.0, 8, t, values[t]))
+           for t in order}
+    offered, cut = 0, 0
+    for keep in ([0], [0, 1], [0, 2], [0, 1, 3], [1, 2], [0, 1, 2, 3]):  # positions in run order
+        folder = tmp_path / f"keep-{'-'.join(map(str, keep))}"
+        shutil.copytree(ref, folder)
+        store = store_mod.RunStore(folder)
+        for n, t in enumerate(order):
+            if n not in keep:
+                store.path(rid[t]).unlink()
+        nxt = ahead.next_trial(*point, str(folder), True)
+        unstored = [n for n in range(6) if n not in keep]
+        stored_complete = [n for n in keep if n < unstored[1] and status[n] == "complete"]
+        if not stored_complete:
+            assert nxt is None  # no complete trial before it: it would run uncapped
+            continue
+        trial, cap = nxt
+        assert trial == order[unstored[1]]  # the search holds the first unstored trial
+        serial = records[("a", 0.0, 8, trial)]
+        assert cap is not None and serial.get("cap") is not None and cap >= serial["cap"]
+        rec, reused = run.train_or_reuse(plan.spec, pp, 0.0, 8, trial, values[trial], str(folder), cap)
+        assert not reused
+        view = store_mod.goal_view(store.get(rid[trial]), pp.panel.goal_error, serial["cap"])
+        assert {f: view[f] for f in FIELDS} == {f: serial[f] for f in FIELDS}
+        offered += 1
+        cut += cap > serial["cap"]
+    assert offered >= 3 and cut >= 1  # some offers had a looser cap, cut back exactly
+
+
+MNIST_SPEC = """\
+[figure]
+id = "ahead-mnist"
+title = "trials run ahead of their search (tiny real MNIST grid)"
+seed = 3
+capping = {capping}
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "momentum"
+schedule = "constant"
+goal_error = 0.05
+
+[panel.search]
+learning_rate = {{ min = 0.003, max = 0.1, scale = "log" }}
+momentum = {{ min = 0.8, max = 0.95, scale = "reverse_log" }}
+
+[panel.grid.full]
+batch_sizes = [128]
+sparsities = [0.0]
+trials = 6
+max_steps = 400
+eval_every = 8
+"""
+KEYS = ("steps_to_result", "best_trial", "status", "steps", "learning_rate", "momentum",
+        "run_id", "val_error", "eval_step")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not data_mod.cache_path("mnist").exists(), reason="MNIST not fetched (make data)")
+@pytest.mark.parametrize("capping", ["true", "false"])
+def test_one_point_on_two_workers_runs_trials_ahead_and_equals_one_worker(tmp_path, capping):
+    """One study point and two workers: the spare worker trains trials ahead of the search, and
+    the results equal those of one worker running the trials in order."""
+    out = {}
+    for workers in (2, 1):
+        folder = tmp_path / str(workers)
+        folder.mkdir()
+        (folder / "spec.toml").write_text(MNIST_SPEC.format(capping=capping))
+        res = subprocess.run([sys.executable, "-m", "repro", "run", str(folder / "spec.toml"),
+                              "--grid", "full", "--results", str(folder / "results"),
+                              "--workers", str(workers)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        out[workers] = res.stdout
+    assert "ahead of its search" in out[2] and "ahead of its search" not in out[1]
+    for text in out.values():  # six trials, each trained once, none re-read as "stored"
+        assert "trained 6 trials" in text and "reused 0 stored" in text, text[-2000:]
+    assert not list((tmp_path / "2" / "results" / "claims").glob("*"))  # every claim released
+    with xr.open_dataset(tmp_path / "2" / "results" / "ahead-mnist.full.nc") as a, \
+            xr.open_dataset(tmp_path / "1" / "results" / "ahead-mnist.full.nc") as b:
+        assert np.isfinite(b["steps_to_result"].values).all()
+        for key in KEYS:
+            np.testing.assert_array_equal(a[key].values, b[key].values, err_msg=key)
+    orders = [sorted(p.read_text() for p in (tmp_path / w / "results" / "orders").glob("*.json"))
+              for w in ("2", "1")]
+    assert orders[0] == orders[1]
