@@ -10,9 +10,9 @@ trial, `store.capped_view` cuts the stored record to the search's own cap (a lon
 any shorter cap). Records, K* and statuses read the same as a run in order; only the extra steps
 trained past the search's cap are spent, on a worker that had nothing else to do.
 
-A trial being trained has a claim file (`<results>/claims/<run id>`, holding the claimer's pid),
-so the search waits for a trial run ahead of it instead of training it a second time. A claim
-whose process is gone (a killed run) is ignored.
+A trial being trained has a claim file (`<results>/claims/<run id>`, holding the claimer's pid
+and start time), so the search waits for a trial run ahead of it instead of training it a
+second time. A claim whose process is gone (a killed run) is ignored.
 """
 import json
 import os
@@ -26,14 +26,24 @@ def _claim_path(results_dir, rid):
     return pathlib.Path(results_dir) / "claims" / rid
 
 
+def _started(pid):
+    """When process `pid` started (clock ticks since boot; "" where /proc cannot tell), so that
+    a claim is not mistaken for live when a later process happens to get a dead claimer's pid."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
 def _alive(path):
     """True if the claim at `path` belongs to a running process on this machine."""
     try:
-        pid = int(path.read_text().split()[0])
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError, IndexError):  # gone, unreadable, or the process is dead
+        pid, *started = path.read_text().split()
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):  # gone, unreadable, or the process is dead
         return False
+    return not started or started[0] == _started(pid)
 
 
 def claim(results_dir, rid, pid=None):
@@ -49,7 +59,8 @@ def claim(results_dir, rid, pid=None):
             path.unlink(missing_ok=True)  # left by a killed run
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{pid or os.getpid()}\n")
+            pid = pid or os.getpid()
+            f.write(f"{pid} {_started(pid)}\n")
         return True
     return False
 

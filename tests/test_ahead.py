@@ -38,6 +38,10 @@ def test_a_claim_is_held_once_released_and_a_dead_claimers_claim_is_taken_over(t
     assert not ahead.held(tmp_path, "xyz")  # left by a killed run: ignored ...
     assert ahead.claim(tmp_path, "xyz")  # ... and taken over
     assert (tmp_path / "claims" / "xyz").read_text().split()[0] == str(os.getpid())
+    # A later process that got a dead claimer's pid does not make the claim live: the claim
+    # also holds the claimer's start time.
+    (tmp_path / "claims" / "old").write_text(f"{os.getpid()} 1\n")
+    assert not ahead.held(tmp_path, "old") and ahead.claim(tmp_path, "old")
 
 
 SPEC = """\
