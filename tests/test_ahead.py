@@ -3,7 +3,6 @@
 The claim tests and the cap test train nothing or train on the SYNTHETIC dataset of
 conftest.py. The last test runs REAL MNIST (a tiny grid) in worker processes.
 """
-import json
 import os
 import pathlib
 import shutil
@@ -16,11 +15,10 @@ import xarray as xr
 
 from repro import ahead
 from repro import data as data_mod
-from repro import plan as plan_mod
 from repro import run
-from repro import spec as spec_mod
 from repro import store as store_mod
 from conftest import make_data
+from test_run import plan_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -44,30 +42,6 @@ def test_a_claim_is_held_once_released_and_a_dead_claimers_claim_is_taken_over(t
     assert not ahead.held(tmp_path, "old") and ahead.claim(tmp_path, "old")
 
 
-SPEC = """\
-[figure]
-id = "ahead-test"
-title = "trials run ahead (synthetic)"
-seed = 1
-
-[[panel]]
-id = "a"
-dataset = "mnist"
-model = "simple_cnn"
-optimizer = "sgd"
-schedule = "constant"
-goal_error = 0.01
-
-[panel.search]
-learning_rate = { min = 0.0001, max = 0.1, scale = "log" }
-
-[panel.grid.full]
-batch_sizes = [8]
-sparsities = [0.0]
-trials = 6
-max_steps = 64
-eval_every = 4
-"""
 FIELDS = ("status", "steps_to_result", "steps", "eval_steps", "val_errors")
 
 
@@ -79,8 +53,8 @@ def test_a_trial_trained_ahead_with_any_stored_subset_before_it_reads_as_in_orde
     monkeypatch.setattr(data_mod, "load", lambda name: data)
     monkeypatch.setattr(data_mod, "require", lambda name: None)
     monkeypatch.setattr(run, "_WORKLOADS", {})
-    (tmp_path / "spec.toml").write_text(SPEC)
-    plan = plan_mod.compile_plan(spec_mod.load_spec(tmp_path / "spec.toml"), "full")
+    # test_run's synthetic study: SGD, one point at B = 8, 6 trials up to 64 steps, goal 0.01
+    plan = plan_for(tmp_path, seed=1, lr_min=1e-4, lr_max=0.1, batch_sizes=(8,))
     pp, ref = plan.panels[0], tmp_path / "in-order"
     run.run_plan(plan, ref, workers=1, log=lambda line: None)
     point = (plan.spec, pp, 0.0, 8)
