@@ -101,8 +101,7 @@ def next_trial(spec, pp, sparsity, batch_size, results_dir, capping, skip=()):
     order = doc["order"]
     store = store_mod.RunStore(results_dir)
     _, values = run._sobol(spec, pp)
-    ids = [store_mod.run_id(run.identity(pp.panel, pp.grid, spec, sparsity, batch_size, i,
-                                         values[i])) for i in order]
+    ids = [run._trial_id(spec, pp, sparsity, batch_size, i, values[i]) for i in order]
     records = [store.get(rid) for rid in ids]
     outcome = []  # per trial in run order: K if its stored record reached the goal, else None
     for rec in records:

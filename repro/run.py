@@ -210,8 +210,7 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
     _, values = _sobol(spec, pp)
     out, best = {}, None
     for i in order[:upto]:
-        old = store.get(store_mod.run_id(
-            identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values[i])))
+        old = store.get(_trial_id(spec, pp, sparsity, batch_size, i, values[i]))
         rec = store_mod.goal_view(old, pp.panel.goal_error,
                                   cap_for(best, i, capping, pp.grid.max_steps_for(batch_size))) \
             if old else None
@@ -222,6 +221,21 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
     return out, best
+
+
+def _trial_id(spec, pp, sparsity, batch_size, i, values):
+    """Run id of trial i at a study point (`values`: its metaparameters)."""
+    return store_mod.run_id(identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values))
+
+
+def _event(pp, sparsity, batch_size, i, values, rec, reused, **more):
+    """The progress event of one finished trial (see Progress); `more`: best, ahead."""
+    return {"panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
+            "values": values, "status": rec["status"], "steps": rec["steps"],
+            "k": rec["steps_to_result"] if rec["status"] == "complete" else None,
+            "wall_time": rec["wall_time"], "reused": reused,
+            "examples_trained": rec.get("examples_trained", 0),
+            "examples_evaluated": rec.get("examples_evaluated", 0), **more}
 
 
 def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=None,
@@ -290,7 +304,7 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         _, best = _walk(spec, pp, sparsity, batch_size, results_dir, capping, order,
                         order.index(i))
         cap = cap_for(best, i, capping, grid.max_steps_for(batch_size))
-        rid = store_mod.run_id(identity(panel, grid, spec, sparsity, batch_size, i, values))
+        rid = _trial_id(spec, pp, sparsity, batch_size, i, values)
         while claims and not ahead_mod.claim(results_dir, rid):
             ahead_mod.wait_for(results_dir, rid)  # trained ahead by another worker: re-read it
         try:
@@ -302,12 +316,8 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
-        report({"panel": panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
-                "values": values, "status": rec["status"], "k": k, "steps": rec["steps"],
-                "wall_time": rec["wall_time"], "reused": reused,
-                "examples_trained": rec.get("examples_trained", 0),
-                "examples_evaluated": rec.get("examples_evaluated", 0),
-                "best": None if best is None else best[0]})
+        report(_event(pp, sparsity, batch_size, i, values, rec, reused,
+                      best=None if best is None else best[0]))
         return k
 
     point = (spec, pp, sparsity, batch_size, results_dir, capping)
@@ -353,7 +363,7 @@ def run_ids(plan):
         _, values = _sobol(plan.spec, pp)
         for s, b in pp.points:
             for i in range(pp.grid.trials):
-                rid = store_mod.run_id(identity(pp.panel, pp.grid, plan.spec, s, b, i, values[i]))
+                rid = _trial_id(plan.spec, pp, s, b, i, values[i])
                 out.setdefault(rid, (pp.panel.id, s, b, i))
     return out
 
@@ -452,7 +462,7 @@ def _worker_ahead(args):
     """Train one trial ahead of its point's search (see repro.ahead); nothing if it is claimed."""
     spec, pp, sparsity, batch_size, results_dir, capping, i, cap, early_exit = args
     _, values = _sobol(spec, pp)
-    rid = store_mod.run_id(identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values[i]))
+    rid = _trial_id(spec, pp, sparsity, batch_size, i, values[i])
     if not ahead_mod.claim(results_dir, rid):
         return
     try:
@@ -460,12 +470,7 @@ def _worker_ahead(args):
                                      cap, early_exit)
     finally:
         ahead_mod.release(results_dir, rid)
-    k = rec["steps_to_result"] if rec["status"] == "complete" else None
-    _QUEUE.put({"panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
-                "values": values[i], "status": rec["status"], "k": k, "steps": rec["steps"],
-                "wall_time": rec["wall_time"], "reused": reused, "ahead": cap,
-                "examples_trained": rec.get("examples_trained", 0),
-                "examples_evaluated": rec.get("examples_evaluated", 0), "best": None})
+    _QUEUE.put(_event(pp, sparsity, batch_size, i, values[i], rec, reused, best=None, ahead=cap))
 
 
 def anchor_candidates(tasks):

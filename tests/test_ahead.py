@@ -18,6 +18,7 @@ from repro import data as data_mod
 from repro import run
 from repro import store as store_mod
 from conftest import make_data
+from test_resume import KEYS  # the variables a run's results are compared on
 from test_run import plan_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -119,8 +120,6 @@ trials = 6
 max_steps = 400
 eval_every = 8
 """
-KEYS = ("steps_to_result", "best_trial", "status", "steps", "learning_rate", "momentum",
-        "run_id", "val_error", "eval_step")
 
 
 @pytest.mark.slow
