@@ -3,7 +3,8 @@
 A study point's trials run one after another in run order, each capped by the best trial
 before it (`run.cap_for`). Near the end of a plan few points are left, and a worker has nothing
 to do. It may then train a trial further down a running point's order, capped by the best of
-the trials before it that are already *stored*. That best can only be worse than (or equal to)
+the trials before it that are already *stored*, re-read as more of them are stored while it
+trains (`cap_watch`): the cap only tightens. That best can only be worse than (or equal to)
 the best the search will see when it gets there, since the search sees those trials and maybe
 more, so the cap is never tighter; training is deterministic, so when the search reaches the
 trial, `store.capped_view` cuts the stored record to the search's own cap (a longer run answers
@@ -82,41 +83,99 @@ def wait_for(results_dir, rid, poll=0.2):
         time.sleep(poll)
 
 
-def next_trial(spec, pp, sparsity, batch_size, results_dir, capping, skip=()):
+def _stored(spec, pp, sparsity, batch_size, results_dir, capping):
+    """(order document, {trial: run id}, store, outcome(trial): K if its stored record reached
+    the goal, else None)."""
+    from . import run
+    doc = json.loads(run._order_path(spec, pp, sparsity, batch_size, results_dir,
+                                     capping).read_text())
+    store = store_mod.RunStore(results_dir)
+    _, values = run._sobol(spec, pp)
+    tid = {i: run._trial_id(spec, pp, sparsity, batch_size, i, values[i]) for i in doc["order"]}
+
+    def outcome(trial):
+        rec = store.get(tid[trial])
+        view = store_mod.goal_view(rec, pp.panel.goal_error, rec.get("cap")) if rec else None
+        return view["steps_to_result"] if view and view["status"] == "complete" else None
+    return doc, tid, store, outcome
+
+
+def _final(doc, head_outcome):
+    """False while the run order may still be re-sorted (`run.reanchor`): it is anchored, not
+    re-anchored yet, and its first trial has not reached the goal (or not finished)."""
+    return doc.get("anchor") is None or "reanchor" in doc or head_outcome is not None
+
+
+def _cap(pp, batch_size, capping, order, outcomes, n):
+    """Cap of the trial at position n of `order` from the stored outcomes before it."""
+    from . import run
+    before = [(k, order[m]) for m, k in enumerate(outcomes[:n]) if k is not None]
+    return run.cap_for(min(before) if before else None, order[n], capping,
+                       pp.grid.max_steps_for(batch_size))
+
+
+def next_trial(spec, pp, sparsity, batch_size, results_dir, capping, skip=(), best=None):
     """(trial, cap) a spare worker may train ahead of this point's search; None if none.
 
     The search itself holds the first trial of the run order with no stored record, so the
     candidate is the next unstored, unclaimed trial after it. Its cap comes from the stored
-    trials before it in run order. None while the order may still change (an anchored order
-    whose first trial has not reached the goal may be re-sorted: `run.reanchor`), and, with
-    capping, while no trial before it is complete: uncapped, a trial run ahead could outlast
-    by far the capped run the search would make, and the search would wait for it.
-    Trials in `skip` (already handed out) are passed over.
+    trials before it in run order, and tightens while it trains as more of them finish
+    (`cap_watch`): uncapped at first, it stops as soon as the search's trial before it reaches
+    the goal. While the order may still be re-sorted (its anchored first trial runs, see
+    `run.reanchor`), the candidate is the trial that comes second if that first trial misses
+    (sorted around `best`, the anchor point's best trial, once it is known), uncapped: only
+    the first trial is before it in every order the point may end with. None once that first
+    trial has missed (the search waits to re-sort). Trials in `skip` (already handed out) are
+    passed over.
     """
     from . import run
-    path = run._order_path(spec, pp, sparsity, batch_size, results_dir, capping)
-    if not path.exists():
+    if not run._order_path(spec, pp, sparsity, batch_size, results_dir, capping).exists():
         return None
-    doc = json.loads(path.read_text())
+    doc, tid, store, outcome = _stored(spec, pp, sparsity, batch_size, results_dir, capping)
     order = doc["order"]
-    store = store_mod.RunStore(results_dir)
-    _, values = run._sobol(spec, pp)
-    ids = [run._trial_id(spec, pp, sparsity, batch_size, i, values[i]) for i in order]
-    records = [store.get(rid) for rid in ids]
-    outcome = []  # per trial in run order: K if its stored record reached the goal, else None
-    for rec in records:
-        view = store_mod.goal_view(rec, pp.panel.goal_error, rec.get("cap")) if rec else None
-        outcome.append(view["steps_to_result"] if view and view["status"] == "complete" else None)
-    if doc.get("anchor") is not None and "reanchor" not in doc and outcome[0] is None:
-        return None
-    unstored = [n for n, rec in enumerate(records) if rec is None]
-    for n in unstored[1:]:
-        if order[n] in skip or held(results_dir, ids[n]):
-            continue
-        before = [(k, order[m]) for m, k in enumerate(outcome[:n]) if k is not None]
-        if capping and not before:
+    free = [t for t in order if store.get(tid[t]) is None]  # free[0]: the search's own
+    if not _final(doc, outcome(order[0])):
+        if free[:1] != order[:1]:
             return None
-        cap = run.cap_for(min(before) if before else None, order[n], capping,
-                          pp.grid.max_steps_for(batch_size))
-        return order[n], cap
+        later = run.reanchored(spec, pp, order, best) if best else order
+        return next(((t, None) for t in later[1:] if t in free and t not in skip
+                     and not held(results_dir, tid[t])), None)
+    outcomes = [outcome(t) for t in order]
+    for t in free[1:]:
+        if t in skip or held(results_dir, tid[t]):
+            continue
+        return t, _cap(pp, batch_size, capping, order, outcomes, order.index(t))
     return None
+
+
+def cap_watch(spec, pp, sparsity, batch_size, results_dir, capping, trial, cap):
+    """cap_now() for `trial` trained ahead: its cap from the trials before it in run order that
+    are stored by now (starting from `cap`; none while the order may still be re-sorted). Cheap
+    to poll: a record is read only when it has just appeared. Never tighter than the search's
+    own cap for it (the search sees these records and maybe more), so its record answers the
+    search exactly."""
+    from . import run
+    path = run._order_path(spec, pp, sparsity, batch_size, results_dir, capping)
+    doc, tid, store, outcome = _stored(spec, pp, sparsity, batch_size, results_dir, capping)
+    state = {"order": doc["order"], "final": _final(doc, outcome(doc["order"][0])),
+             "outcomes": {}, "cap": cap}
+
+    def cap_now():
+        order = state["order"]
+        if not state["final"]:  # only the first trial is sure to come before this one
+            if not store.path(tid[order[0]]).exists():
+                return state["cap"]
+            doc = json.loads(path.read_text())  # first trial stored: final once it hit or re-sorted
+            if not _final(doc, outcome(order[0])):
+                return state["cap"]
+            state.update(order=doc["order"], final=True)
+            order = doc["order"]
+        n = order.index(trial)
+        new = [t for t in order[:n] if t not in state["outcomes"] and store.path(tid[t]).exists()]
+        if new:
+            state["outcomes"].update((t, outcome(t)) for t in new)
+            c = _cap(pp, batch_size, capping, order, [state["outcomes"].get(t) for t in order], n)
+            if c is not None and (state["cap"] is None or c < state["cap"]):
+                state["cap"] = c
+        return state["cap"]
+    return cap_now

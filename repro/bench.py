@@ -285,8 +285,9 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
     lines = ["steps-to-result per study point:", *rows,
              f"wall time: naive {t_naive:.1f} s, repro {t_repro:.1f} s, ratio {t_naive / t_repro:.1f}x",
              f"trained steps: naive {naive['steps_trained']:,}, repro {rep['steps_trained']:,} "
-             f"(its results read {rep['steps_in_results']:,}: the rest ran ahead of a search, "
-             "past the cap it then cut them to)",
+             f"(its results read {rep['steps_in_results']:,}"
+             + ("" if rep["steps_in_results"] == rep["steps_trained"] else
+                ": the rest ran ahead of a search, past the cap it then cut them to") + ")",
              f"evaluated validation examples: naive {naive['examples_evaluated']:,}, "
              f"repro {rep['examples_evaluated']:,}",
              f"peak resident memory: naive {m_naive / gib:.2f} GiB, repro {m_repro / gib:.2f} GiB",

@@ -248,14 +248,16 @@ class Engine:
         return float(errors) / self.n_val, int(seen) == self.n_val
 
     def run_trial(self, *, order, batch_size, init, mask, hp, eval_steps, goal, max_steps=None,
-                  early_exit=True, exit_goal=None):
+                  early_exit=True, exit_goal=None, cap_now=None):
         """Train from `init` (masked by `mask`) with metaparameters `hp` until the goal.
 
         Evaluates the validation split at each of `eval_steps` and stops at the first evaluation
         with error <= goal. With `early_exit`, an evaluation stops counting once the errors
         exceed `exit_goal` (default: `goal`; a looser one keeps the curve exact up to it, so the
         run answers that goal too): same outcome, fewer examples; that point is a lower bound.
-        `exit_goal` alone (not None) also turns early exit on.
+        `exit_goal` alone (not None) also turns early exit on. `cap_now()`, if given, is asked
+        before each evaluation interval for the last step the trial may now run to (None: no
+        cap yet); a cap that arrives mid-run (repro.ahead) stops it like `max_steps`.
         """
         if exit_goal is not None:
             early_exit = True
@@ -265,6 +267,8 @@ class Engine:
         steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
         done, curve, status, message = 0, [], INCOMPLETE, ""
         for s in steps:
+            if cap_now is not None and (c := cap_now()) is not None and s > c:
+                break  # capped now: the same record as a run started with max_steps = c
             ran, finite, loss, weights_finite = self._train(order.indices(done, s, batch_size))
             done += int(ran)
             if not bool(finite):

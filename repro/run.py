@@ -156,12 +156,16 @@ def reanchor(spec, pp, sparsity, batch_size, results_dir, capping, best):
     path = _order_path(spec, pp, sparsity, batch_size, results_dir, capping)
     doc = json.loads(path.read_text())
     if "reanchor" not in doc:
-        points, _ = _sobol(spec, pp)
-        d = np.linalg.norm(points - points[best["trial"]], axis=1)
-        head, rest = doc["order"][0], doc["order"][1:]
-        doc.update(order=[head] + sorted(rest, key=lambda t: (d[t], t)), reanchor=best)
+        doc.update(order=reanchored(spec, pp, doc["order"], best), reanchor=best)
         store_mod.atomic_write(path, json.dumps(doc).encode())
     return doc["order"]
+
+
+def reanchored(spec, pp, order, best):
+    """`order` with its first trial kept and the rest sorted by distance to trial `best`."""
+    points, _ = _sobol(spec, pp)
+    d = np.linalg.norm(points - points[best["trial"]], axis=1)
+    return order[:1] + sorted(order[1:], key=lambda t: (d[t], t))
 
 
 def needs_reanchor(spec, pp, sparsity, batch_size, results_dir, capping):
@@ -239,9 +243,11 @@ def _event(pp, sparsity, batch_size, i, values, rec, reused, **more):
 
 
 def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=None,
-                   early_exit=True, replicas=1):
+                   early_exit=True, replicas=1, cap_now=None):
     """The record of trial i at a study point: re-read if stored and usable, else trained and
-    stored (atomically) now. Returns (record, reused)."""
+    stored (atomically) now. Returns (record, reused). `cap_now()`: a cap that may tighten
+    while the trial trains (a trial run ahead of its search: repro.ahead); the record keeps
+    the tightest it ran under."""
     from . import models
     panel, grid = pp.panel, pp.grid
     store = store_mod.RunStore(results_dir)
@@ -264,13 +270,25 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
         loosest += [old_goal, old.get("exit_goal") or old_goal]
         train_cap = None if cap is None or old.get("cap") is None else max(cap, old["cap"])
     exit_goal = max(loosest) if early_exit else None
+    tightest = [train_cap]  # the cap the trial ran under: fixed, or the last cap_now() it saw
+
+    def poll():
+        c = cap_now()
+        if c is not None and (tightest[0] is None or c < tightest[0]):
+            tightest[0] = c
+        return tightest[0]
+
     w = workload(panel, spec, results_dir, replicas)
     init = models.initial_weights(w.engine.model, spec.seed + i)
     res = w.engine.run_trial(
         order=w.order, batch_size=batch_size, init=init,
         mask=w.mask(spec.seed + i, init, sparsity), hp=values,
         eval_steps=pp.eval_steps, goal=goal, early_exit=early_exit, exit_goal=exit_goal,
-        max_steps=grid.max_steps_for(batch_size) if train_cap is None else train_cap)
+        max_steps=grid.max_steps_for(batch_size) if train_cap is None else train_cap,
+        cap_now=poll if cap_now is not None and not old else None)
+    train_cap = tightest[0]
+    if train_cap is not None:  # a cap that arrived one interval late: the record reaches past it
+        train_cap = max(train_cap, res.steps)
     status = "capped" if res.status == "incomplete" and train_cap is not None else res.status
     rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
            "goal": goal, "exit_goal": exit_goal,
@@ -280,7 +298,7 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
            "examples_trained": res.steps * batch_size,
            "wall_time": res.wall_time, "message": res.message, "cap": train_cap}
     store.put(rid, rec)
-    return store_mod.goal_view(rec, panel.goal_error, cap), False
+    return store_mod.goal_view(rec, panel.goal_error, cap if cap_now is None else train_cap), False
 
 
 def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
@@ -461,16 +479,18 @@ def _worker_point(args):
 def _worker_ahead(args):
     """Train one trial ahead of its point's search (see repro.ahead); nothing if it is claimed."""
     spec, pp, sparsity, batch_size, results_dir, capping, i, cap, early_exit = args
+    point = (spec, pp, sparsity, batch_size, results_dir, capping)
     _, values = _sobol(spec, pp)
     rid = _trial_id(spec, pp, sparsity, batch_size, i, values[i])
     if not ahead_mod.claim(results_dir, rid):
         return
-    try:
-        rec, reused = train_or_reuse(spec, pp, sparsity, batch_size, i, values[i], results_dir,
-                                     cap, early_exit)
+    try:  # the cap tightens as trials before it in run order finish meanwhile
+        rec, reused = train_or_reuse(*point[:4], i, values[i], results_dir, cap, early_exit,
+                                     cap_now=ahead_mod.cap_watch(*point, i, cap))
     finally:
         ahead_mod.release(results_dir, rid)
-    _QUEUE.put(_event(pp, sparsity, batch_size, i, values[i], rec, reused, best=None, ahead=cap))
+    _QUEUE.put(_event(pp, sparsity, batch_size, i, values[i], rec, reused, best=None,
+                      ahead=rec.get("cap")))
 
 
 def anchor_candidates(tasks):
@@ -578,6 +598,15 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                     best_trial(spec_, pp, a["sparsity"], a["batch_size"], rdir, cap))
 
         todo, done = list(range(len(group))), set()
+
+        def settled_best(i, g=group, done=done):
+            """The best trial of the point task i's order is anchored on, once that point has
+            finished (what `reanchor` would sort around); None if not anchored or still running."""
+            path = _order_path(*g[i])
+            if not path.exists() or json.loads(path.read_text())["anchor"] is None:
+                return None
+            j, best = anchor_point(i)
+            return best if j is None or j in done else None
         if group is mirrored or workers <= 1 or not group:
             while todo:  # serial: a point's anchor point has always finished before it starts
                 i, anchor = next_ready(todo, group, candidates, done, first)
@@ -621,7 +650,7 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                     offers = []
                     for i in running:
                         skip = {t for (j, t) in ahead if j == i}
-                        nxt = ahead_mod.next_trial(*group[i], skip=skip)
+                        nxt = ahead_mod.next_trial(*group[i], skip=skip, best=settled_best(i))
                         if nxt is not None:
                             left = group[i][1].grid.trials - len(replay_point(*group[i]))
                             offers.append((-left, i, nxt))

@@ -3,6 +3,7 @@
 The claim tests and the cap test train nothing or train on the SYNTHETIC dataset of
 conftest.py. The last test runs REAL MNIST (a tiny grid) in worker processes.
 """
+import json
 import os
 import pathlib
 import shutil
@@ -48,8 +49,9 @@ FIELDS = ("status", "steps_to_result", "steps", "eval_steps", "val_errors")
 
 def test_a_trial_trained_ahead_with_any_stored_subset_before_it_reads_as_in_order(tmp_path, monkeypatch):
     """For each set of stored trials a spare worker may see, `next_trial` offers a cap no tighter
-    than the one the search will use, and the record trained under it, cut to the search's cap,
-    equals the record of the search run in order (on the synthetic set)."""
+    than the one the search will use. The trials before it then finish while it trains, and its
+    cap tightens (`cap_watch`). The record trained so, cut to the search's cap, equals the
+    record of the search run in order (on the synthetic set)."""
     data = make_data(n_train=64, n_val=3000)
     monkeypatch.setattr(data_mod, "load", lambda name: data)
     monkeypatch.setattr(data_mod, "require", lambda name: None)
@@ -67,31 +69,97 @@ def test_a_trial_trained_ahead_with_any_stored_subset_before_it_reads_as_in_orde
     _, values = run._sobol(plan.spec, pp)
     rid = {t: store_mod.run_id(run.identity(pp.panel, pp.grid, plan.spec, 0.0, 8, t, values[t]))
            for t in order}
-    offered, cut = 0, 0
-    for keep in ([0], [0, 1], [0, 2], [0, 1, 3], [1, 2], [0, 1, 2, 3]):  # positions in run order
+    first_eval = pp.eval_steps[0]
+    offered, cut, late = 0, 0, 0
+    for keep in ([], [0], [0, 1], [0, 2], [0, 1, 3], [1, 2], [2], [0, 1, 2, 3]):  # run-order positions
         folder = tmp_path / f"keep-{'-'.join(map(str, keep))}"
         shutil.copytree(ref, folder)
         store = store_mod.RunStore(folder)
         for n, t in enumerate(order):
             if n not in keep:
                 store.path(rid[t]).unlink()
-        nxt = ahead.next_trial(*point, str(folder), True)
+        trial, cap = ahead.next_trial(*point, str(folder), True)
         unstored = [n for n in range(6) if n not in keep]
-        stored_complete = [n for n in keep if n < unstored[1] and status[n] == "complete"]
-        if not stored_complete:
-            assert nxt is None  # no complete trial before it: it would run uncapped
-            continue
-        trial, cap = nxt
         assert trial == order[unstored[1]]  # the search holds the first unstored trial
         serial = records[("a", 0.0, 8, trial)]
-        assert cap is not None and serial.get("cap") is not None and cap >= serial["cap"]
-        rec, reused = run.train_or_reuse(plan.spec, pp, 0.0, 8, trial, values[trial], str(folder), cap)
+        if not [n for n in keep if n < unstored[1] and status[n] == "complete"]:
+            assert cap is None  # nothing complete before it yet: it starts uncapped
+        else:
+            assert serial.get("cap") is not None and cap >= serial["cap"]
+        watch, polls = ahead.cap_watch(*point, str(folder), True, trial, cap), [0]
+
+        def cap_now():  # after its first interval, the trials before it finish (the search)
+            polls[0] += 1
+            if polls[0] == 2:
+                for t in order[:unstored[1]]:
+                    shutil.copy(store_mod.RunStore(ref).path(rid[t]), store.path(rid[t]))
+            return watch()
+        rec, reused = run.train_or_reuse(plan.spec, pp, 0.0, 8, trial, values[trial], str(folder),
+                                         cap, cap_now=cap_now)
         assert not reused
-        view = store_mod.goal_view(store.get(rid[trial]), pp.panel.goal_error, serial["cap"])
+        stored = store.get(rid[trial])
+        view = store_mod.goal_view(stored, pp.panel.goal_error, serial.get("cap"))
         assert {f: view[f] for f in FIELDS} == {f: serial[f] for f in FIELDS}
+        if serial.get("cap") is not None:  # capped as soon as the trials before it were stored
+            assert stored["cap"] >= serial["cap"]
+            assert stored["steps"] <= max(serial["cap"], first_eval)
         offered += 1
-        cut += cap > serial["cap"]
-    assert offered >= 3 and cut >= 1  # some offers had a looser cap, cut back exactly
+        cut += cap is not None and cap > serial["cap"]
+        late += cap is None and stored["status"] == "capped"
+    assert offered == 8 and cut >= 1 and late >= 1  # looser caps cut back; caps that came mid-run
+
+
+def _record(status, k=None, steps=40):
+    """A stored trial record made up for the test (no training): evaluations every 4 steps."""
+    evals = list(range(4, (k or steps) + 1, 4))
+    return {"status": status, "goal": 0.01, "steps_to_result": k, "steps": k or steps,
+            "eval_steps": evals, "val_errors": [0.5] * (len(evals) - 1) + [0.0 if k else 0.5],
+            "val_exact": [True] * len(evals), "cap": None}
+
+
+def test_while_an_anchored_first_trial_runs_the_trial_after_it_in_every_order_runs_ahead(tmp_path):
+    """An anchored order may be re-sorted when its first trial misses (run.reanchor). Meanwhile
+    next_trial offers the trial that comes second in the re-sorted order, uncapped, and its cap
+    (cap_watch) follows whichever order the point ends with (records made up, no training)."""
+    plan = plan_for(tmp_path, batch_sizes=(8,))
+    pp, spec = plan.panels[0], plan.spec
+    _, values = run._sobol(spec, pp)
+    tid = {t: run._trial_id(spec, pp, 0.0, 8, t, values[t]) for t in range(6)}
+    store = store_mod.RunStore(tmp_path / "r")
+    point = (spec, pp, 0.0, 8, str(tmp_path / "r"), True)
+    order = run.run_order(*point, anchor={"sparsity": 0.0, "batch_size": 4, "trial": 3})
+    best = {"sparsity": 0.0, "batch_size": 4, "trial": 5}
+    resorted = run.reanchored(spec, pp, order, best)
+    assert order[0] == resorted[0] == 3 and order[1] != resorted[1]  # the case that matters
+    assert ahead.next_trial(*point) == (order[1], None)  # the anchor point still runs
+    assert ahead.next_trial(*point, best=best) == (resorted[1], None)
+    assert ahead.next_trial(*point, skip={resorted[1]}, best=best) == (resorted[2], None)
+    second, third = resorted[1], resorted[2]
+    watch2, watch3 = (ahead.cap_watch(*point, t, None) for t in (second, third))
+    store.put(tid[second], _record("complete", k=20))  # not before `third` in every order yet
+    assert watch3() is None
+    # the first trial misses: nothing to cap with until the order is re-sorted ...
+    store.put(tid[3], _record("incomplete", steps=64))
+    assert ahead.next_trial(*point, best=best) is None  # the search waits to re-sort
+    assert watch2() is None and watch3() is None
+    assert run.reanchor(*point, best) == resorted
+    assert watch2() is None  # only the missed first trial is before it
+    assert watch3() == run.cap_for((20, second), third, True, 64)  # ... then `second` caps it
+
+
+def test_an_anchored_first_trial_that_reaches_the_goal_caps_the_trials_run_ahead(tmp_path):
+    plan = plan_for(tmp_path, batch_sizes=(8,))
+    pp, spec = plan.panels[0], plan.spec
+    _, values = run._sobol(spec, pp)
+    store = store_mod.RunStore(tmp_path / "r")
+    point = (spec, pp, 0.0, 8, str(tmp_path / "r"), True)
+    order = run.run_order(*point, anchor={"sparsity": 0.0, "batch_size": 4, "trial": 3})
+    trial, cap = ahead.next_trial(*point)
+    watch = ahead.cap_watch(*point, trial, cap)
+    assert cap is None and watch() is None
+    store.put(run._trial_id(spec, pp, 0.0, 8, 3, values[3]), _record("complete", k=24))
+    assert watch() == run.cap_for((24, 3), trial, True, 64)  # the order stays: final
+    assert json.loads(run._order_path(*point).read_text())["order"] == order
 
 
 MNIST_SPEC = """\
