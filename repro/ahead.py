@@ -133,7 +133,7 @@ def next_trial(spec, pp, sparsity, batch_size, results_dir, capping, skip=(), be
         return None
     doc, tid, store, outcome = _stored(spec, pp, sparsity, batch_size, results_dir, capping)
     order = doc["order"]
-    free = [t for t in order if store.get(tid[t]) is None]  # free[0]: the search's own
+    free = [t for t in order if not store.path(tid[t]).exists()]  # free[0]: the search's own
     if not _final(doc, outcome(order[0])):
         if free[:1] != order[:1]:
             return None
@@ -172,10 +172,9 @@ def cap_watch(spec, pp, sparsity, batch_size, results_dir, capping, trial, cap):
             order = doc["order"]
         n = order.index(trial)
         new = [t for t in order[:n] if t not in state["outcomes"] and store.path(tid[t]).exists()]
-        if new:
+        if new:  # more records can only lower the cap (train_or_reuse keeps the tightest)
             state["outcomes"].update((t, outcome(t)) for t in new)
-            c = _cap(pp, batch_size, capping, order, [state["outcomes"].get(t) for t in order], n)
-            if c is not None and (state["cap"] is None or c < state["cap"]):
-                state["cap"] = c
+            state["cap"] = _cap(pp, batch_size, capping, order,
+                                [state["outcomes"].get(t) for t in order], n)
         return state["cap"]
     return cap_now

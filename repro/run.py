@@ -603,7 +603,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
             """The best trial of the point task i's order is anchored on, once that point has
             finished (what `reanchor` would sort around); None if not anchored or still running."""
             path = _order_path(*g[i])
-            if not path.exists() or json.loads(path.read_text())["anchor"] is None:
+            doc = json.loads(path.read_text()) if path.exists() else {}
+            if doc.get("anchor") is None or "reanchor" in doc:  # its order cannot change
                 return None
             j, best = anchor_point(i)
             return best if j is None or j in done else None
