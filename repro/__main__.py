@@ -10,15 +10,9 @@ import sys
 import tempfile
 
 from .errors import UsageError
+from .verify import golden_path, results_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
-
-
-def results_path(results_dir, spec, grid, goal=None):
-    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise;
-    .goal<G> before .nc when the runs are read at goal G instead of the spec's goals."""
-    suffix = ("" if grid == "reduced" else f".{grid}") + ("" if goal is None else f".goal{goal:g}")
-    return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
 
 
 def check_writable(folder):
@@ -31,14 +25,6 @@ def check_writable(folder):
     except OSError as e:
         raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
                          "pass --results DIR with a folder you can write to") from None
-
-
-def golden_path(spec, override=None):
-    """golden/<figure>.toml beside the specs folder (or the path given)."""
-    if override:
-        return pathlib.Path(override)
-    candidate = spec.path.resolve().parent.parent / "golden" / f"{spec.id}.toml"
-    return candidate if candidate.exists() else pathlib.Path("golden") / f"{spec.id}.toml"
 
 
 def cmd_plan(args):
@@ -202,40 +188,9 @@ def cmd_plot(args):
 
 
 def cmd_verify(args):
-    from . import claims, spec as spec_mod, store
-    results = []
-    for sp in spec_mod.load_specs(args.spec):
-        gpath = golden_path(sp, args.golden)
-        golden = claims.load_golden(gpath)
-        for p in sp.panels:  # a declared claim with no tolerance is a configuration error
-            for c in p.claims:
-                if claims.tolerance_for(golden, p.id, c) is None:
-                    raise UsageError(gpath, c, f"no tolerance for claim {c!r}, which panel {p.id} of "
-                                     f"{sp.path} declares", f"add a [{c}] table with its tolerance "
-                                     "and source (golden/README.md), or drop the claim from the panel")
-        path = results_path(args.results, sp, args.grid)
-        panels = {p.id: list(p.claims) for p in sp.panels}
-        # Re-read the stored runs at another goal; trains nothing (smoothness runs have no goal).
-        if args.goal is not None and sp.kind not in spec_mod.SMOOTHNESS_KINDS:
-            from . import plan as plan_mod, run as run_mod
-            plan = plan_mod.compile_plan(sp, args.grid, goal=args.goal)
-            ds = run_mod.collect_plan(plan, args.results, capping=sp.capping)
-            ds.attrs["goal"] = args.goal
-            unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
-            if unknown:
-                print(f"{sp.id}: {unknown} trials not stored or not answerable at goal {args.goal:g} "
-                      f"by the stored curves; run: python -m repro run {sp.path} --goal {args.goal:g}",
-                      file=sys.stderr)
-            results += claims.verify_dataset(ds, sp.id, panels, golden, args.results)
-            continue
-        if not path.exists():
-            how = f"python -m repro run {sp.path}" + ("" if args.grid == "reduced" else f" --grid {args.grid}") \
-                + ("" if args.results == "results" else f" --results {args.results}")
-            results += [claims.not_run(sp.id, pid, c, f"no results file {path}; run: {how}")
-                        for pid, cs in panels.items() for c in cs]
-            continue
-        ds = store.open_results(path, sp, args.grid)
-        results += claims.verify_dataset(ds, sp.id, panels, golden, args.results)
+    from . import claims, spec as spec_mod, verify
+    results = verify.verify_specs(spec_mod.load_specs(args.spec), grid=args.grid,
+                                  results_dir=args.results, golden=args.golden, goal=args.goal)
     print(claims.to_json(results) if args.json else claims.format_table(results))
     if args.junit:
         from .atomic import atomic_write

@@ -22,7 +22,8 @@ import numpy as np
 from repro import analysis
 from repro.errors import UsageError
 
-PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT-RUN"
+PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, NOT_RUN)
 
 
 @dataclass
@@ -32,11 +33,13 @@ class ClaimResult:
     figure: str
     panel: str
     claim: str
-    status: str  # "PASS" | "FAIL" | "NOT-RUN"
-    measured: str  # human readable measured value(s)
+    status: str  # "PASS" | "FAIL" | "INCONCLUSIVE" | "NOT-RUN"
+    measured: str  # human readable measured value(s), with their interval
     tolerance: str  # human readable tolerance
-    detail: str = ""  # NOT-RUN: why, and the command that fixes it; else optional extra line
+    detail: str = ""  # NOT-RUN: why, and the command that fixes it; INCONCLUSIVE: what would decide it
     values: dict = field(default_factory=dict)  # machine-readable numbers for --json
+    paper: str = ""  # the paper's own number for this claim, where it gives one
+    source: str = ""  # where the tolerance and the paper's number come from (golden `source`)
 
 
 # --------------------------------------------------------------------------- golden file

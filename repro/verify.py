@@ -1,0 +1,73 @@
+"""Specs -> verdicts: read each spec's stored results and check its claims against golden.
+
+This is what ``python -m repro verify`` and ``python -m repro report`` share: both call
+:func:`verify_specs` and get one :class:`repro.claims.ClaimResult` per (figure, panel, claim).
+It never trains: with ``goal`` it re-reads the stored runs at another goal.
+"""
+import pathlib
+import sys
+
+from .errors import UsageError
+
+
+def results_path(results_dir, spec, grid, goal=None) -> pathlib.Path:
+    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise;
+    .goal<G> before .nc when the runs are read at goal G instead of the spec's goals."""
+    suffix = ("" if grid == "reduced" else f".{grid}") + ("" if goal is None else f".goal{goal:g}")
+    return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
+
+
+def golden_path(spec, override=None) -> pathlib.Path:
+    """golden/<figure>.toml beside the specs folder (or the path given)."""
+    if override:
+        return pathlib.Path(override)
+    candidate = spec.path.resolve().parent.parent / "golden" / f"{spec.id}.toml"
+    return candidate if candidate.exists() else pathlib.Path("golden") / f"{spec.id}.toml"
+
+
+def load_checked_golden(spec, override=None) -> dict:
+    """The spec's golden file, refusing a claim a panel declares but the file has no tolerance for."""
+    from . import claims
+    gpath = golden_path(spec, override)
+    golden = claims.load_golden(gpath)
+    for p in spec.panels:  # a declared claim with no tolerance is a configuration error
+        for c in p.claims:
+            if claims.tolerance_for(golden, p.id, c) is None:
+                raise UsageError(gpath, c, f"no tolerance for claim {c!r}, which panel {p.id} of "
+                                 f"{spec.path} declares", f"add a [{c}] table with its tolerance "
+                                 "and source (golden/README.md), or drop the claim from the panel")
+    return golden
+
+
+def verify_spec(spec, *, grid="reduced", results_dir="results", golden=None, goal=None) -> list:
+    """Every claim of every panel of one spec, from its stored results (NOT-RUN where none)."""
+    from . import claims, spec as spec_mod, store
+    golden_table = load_checked_golden(spec, golden)
+    panels = {p.id: list(p.claims) for p in spec.panels}
+    if goal is not None and spec.kind not in spec_mod.SMOOTHNESS_KINDS:
+        from . import plan as plan_mod, run as run_mod
+        plan = plan_mod.compile_plan(spec, grid, goal=goal)
+        ds = run_mod.collect_plan(plan, results_dir, capping=spec.capping)
+        ds.attrs["goal"] = goal
+        unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
+        if unknown:
+            print(f"{spec.id}: {unknown} trials not stored or not answerable at goal {goal:g} "
+                  f"by the stored curves; run: python -m repro run {spec.path} --goal {goal:g}",
+                  file=sys.stderr)
+        return claims.verify_dataset(ds, spec.id, panels, golden_table, results_dir)
+    path = results_path(results_dir, spec, grid)
+    if not path.exists():
+        how = f"python -m repro run {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}") \
+            + ("" if str(results_dir) == "results" else f" --results {results_dir}")
+        return [claims.not_run(spec.id, pid, c, f"no results file {path}; run: {how}")
+                for pid, cs in panels.items() for c in cs]
+    ds = store.open_results(path, spec, grid)
+    return claims.verify_dataset(ds, spec.id, panels, golden_table, results_dir)
+
+
+def verify_specs(specs, *, grid="reduced", results_dir="results", golden=None, goal=None) -> list:
+    """verify_spec over a list of specs (``spec.load_specs`` of a file or folder), in order."""
+    results = []
+    for sp in specs:
+        results += verify_spec(sp, grid=grid, results_dir=results_dir, golden=golden, goal=goal)
+    return results
