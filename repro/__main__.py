@@ -189,13 +189,24 @@ def cmd_plot(args):
 
 def cmd_verify(args):
     from . import claims, spec as spec_mod, verify
-    results = verify.verify_specs(spec_mod.load_specs(args.spec), grid=args.grid,
-                                  results_dir=args.results, golden=args.golden, goal=args.goal)
+    if args.table:
+        golden = claims.load_golden(args.golden or "golden/figure-1.toml")
+        names = args.claims.split(",") if args.claims else list(claims.TABLE_CLAIMS)
+        results = claims.verify_table(claims.read_table(args.table), [n.strip() for n in names], golden,
+                                      panel=args.panel or "table", figure=pathlib.Path(args.table).stem)
+    else:
+        if args.spec is None:
+            raise UsageError("verify", "spec", "missing", "give a spec file or folder, or --table FILE.csv")
+        results = verify.verify_specs(spec_mod.load_specs(args.spec), grid=args.grid,
+                                      results_dir=args.results, golden=args.golden, goal=args.goal)
+        if args.claims:
+            wanted = {n.strip() for n in args.claims.split(",")}
+            results = [r for r in results if r.claim in wanted]
     print(claims.to_json(results) if args.json else claims.format_table(results))
     if args.junit:
         from .atomic import atomic_write
         atomic_write(args.junit, claims.to_junit(results))
-    return claims.exit_code(results)
+    return claims.exit_code(results, strict=args.strict)
 
 
 def cmd_fits(args):
@@ -398,8 +409,17 @@ def parser():
     sp.set_defaults(fn=cmd_plot)
 
     sp = sub.add_parser("verify", help="check the paper's claims against golden tolerances")
-    common(sp)
-    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    sp.add_argument("spec", nargs="?", help="a spec file or a folder of specs (not with --table)")
+    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
+    sp.add_argument("--results", default="results", help="results folder (default: results)")
+    sp.add_argument("--table", metavar="FILE.csv",
+                    help="check a K* table instead of stored results: columns batch_size, sparsity, "
+                         "steps_to_result (empty: goal not reached), optional seed and trial")
+    sp.add_argument("--claims", metavar="NAME,NAME", help="only these claims")
+    sp.add_argument("--panel", help="with --table: use this panel's tolerances from --golden")
+    sp.add_argument("--strict", action="store_true", help="exit 1 on INCONCLUSIVE too, not only on FAIL")
+    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml; with --table: "
+                                     "golden/figure-1.toml)")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     goal_arg(sp, "re-read the stored runs (no training) and check the claims")

@@ -61,12 +61,15 @@ def _initial_guesses(b, k):
     return guesses
 
 
-def fit_prop41(batch_sizes, steps) -> dict:
+def fit_prop41(batch_sizes, steps, start=None) -> dict:
     """Fit K* = c1/B + c2 (c1, c2 >= 0) by least squares on log K*.
 
     Minimises sum_i (log K_i - log(c1/B_i + c2))^2 with c = exp(theta), so both constants
     stay non-negative; several data-derived starting points are tried and the best kept.
     NaN (and non-positive) points are ignored; fewer than 3 points give NaNs.
+
+    `start` (c1, c2), e.g. the fit of the full data when refitting resampled data, is tried
+    first and alone when it converges to a fit at least as good as the data-derived guesses' first.
 
     Returns {"c1", "c2", "b_crit" (= c1/c2, inf if c2 == 0), "rms_log_residual", "n_points"}.
     """
@@ -81,7 +84,10 @@ def fit_prop41(batch_sizes, steps) -> dict:
         return log_k - np.log(c1 / b + c2)
 
     best = None
-    for c1, c2 in _initial_guesses(b, k):
+    guesses = _initial_guesses(b, k)
+    if start is not None and all(np.isfinite(start)):
+        guesses = [(max(float(start[0]), 1e-12), max(float(start[1]), 1e-12)), guesses[0]]
+    for c1, c2 in guesses:
         sol = least_squares(residuals, x0=np.log([c1, c2]), method="lm", xtol=1e-14, ftol=1e-14)
         if best is None or sol.cost < best.cost:
             best = sol

@@ -1,13 +1,18 @@
-"""Named claim checks on a results dataset, with tolerances from a golden TOML file.
+"""Named claim checks on a results dataset or a K* table, with tolerances from a golden file.
 
 A golden file (``golden/<figure>.toml``, described in ``golden/README.md``) has one table per
-claim holding its tolerance numbers plus ``source`` (where in the paper the number comes from)
-and ``why`` (why the tolerance is that wide). ``[panel.<id>.<claim>]`` tables override keys of
-a claim for one panel.
+claim holding its tolerance numbers plus ``source`` (where in the paper or in Prop. 4.1 the
+number comes from) and ``why``. ``[panel.<id>.<claim>]`` tables override keys for one panel.
 
-Every claim gives PASS, FAIL or NOT-RUN. NOT-RUN (missing panel, missing sparsity or batch
-sizes, no tolerance, claim not implemented) never counts as a pass or a failure; its
-``detail`` says why and what to run.
+Every claim is a statistic of the data (a slope, a ratio, a fitted constant) with a 95 %
+interval over resampled evaluation steps, trials and replicate seeds (``repro.evidence``), and
+gives one of four verdicts:
+
+- PASS: the interval lies where the claim holds;
+- FAIL: the interval lies where it does not (the data contradict it beyond their uncertainty);
+- INCONCLUSIVE: the interval straddles the threshold, or the grid does not reach the regime the
+  claim is about (decided from the fitted B_crit); ``detail`` says what would decide it;
+- NOT-RUN: no data; ``detail`` says what to run.
 """
 import difflib
 
@@ -19,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from repro import analysis
+from repro import analysis, evidence
 from repro.errors import UsageError
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN"
@@ -48,25 +53,24 @@ _NUMBER = (int, float)
 
 # claim -> {key: (types, required)}; `source` and `why` are required for every claim.
 GOLDEN_SCHEMA = {
-    "linear_scaling": {"points": (int, True), "slope_min": (_NUMBER, True), "slope_max": (_NUMBER, True)},
-    "plateau": {"points": (int, True), "slope_min": (_NUMBER, True)},
-    "sparse_slower": {"min_ratio": (_NUMBER, True), "strict": (bool, False), "paper_band": (list, False)},
-    "sparse_c1_larger": {"min_ratio": (_NUMBER, True), "strict": (bool, False), "paper_value": (_NUMBER, False)},
+    "linear_scaling": {"slope_min": (_NUMBER, True), "slope_max": (_NUMBER, True)},
+    "plateau": {"slope_min": (_NUMBER, True)},
     "diminishing_returns": {"min_flattening": (_NUMBER, True)},
+    "sparse_slower": {"min_ratio": (_NUMBER, True), "paper_band": (list, False)},
+    "sparse_c1_larger": {"min_ratio": (_NUMBER, True), "paper_value": (_NUMBER, False)},
     "sparse_ratio_band": {"band": (list, True)},
-    "sparse_critical_batch_no_smaller": {"factor": (_NUMBER, True), "min_ratio": (_NUMBER, True)},
-    "c1_increasing_with_sparsity": {"min_ratio": (_NUMBER, True), "strict": (bool, False)},
+    "sparse_critical_batch_no_smaller": {"min_ratio": (_NUMBER, True)},
+    "c1_increasing_with_sparsity": {"min_ratio": (_NUMBER, True)},
     "best_lr_nondecreasing": {"max_drop": (_NUMBER, True)},
     "momentum_beats_sgd": {"reference_panel": (str, True), "min_kstar_ratio": (_NUMBER, True),
                            "min_b_crit_ratio": (_NUMBER, True)},
-    "best_inside_range": {"edge_fraction": (_NUMBER, True)},
     "feasible_lr_range_shrinks": {"max_ratio": (_NUMBER, True)},
-    "lipschitz_increasing": {"min_ratio": (_NUMBER, True), "strict": (bool, False),
-                             "monotone": (bool, False), "paper_values": (list, False)},
+    "lipschitz_increasing": {"min_ratio": (_NUMBER, True), "monotone": (bool, False),
+                             "paper_values": (list, False)},
     "c1_decomposition": {"min_predicted_ratio": (_NUMBER, True), "reference": (str, False),
                          "paper_ratios": (dict, False)},
     "noise_scale_vs_critical_batch": {"max_factor": (_NUMBER, True), "reference": (str, True)},
-    "sparse_loss_higher": {"min_ratio": (_NUMBER, True), "strict": (bool, False)},
+    "sparse_loss_higher": {"min_ratio": (_NUMBER, True)},
 }
 
 
@@ -99,7 +103,7 @@ def _check_entry(path, key, entry, claim, need_provenance):
     for meta in ("source", "why"):
         if meta in entry and not isinstance(entry[meta], str):
             raise UsageError(path, f"{key}.{meta}", "must be a string", f"write {meta} = \"...\"")
-    known = {"source", "why", "not_shown_on", "not_shown_why", *GOLDEN_SCHEMA.get(claim, {})}
+    known = {"source", "why", *GOLDEN_SCHEMA.get(claim, {})}
     for name in entry:
         if claim in GOLDEN_SCHEMA and name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -120,17 +124,9 @@ def _check_entry(path, key, entry, claim, need_provenance):
 
 def _check_values(path, key, entry, claim):
     """Range checks that types alone do not catch."""
-    if "points" in entry and entry["points"] < 2:
-        raise UsageError(path, f"{key}.points", "must be >= 2 (a slope needs two points)", "use points = 2 or more")
     if claim == "linear_scaling" and "slope_min" in entry and "slope_max" in entry:
         if entry["slope_min"] > entry["slope_max"]:
             raise UsageError(path, f"{key}.slope_min", "is larger than slope_max", "swap them")
-    shown = entry.get("not_shown_on")
-    if shown is not None and not (isinstance(shown, list) and all(isinstance(g, str) for g in shown)):
-        raise UsageError(path, f"{key}.not_shown_on", "must be a list of grid names", 'write not_shown_on = ["reduced"]')
-    if shown and not isinstance(entry.get("not_shown_why"), str):
-        raise UsageError(path, f"{key}.not_shown_why", "missing: say why the grid cannot show the claim, with the measured numbers",
-                         'add not_shown_why = "..."')
     for name in ("paper_band", "band"):
         band = entry.get(name)
         if band is not None and (len(band) != 2 or not all(_is_type(v, _NUMBER) for v in band)
@@ -216,70 +212,108 @@ def _fmt(x, digits=2):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "nan"
     if isinstance(x, float) and math.isinf(x):
-        return "inf"
+        return "inf" if x > 0 else "-inf"
     return f"{x:.{digits}f}"
 
 
-def _panel_sparsities(ds, panel_id, k):
-    """Sparsities that belong to the panel: any measured K*, or any trial run (status != 0)."""
-    measured = k.notnull().any("batch_size").values
-    ran = np.zeros_like(measured)
-    if "status" in ds:
-        st = ds["status"].sel(panel=panel_id).transpose("sparsity", "batch_size", "trial")
-        ran = (st.fillna(0) != 0).any(("batch_size", "trial")).values
-    return [float(s) for s, keep in zip(k["sparsity"].values, measured | ran) if keep]
-
-
-def _measured_curve(k, s):
-    """(B, K*) arrays of the measured points at sparsity s, sorted by B."""
-    row = k.sel(sparsity=s)
-    b = row["batch_size"].values.astype(float)
-    v = row.values.astype(float)
-    keep = np.isfinite(v)
-    order = np.argsort(b[keep])
-    return b[keep][order], v[keep][order]
+def _iv(stat, iv, digits=2):
+    """'0.84 [0.71, 0.97]': a statistic with its interval."""
+    return f"{_fmt(stat, digits)} [{_fmt(iv[0], digits)}, {_fmt(iv[1], digits)}]"
 
 
 class _NotRun(Exception):
-    """Raised inside a claim check when the data cannot decide it."""
+    """Raised inside a claim check when there are no data for it at all."""
 
 
-# --------------------------------------------------------------------------- claims
+@dataclass
+class Verdict:
+    """What a check returns: the verdict and its text (check_one adds figure, panel, claim)."""
 
-def _slope_claim(k, sparsities, tol, largest):
-    """Per-sparsity log2-log2 slope over the `points` smallest (or largest) measured B."""
-    n = tol["points"]
-    slopes, short = {}, []
-    for s in sparsities:
-        b, v = _measured_curve(k, s)
-        if b.size < n:
-            short.append(f"s={_fmt_s(s)} has {b.size} measured batch sizes")
-            continue
-        b, v = (b[-n:], v[-n:]) if largest else (b[:n], v[:n])
-        slopes[_fmt_s(s)] = {"slope": analysis.loglog_slope(b, v), "batch_sizes": [int(x) for x in b]}
-    if short:
-        raise _NotRun(f"needs {n} batch sizes with a measured K* per sparsity; " + "; ".join(short))
-    return slopes
+    status: str
+    measured: str
+    tolerance: str
+    detail: str = ""
+    values: dict = field(default_factory=dict)
+    paper: str = ""
 
 
-def _check_linear_scaling(k, sparsities, tol, **_):
-    """Slope over the smallest B within [slope_min, slope_max] for every sparsity."""
-    lo, hi = tol["slope_min"], tol["slope_max"]
-    tolerance = f"slope in [{lo:g}, {hi:g}] over the {tol['points']} smallest B"
-    slopes = _slope_claim(k, sparsities, tol, largest=False)
-    ok = all(lo <= d["slope"] <= hi for d in slopes.values())
-    measured = ", ".join(f"{_fmt(d['slope'])} (s={s})" for s, d in slopes.items())
-    return ok, "slope " + measured, tolerance, {"slopes": slopes}
+def decide(interval, band):
+    """PASS when the interval lies inside the band where the claim holds, FAIL when it lies
+    wholly outside it, INCONCLUSIVE when it straddles an edge."""
+    lo, hi = interval
+    a, b = band
+    if a <= lo and hi <= b:
+        return PASS
+    if hi < a or lo > b:
+        return FAIL
+    return INCONCLUSIVE
 
 
-def _check_plateau(k, sparsities, tol, **_):
-    """Slope over the largest B at least slope_min for every sparsity."""
-    lo = tol["slope_min"]
-    tolerance = f"slope >= {lo:g} over the {tol['points']} largest B"
-    slopes = _slope_claim(k, sparsities, tol, largest=True)
-    ok = all(d["slope"] >= lo for d in slopes.values())
-    measured = ", ".join(f"{_fmt(d['slope'])} (s={s})" for s, d in slopes.items())
-    return ok, "slope " + measured, tolerance, {"slopes": slopes}
+def _worst(statuses):
+    """Combine verdicts of parts that must all hold: any FAIL, else any INCONCLUSIVE, else PASS."""
+    for s in (FAIL, INCONCLUSIVE):
+        if s in statuses:
+            return s
+    return PASS
+
+
+def _to_decide(stat, iv, threshold, n_seeds):
+    """What would decide an interval that straddles `threshold`: how many replicate seeds would
+    shrink it (as 1/sqrt(n)) to the distance between the estimate and the threshold."""
+    half = (iv[1] - iv[0]) / 2
+    gap = abs(stat - threshold)
+    if not (math.isfinite(half) and math.isfinite(gap)):
+        return "more trials or replicate seeds (grid key `seeds`) at the points without a result"
+    if gap <= 1e-12 * max(1.0, abs(threshold)):
+        return f"the estimate sits on the threshold {threshold:g}; no amount of data decides it"
+    need = math.ceil(n_seeds * (half / gap) ** 2)
+    return f"an interval {gap / half:.2f}x as wide, e.g. about {need} replicate seeds (grid key `seeds`; now {n_seeds})"
+
+
+class PanelContext:
+    """One panel's evidence, its point estimate and resampled replicates, computed once."""
+
+    def __init__(self, ev, ds=None, panel=None, results_dir=None):
+        self.ev, self.ds, self.panel, self.results_dir = ev, ds, panel, results_dir
+        self.est = evidence.point_estimate(ev)
+        self._reps = None
+        self._fits = {}
+
+    @property
+    def reps(self):
+        if self._reps is None:
+            self._reps = evidence.replicates(self.ev)
+        return self._reps
+
+    @property
+    def b(self):
+        return self.ev.batch_sizes
+
+    @property
+    def sparsities(self):
+        return list(self.ev.sparsities)
+
+    def row(self, s):
+        return self.est[self.ev.s_index(s)]
+
+    def rep_rows(self, s):
+        return self.reps[:, self.ev.s_index(s)]
+
+    def stat(self, fn):
+        """fn(table) on the estimate and on every replicate: (value, interval)."""
+        value = fn(self.est)
+        return value, evidence.interval([fn(t) for t in self.reps])
+
+    def fit(self, s):
+        """Prop. 4.1 fit of sparsity s with (n_boot, 3) replicate columns c1, c2, B_crit."""
+        if s not in self._fits:
+            point = analysis.fit_prop41(self.b, self.row(s))
+            start = (point["c1"], point["c2"]) if math.isfinite(point["c1"]) else None
+            self._fits[s] = (point, evidence.fit_replicates(self.b, self.rep_rows(s), start=start))
+        return self._fits[s]
+
+    def uncertainty(self):
+        return ", ".join(self.ev.sources()) or "none measured"
 
 
 def _dense_and_sparsest(sparsities):
@@ -292,261 +326,475 @@ def _dense_and_sparsest(sparsities):
     return 0.0, s_max
 
 
-def _ratio_ok(ratio, tol):
-    """ratio > min_ratio when strict, else ratio >= min_ratio."""
-    return ratio > tol["min_ratio"] if tol.get("strict", False) else ratio >= tol["min_ratio"]
+def _no_uncertainty(ctx, v):
+    """No measured uncertainty: a decision would claim an exactness the data do not show."""
+    if ctx.ev.sources():
+        return v
+    v.detail = ("no uncertainty is measured (one seed, one search per point, no evaluation "
+                "schedule): give per-trial rows, several seeds, or a results file; "
+                f"the point estimate alone would give {v.status}")
+    v.status = INCONCLUSIVE
+    return v
 
 
-def _ratio_text(tol):
-    """'> 1' or '>= 1.2'."""
-    return f"{'>' if tol.get('strict', False) else '>='} {tol['min_ratio']:g}"
+def _finite_b(row, b):
+    keep = np.isfinite(row)
+    return b[keep], row[keep]
 
 
-def _sparse_ratios(k, sparsities):
-    """(s_max, {B: K*(s_max)/K*(0)}) over the batch sizes where both are measured."""
-    s0, s_max = _dense_and_sparsest(sparsities)
-    dense, sparse = k.sel(sparsity=s0), k.sel(sparsity=s_max)
-    both = dense.notnull() & sparse.notnull()
-    if not bool(both.any()):
-        raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
-    return s_max, {int(b): float(sparse.sel(batch_size=b) / dense.sel(batch_size=b))
-                   for b in k["batch_size"].values[both.values]}
+def _slope_over(b_sel, b_all):
+    """fn(table row) -> log-log slope over the batch sizes b_sel."""
+    idx = np.isin(b_all, b_sel)
+    return lambda row: evidence.slope(b_all[idx], row[idx])
 
 
-def _check_sparse_slower(k, sparsities, tol, **_):
-    """K*(s_max)/K*(0) above min_ratio at every B where both are measured."""
-    s_max, ratios = _sparse_ratios(k, sparsities)
-    ok = all(_ratio_ok(r, tol) for r in ratios.values())
-    tolerance = f"K*(s={_fmt_s(s_max)})/K*(s=0) {_ratio_text(tol)} at every B"
-    if "paper_band" in tol:
-        tolerance += f" (paper: {tol['paper_band'][0]:g}-{tol['paper_band'][1]:g})"
-    b_min = min(ratios, key=ratios.get)
-    measured = f"ratio {_fmt(min(ratios.values()))}..{_fmt(max(ratios.values()))} (min at B={b_min})"
-    bad = [b for b, r in ratios.items() if not _ratio_ok(r, tol)]
-    if bad:
-        measured += "; too low at B=" + ",".join(str(b) for b in bad)
-    values = {"s_max": s_max, "ratios": {str(b): r for b, r in ratios.items()},
-              "detail": "ratio per B: " + ", ".join(f"{b}:{_fmt(r)}" for b, r in ratios.items())}
-    return ok, measured, tolerance, values
+# --------------------------------------------------------------------------- K*(B) claims
+
+def _check_linear_scaling(ctx, tol):
+    """Per sparsity: over the grid's batch sizes with B <= B_crit/2 (the fitted Prop. 4.1 B_crit,
+    where its local slope -1/(1 + B/B_crit) is at most -2/3), the log-log slope of K* lies in
+    [slope_min, slope_max], with its interval."""
+    band = (tol["slope_min"], tol["slope_max"])
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        row = ctx.row(s)
+        point, reps = ctx.fit(s)
+        if math.isnan(point["c1"]):
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={_fmt_s(s)}: the Prop. 4.1 fit needs {analysis.MIN_FIT_POINTS} "
+                           f"batch sizes with a K*, has {point['n_points']}")
+            continue
+        b_crit = point["b_crit"]
+        window = ctx.b[ctx.b <= b_crit / 2]
+        unreached = [int(b) for b in window if not np.isfinite(row[ctx.b == b][0])]
+        measured_b = [b for b in window if np.isfinite(row[ctx.b == b][0])]
+        if len(measured_b) < 2:
+            parts.append(INCONCLUSIVE)
+            why = (f"s={_fmt_s(s)}: the linear regime is B <= B_crit/2 = {b_crit / 2:.3g} "
+                   f"(fitted B_crit {b_crit:.3g}); the grid has {len(measured_b)} measured B there")
+            if unreached:
+                why += f" (no K* at B={unreached}: a larger step budget there would decide)"
+            else:
+                why += f": batch sizes below {b_crit / 2:.3g} would decide"
+            details.append(why)
+            continue
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=np.asarray(measured_b):
+                             _slope_over(w, ctx.b)(t[j]))
+        verdict = decide(iv, band)
+        parts.append(verdict)
+        texts.append(f"{_iv(value, iv)} (s={_fmt_s(s)}, B {int(measured_b[0])}-{int(measured_b[-1])})")
+        values[_fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in measured_b],
+                             "b_crit": b_crit}
+        if verdict == INCONCLUSIVE:
+            edge = band[0] if iv[0] < band[0] else band[1]
+            details.append(f"s={_fmt_s(s)}: interval straddles {edge:g}; to decide: "
+                           + _to_decide(value, iv, edge, ctx.ev.n_seeds))
+        if unreached:
+            details.append(f"s={_fmt_s(s)}: no K* at B={unreached} inside the linear regime")
+    return Verdict(_worst(parts), "slope " + ("; ".join(texts) or "-"),
+                   f"log-log slope in [{band[0]:g}, {band[1]:g}] over B <= B_crit/2",
+                   "; ".join(details), {"slopes": values, "statistic": "log-log slope"})
 
 
-def _check_sparse_c1_larger(k, sparsities, tol, **_):
-    """c1 of the Prop. 4.1 fit at s_max over c1 at s=0 above min_ratio."""
-    s0, s_max = _dense_and_sparsest(sparsities)
-    b = k["batch_size"].values
-    fit0 = analysis.fit_prop41(b, k.sel(sparsity=s0).values)
-    fit1 = analysis.fit_prop41(b, k.sel(sparsity=s_max).values)
-    for s, f in ((s0, fit0), (s_max, fit1)):
-        if math.isnan(f["c1"]):
-            raise _NotRun(f"the fit needs {analysis.MIN_FIT_POINTS} measured batch sizes; "
-                          f"s={_fmt_s(s)} has {f['n_points']}")
-    ratio = fit1["c1"] / fit0["c1"] if fit0["c1"] > 0 else math.inf
-    tolerance = f"c1(s={_fmt_s(s_max)})/c1(s=0) {_ratio_text(tol)}"
-    if "paper_value" in tol:
-        tolerance += f" (paper App. C: ~{tol['paper_value']:g})"
-    measured = f"ratio {_fmt(ratio)} (c1 {fit1['c1']:.4g} vs {fit0['c1']:.4g})"
-    values = {"s_max": s_max, "ratio": ratio, "fit_dense": fit0, "fit_sparse": fit1}
-    return _ratio_ok(ratio, tol), measured, tolerance, values
+def _check_plateau(ctx, tol):
+    """Per sparsity: the local slope at the largest B (over the two largest measured B) is at
+    least slope_min (by Prop. 4.1, B >= 4 B_crit for -0.2) and K* does not rise beyond its
+    uncertainty (FAIL when the slope's lower bound is above 0). A curve still falling where the
+    fit says the grid has not reached 4 B_crit is INCONCLUSIVE, with the B that would decide."""
+    lo_ok = tol["slope_min"]
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        b, v = _finite_b(ctx.row(s), ctx.b)
+        if b.size < 2:
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={_fmt_s(s)}: {b.size} batch size(s) with a K*; needs 2 at the large-B end")
+            continue
+        top = b[-2:]
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=top: _slope_over(w, ctx.b)(t[j]))
+        values[_fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in top]}
+        texts.append(f"{_iv(value, iv)} (s={_fmt_s(s)}, B {int(top[0])}-{int(top[1])})")
+        point, _ = ctx.fit(s)
+        need = 4 * point["b_crit"] if math.isfinite(point.get("b_crit", math.nan)) else math.inf
+        reached = top[-1] >= need
+        if iv[0] > 0:
+            parts.append(FAIL)
+            details.append(f"s={_fmt_s(s)}: K* rises from B={int(top[0])} to {int(top[1])} beyond its uncertainty")
+        elif iv[0] >= lo_ok:
+            parts.append(PASS)
+        elif iv[1] < lo_ok and reached:
+            parts.append(FAIL)
+            details.append(f"s={_fmt_s(s)}: still falling at B={int(top[1])}, which the fit places "
+                           f"in the plateau (B >= 4 B_crit = {need:.3g})")
+        else:
+            parts.append(INCONCLUSIVE)
+            if not reached:
+                where = ("B_crit is beyond the grid (the fit has no plateau term)" if math.isinf(need)
+                         else f"batch sizes >= 4 B_crit = {need:.3g} (fitted B_crit {point['b_crit']:.3g})")
+                details.append(f"s={_fmt_s(s)}: the grid stops at B={int(top[1])}, before the plateau; to decide: {where}")
+            else:
+                details.append(f"s={_fmt_s(s)}: interval straddles {lo_ok:g}; to decide: "
+                               + _to_decide(value, iv, lo_ok, ctx.ev.n_seeds))
+    return Verdict(_worst(parts), "slope " + ("; ".join(texts) or "-"),
+                   f"local slope at the largest B >= {lo_ok:g}, and not rising beyond uncertainty",
+                   "; ".join(details), {"slopes": values, "statistic": "log-log slope at the largest B"})
 
 
-def _check_diminishing_returns(k, sparsities, tol, **_):
-    """The curve bends: slope over the 2 largest B exceeds slope over the 2 smallest by min_flattening."""
+def _check_diminishing_returns(ctx, tol):
+    """Per sparsity: the local slope rises from the small-B end to the large-B end (the slope
+    over the 2 largest measured B minus the slope over the 2 smallest, > min_flattening beyond
+    uncertainty; Prop. 4.1's slope rises monotonically), and K* never rises between consecutive
+    measured B beyond its uncertainty."""
     need = tol["min_flattening"]
-    bends = {}
-    for s in sparsities:
-        b, v = _measured_curve(k, s)
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        j = ctx.ev.s_index(s)
+        b, v = _finite_b(ctx.row(s), ctx.b)
         if b.size < 3:
-            raise _NotRun(f"needs 3 batch sizes with a measured K* per sparsity; s={_fmt_s(s)} has {b.size}")
-        small, large = analysis.loglog_slope(b[:2], v[:2]), analysis.loglog_slope(b[-2:], v[-2:])
-        bends[_fmt_s(s)] = {"small_b_slope": small, "large_b_slope": large, "flattening": large - small}
-    ok = all(d["flattening"] >= need for d in bends.values())
-    measured = ", ".join(f"{_fmt(d['small_b_slope'])} -> {_fmt(d['large_b_slope'])} (s={s})"
-                         for s, d in bends.items())
-    return ok, "slope " + measured, f"large-B slope - small-B slope >= {need:g}", {"bends": bends}
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={_fmt_s(s)}: {b.size} batch sizes with a K*; needs 3")
+            continue
+        small, large = b[:2], b[-2:]
+        value, iv = ctx.stat(lambda t: _slope_over(large, ctx.b)(t[j]) - _slope_over(small, ctx.b)(t[j]))
+        rises = []
+        for a, c in zip(b, b[1:]):
+            ia, ic = int(np.nonzero(ctx.b == a)[0][0]), int(np.nonzero(ctx.b == c)[0][0])
+            _, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
+            if r_iv[0] > 1:
+                rises.append(f"{int(a)}->{int(c)}")
+        verdict = FAIL if rises else decide(iv, (need, math.inf))
+        parts.append(verdict)
+        texts.append(f"{_iv(value, iv)} (s={_fmt_s(s)})")
+        values[_fmt_s(s)] = {"flattening": value, "interval": iv, "rises": rises}
+        if rises:
+            details.append(f"s={_fmt_s(s)}: K* rises beyond its uncertainty at B {', '.join(rises)}")
+        elif verdict == INCONCLUSIVE:
+            details.append(f"s={_fmt_s(s)}: interval straddles {need:g}; to decide: "
+                           + _to_decide(value, iv, need, ctx.ev.n_seeds))
+    return Verdict(_worst(parts), "flattening " + ("; ".join(texts) or "-"),
+                   f"large-B slope - small-B slope > {need:g}, K* never rising",
+                   "; ".join(details), {"bends": values, "statistic": "slope change"})
 
 
-def _check_sparse_ratio_band(k, sparsities, tol, **_):
+def _ratio_stats(ctx, s0, s1):
+    """Per batch size: (ratio K*(s1)/K*(s0), interval, note) where decidable."""
+    j0, j1 = ctx.ev.s_index(s0), ctx.ev.s_index(s1)
+    rows = {}
+    for i, b in enumerate(ctx.b):
+        k0, k1 = ctx.est[j0, i], ctx.est[j1, i]
+        if np.isfinite(k0) and np.isfinite(k1):
+            value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i])
+            rows[int(b)] = (value, iv, "")
+        elif np.isfinite(k1) and _ran(ctx, j0, i):  # dense missed the goal, sparse reached it
+            budget = (ctx.ev.budget or {}).get(int(b), math.nan)
+            rows[int(b)] = (k1 / budget if budget else math.nan, (-math.inf, k1 / budget if budget else math.inf),
+                            f"dense missed the goal within {budget:g} steps")
+        elif np.isfinite(k0) and _ran(ctx, j1, i):  # sparse missed, dense reached
+            budget = (ctx.ev.budget or {}).get(int(b), math.nan)
+            rows[int(b)] = (budget / k0 if budget else math.nan, (budget / k0 if budget else -math.inf, math.inf),
+                            f"sparse missed the goal within {budget:g} steps")
+    return rows
+
+
+def _ran(ctx, j, i):
+    """Every search of point (sparsity j, batch i) ran all its trials."""
+    t = ctx.ev.trials[:, j, i]
+    return bool((~np.isnan(t)).all(axis=1).any())
+
+
+def _check_sparse_slower(ctx, tol):
+    """K*(s_max)/K*(0): above min_ratio beyond uncertainty at every B (a B where dense missed the
+    goal and sparse reached it counts against), and its geometric mean over B inside the paper's
+    band with its interval."""
+    s0, s_max = _dense_and_sparsest(ctx.sparsities)
+    rows = _ratio_stats(ctx, s0, s_max)
+    if not rows:
+        raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
+    floor = tol["min_ratio"]
+    per_b = {b: decide(iv, (floor, math.inf)) for b, (_, iv, _) in rows.items()}
+    for b, (_, iv, _) in rows.items():  # equal to the floor is not slower
+        if iv[0] == floor:
+            per_b[b] = INCONCLUSIVE if iv[1] > floor else FAIL
+    both = [b for b, (_, _, note) in rows.items() if not note]
+    j0, j1 = ctx.ev.s_index(s0), ctx.ev.s_index(s_max)
+    idx = np.isin(ctx.b, both)
+    mean_fn = lambda t: float(np.exp(np.mean(np.log(t[j1, idx] / t[j0, idx])))) if idx.any() else math.nan  # noqa: E731
+    mean, mean_iv = ctx.stat(mean_fn)
+    parts = list(per_b.values())
+    band = tol.get("paper_band")
+    if band and idx.any():
+        parts.append(decide(mean_iv, tuple(band)))
+    status = _worst(parts)
+    measured = (f"mean ratio {_iv(mean, mean_iv)} over B {both}; per B: " +
+                ", ".join(f"{b}: {_iv(r, iv)}" + (f" ({note})" if note else "") for b, (r, iv, note) in rows.items()))
+    details = []
+    faster = [b for b, v in per_b.items() if v == FAIL]
+    if faster:
+        details.append(f"sparse not slower beyond uncertainty at B={faster}")
+    if band and idx.any() and decide(mean_iv, tuple(band)) == FAIL:
+        details.append(f"mean ratio outside the paper's {band[0]:g}-{band[1]:g} beyond its uncertainty")
+    open_b = [b for b, v in per_b.items() if v == INCONCLUSIVE]
+    if open_b:
+        details.append(f"ratio interval straddles {floor:g} at B={open_b}; to decide: "
+                       + _to_decide(rows[open_b[0]][0], rows[open_b[0]][1], floor, ctx.ev.n_seeds))
+    if band and idx.any() and decide(mean_iv, tuple(band)) == INCONCLUSIVE and status != FAIL:
+        edge = band[0] if mean_iv[0] < band[0] else band[1]
+        details.append(f"mean ratio interval straddles the paper's {edge:g}; to decide: "
+                       + _to_decide(mean, mean_iv, edge, ctx.ev.n_seeds))
+    tolerance = f"ratio > {floor:g} at every B" + (f", mean in the paper's [{band[0]:g}, {band[1]:g}]" if band else "")
+    return Verdict(status, measured, tolerance, "; ".join(details),
+                   {"s_max": s_max, "ratios": {str(b): {"ratio": r, "interval": iv} for b, (r, iv, _) in rows.items()},
+                    "mean_ratio": mean, "interval": mean_iv, "statistic": "K*(s_max)/K*(0)"},
+                   paper=f"{band[0]:g}-{band[1]:g}x (Fig. 12)" if band else "")
+
+
+def _check_sparse_ratio_band(ctx, tol):
     """K*(s_max)/K*(0) inside the paper's band at every B where both are measured."""
     lo, hi = tol["band"]
-    s_max, ratios = _sparse_ratios(k, sparsities)
-    ok = all(lo <= r <= hi for r in ratios.values())
-    measured = "ratio " + ", ".join(f"{_fmt(r)} (B={b})" for b, r in ratios.items())
-    return ok, measured, f"K*(s={_fmt_s(s_max)})/K*(s=0) in [{lo:g}, {hi:g}] at every B", \
-        {"s_max": s_max, "ratios": {str(b): r for b, r in ratios.items()}}
+    s0, s_max = _dense_and_sparsest(ctx.sparsities)
+    rows = {b: r for b, r in _ratio_stats(ctx, s0, s_max).items() if not r[2]}
+    if not rows:
+        raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
+    per_b = {b: decide(iv, (lo, hi)) for b, (_, iv, _) in rows.items()}
+    details = [f"outside the band beyond uncertainty at B={[b for b, v in per_b.items() if v == FAIL]}"] \
+        if FAIL in per_b.values() else []
+    if INCONCLUSIVE in per_b.values():
+        details.append(f"interval straddles the band's edge at B={[b for b, v in per_b.items() if v == INCONCLUSIVE]}")
+    return Verdict(_worst(list(per_b.values())),
+                   "ratio " + ", ".join(f"{_iv(r, iv)} (B={b})" for b, (r, iv, _) in rows.items()),
+                   f"K*(s={_fmt_s(s_max)})/K*(0) in [{lo:g}, {hi:g}] at every B", "; ".join(details),
+                   {"s_max": s_max, "ratios": {str(b): {"ratio": r, "interval": iv} for b, (r, iv, _) in rows.items()}},
+                   paper=f"{lo:g}-{hi:g}x (Fig. 12)")
 
 
-def _check_sparse_critical_batch_no_smaller(k, sparsities, tol, **_):
-    """Critical batch size (where K* leaves linear scaling by `factor`) of s_max >= dense's x min_ratio.
+def _fit_ratio(ctx, s_num, s_den, column, name):
+    """Ratio of a fitted constant (column 0 c1, 2 B_crit) between two sparsities, with interval;
+    _NotRun-free: returns (value, interval, why_not) where why_not explains an undefined ratio."""
+    p_num, r_num = ctx.fit(s_num)
+    p_den, r_den = ctx.fit(s_den)
+    for s, p in ((s_num, p_num), (s_den, p_den)):
+        if math.isnan(p["c1"]):
+            return math.nan, (-math.inf, math.inf), (
+                f"the Prop. 4.1 fit at s={_fmt_s(s)} needs {analysis.MIN_FIT_POINTS} batch sizes "
+                f"with a K*, has {p['n_points']}")
+    key = ("c1", "c2", "b_crit")[column]
+    num, den = p_num[key], p_den[key]
+    if not (den > 0 and math.isfinite(den)) or not math.isfinite(num):
+        what = {"c1": "no linear-scaling term (c1 = 0)", "b_crit": "no plateau term on the grid (B_crit infinite)"}[key]
+        bad = s_den if not (den > 0 and math.isfinite(den)) else s_num
+        return math.nan, (-math.inf, math.inf), (
+            f"the fit at s={_fmt_s(bad)} has {what}: batch sizes " +
+            ("further below" if key == "c1" else "further above") + " the grid would decide")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = r_num[:, column] / r_den[:, column]
+    reps = np.where(np.isfinite(reps) | np.isinf(reps), reps, np.nan)
+    return num / den, evidence.interval(reps), ""
 
-    On normalised curves (K* / K* at the smallest B), as in the paper's third column. A curve
-    that never leaves linear scaling on the grid has its critical batch beyond the largest B.
-    """
-    s0, s_max = _dense_and_sparsest(sparsities)
-    crit = {}
-    for s in (s0, s_max):
-        b, v = _measured_curve(k, s)
-        if b.size < 2:
-            raise _NotRun(f"needs 2 measured batch sizes at s={_fmt_s(s)}")
-        c = analysis.critical_batch_direct(b, v, tol["factor"])
-        crit[s] = c if math.isfinite(c) else math.inf
-    ratio = crit[s_max] / crit[s0] if math.isfinite(crit[s0]) else (1.0 if math.isinf(crit[s_max]) else 0.0)
-    ok = ratio >= tol["min_ratio"]
-    show = lambda c: "beyond the grid" if math.isinf(c) else f"{c:g}"  # noqa: E731
-    measured = f"B_crit {show(crit[s_max])} (s={_fmt_s(s_max)}) vs {show(crit[s0])} (s=0)"
-    return ok, measured, (f"B_crit(s={_fmt_s(s_max)}) >= {tol['min_ratio']:g} x B_crit(s=0), "
-                          f"B_crit = first B with K* > {tol['factor']:g} x linear scaling"), \
-        {"b_crit": {_fmt_s(s): c for s, c in crit.items()}, "ratio": ratio}
+
+def _ratio_claim(ctx, tol, s_num, s_den, column, label):
+    """Verdict for 'fitted <label>(s_num)/<label>(s_den) > min_ratio' with its interval."""
+    floor = tol["min_ratio"]
+    value, iv, why = _fit_ratio(ctx, s_num, s_den, column, label)
+    if why:
+        return INCONCLUSIVE, "-", why, value, iv
+    status = decide(iv, (floor, math.inf))
+    if iv[0] == floor and status == PASS:
+        status = INCONCLUSIVE
+    detail = ""
+    if status == INCONCLUSIVE:
+        detail = f"interval straddles {floor:g}; to decide: " + _to_decide(value, iv, floor, ctx.ev.n_seeds)
+    return status, _iv(value, iv), detail, value, iv
 
 
-def _check_c1_increasing_with_sparsity(k, sparsities, tol, **_):
-    """c1 of the Prop. 4.1 fit rises from each sparsity to the next by at least min_ratio."""
-    if len(sparsities) < 2:
+def _check_sparse_c1_larger(ctx, tol):
+    """c1 of the Prop. 4.1 fit at s_max over c1 dense: interval above min_ratio."""
+    s0, s_max = _dense_and_sparsest(ctx.sparsities)
+    status, text, detail, value, iv = _ratio_claim(ctx, tol, s_max, s0, 0, "c1")
+    paper = f"~{tol['paper_value']:g} (App. C)" if "paper_value" in tol else ""
+    return Verdict(status, f"c1 ratio {text}", f"c1(s={_fmt_s(s_max)})/c1(0) > {tol['min_ratio']:g}",
+                   detail, {"s_max": s_max, "ratio": value, "interval": iv, "statistic": "c1 ratio",
+                            "fit_dense": ctx.fit(s0)[0], "fit_sparse": ctx.fit(s_max)[0]}, paper=paper)
+
+
+def _check_sparse_critical_batch_no_smaller(ctx, tol):
+    """B_crit = c1/c2 of the Prop. 4.1 fit at s_max over dense's: not below min_ratio beyond
+    uncertainty (FAIL when the interval lies below it)."""
+    s0, s_max = _dense_and_sparsest(ctx.sparsities)
+    floor = tol["min_ratio"]
+    value, iv, why = _fit_ratio(ctx, s_max, s0, 2, "B_crit")
+    crit = {_fmt_s(s): ctx.fit(s)[0]["b_crit"] for s in (s0, s_max)}
+    if why:
+        return Verdict(INCONCLUSIVE, "B_crit " + ", ".join(f"{_fmt(c, 0)} (s={s})" for s, c in crit.items()),
+                       f"B_crit(s={_fmt_s(s_max)})/B_crit(0) >= {floor:g}", why, {"b_crit": crit})
+    status = decide(iv, (floor, math.inf))
+    detail = "" if status != INCONCLUSIVE else (
+        f"interval straddles {floor:g}; to decide: " + _to_decide(value, iv, floor, ctx.ev.n_seeds))
+    return Verdict(status, f"B_crit ratio {_iv(value, iv)}; B_crit " +
+                   ", ".join(f"{_fmt(c, 0)} (s={s})" for s, c in crit.items()),
+                   f"B_crit(s={_fmt_s(s_max)})/B_crit(0) >= {floor:g}", detail,
+                   {"b_crit": crit, "ratio": value, "interval": iv, "statistic": "B_crit ratio"},
+                   paper="no smaller (Fig. 1 col. 4; Momentum ~2^9 dense vs ~2^11 at 90 %)")
+
+
+def _check_c1_increasing_with_sparsity(ctx, tol):
+    """c1 rises from each sparsity to the next: every consecutive ratio's interval above min_ratio."""
+    ss = sorted(ctx.sparsities)
+    if len(ss) < 2:
         raise _NotRun("needs at least two sparsities")
-    b = k["batch_size"].values
-    c1 = {}
-    for s in sorted(sparsities):
-        f = analysis.fit_prop41(b, k.sel(sparsity=s).values)
-        if math.isnan(f["c1"]):
-            raise _NotRun(f"the fit needs {analysis.MIN_FIT_POINTS} measured batch sizes; "
-                          f"s={_fmt_s(s)} has {f['n_points']}")
-        c1[s] = f["c1"]
-    ss = sorted(c1)
-    steps = [c1[b_] / c1[a] if c1[a] > 0 else math.inf for a, b_ in zip(ss, ss[1:])]
-    ok = all(_ratio_ok(r, tol) for r in steps)
-    measured = "c1 " + " < ".join(f"{c1[s]:.4g} (s={_fmt_s(s)})" for s in ss)
-    return ok, measured, f"c1(next sparsity)/c1 {_ratio_text(tol)} for each step", \
-        {"c1": {_fmt_s(s): v for s, v in c1.items()}, "ratios": steps}
+    parts, texts, details, values = [], [], [], {}
+    for a, b in zip(ss, ss[1:]):
+        status, text, detail, value, iv = _ratio_claim(ctx, tol, b, a, 0, "c1")
+        parts.append(status)
+        texts.append(f"{_fmt_s(b)}/{_fmt_s(a)}: {text}")
+        values[f"{_fmt_s(b)}/{_fmt_s(a)}"] = {"ratio": value, "interval": iv}
+        if detail:
+            details.append(f"{_fmt_s(b)}/{_fmt_s(a)}: {detail}")
+    return Verdict(_worst(parts), "c1 ratio " + "; ".join(texts),
+                   f"c1(next sparsity)/c1 > {tol['min_ratio']:g} at each step", "; ".join(details),
+                   {"ratios": values, "statistic": "c1 ratio"})
 
 
-def _check_best_lr_nondecreasing(k, sparsities, tol, ds=None, panel=None, **_):
-    """The best trial's learning rate does not fall as B grows (Fig. 3), up to a factor max_drop."""
-    if ds is None or "learning_rate" not in ds or "best_trial" not in ds:
-        raise _NotRun("needs per-trial learning rates and best trials in the results")
-    drops, lrs = [], {}
-    for s in sparsities:
-        best = ds["best_trial"].sel(panel=panel, sparsity=s)
-        row = {}
-        for b in best["batch_size"].values:
-            t = int(best.sel(batch_size=b))
-            if t >= 0:
-                row[int(b)] = float(ds["learning_rate"].sel(panel=panel, sparsity=s, batch_size=b, trial=t))
-        if len(row) < 2:
-            raise _NotRun(f"needs 2 batch sizes with a best trial at s={_fmt_s(s)}")
-        bs = sorted(row)
-        drops += [row[a] / row[b_] for a, b_ in zip(bs, bs[1:])]
-        lrs[_fmt_s(s)] = row
-    worst = max(drops)
-    measured = "; ".join(f"s={s}: " + ", ".join(f"{v:.3g}" for _, v in sorted(r.items()))
-                         for s, r in lrs.items())
-    return worst <= tol["max_drop"], "best lr " + measured, \
-        f"best lr at the next B >= best lr / {tol['max_drop']:g}", {"best_lr": lrs, "worst_drop": worst}
-
-
-# --------------------------------------------------------------------------- across panels, searches
-
-def _fitted_b_crit(k, s):
-    """B_crit = c1/c2 of the Prop. 4.1 fit of one K*(B) row, or _NotRun."""
-    f = analysis.fit_prop41(k["batch_size"].values, k.sel(sparsity=s).values)
-    if math.isnan(f["c1"]) or not f["c2"] > 0:
-        raise _NotRun(f"the Prop. 4.1 fit at s={_fmt_s(s)} has no finite B_crit ({f['n_points']} points)")
-    return f["c1"] / f["c2"]
-
-
-def _check_momentum_beats_sgd(k, sparsities, tol, ds=None, panel=None, **_):
-    """Fig. 2: this (momentum) panel has lower K* at the largest common B and a larger fitted
-    B_crit than the SGD `reference_panel`, at every sparsity both measured."""
+def _check_momentum_beats_sgd(ctx, tol):
+    """Fig. 2: K*(SGD)/K* at the largest common B and B_crit/B_crit(SGD) above their minima,
+    each with an interval from both panels' replicates, at every sparsity both measured."""
     ref = str(tol["reference_panel"])
-    if ds is None or ref not in [str(p) for p in ds.panel.values]:
+    if ctx.ds is None or ref not in [str(p) for p in ctx.ds.panel.values]:
         raise _NotRun(f"reference panel {ref!r} is not in the results")
-    k_ref = analysis.steps_to_result(ds, ref)
-    rows, ok = [], True
-    for s in sparsities:
-        if s not in k_ref["sparsity"].values:
+    other = PanelContext(evidence.from_dataset(ctx.ds, ref))
+    parts, texts, details, rows = [], [], [], []
+    for s in ctx.sparsities:
+        if s not in other.sparsities:
             continue
-        mine, theirs = _measured_curve(k, s), _measured_curve(k_ref, s)
-        common = sorted(set(mine[0]) & set(theirs[0]))
+        j, jr = ctx.ev.s_index(s), other.ev.s_index(s)
+        common = [i for i, b in enumerate(ctx.b) if np.isfinite(ctx.est[j, i]) and np.isfinite(other.est[jr, i])]
         if not common:
             continue
-        b = int(common[-1])
-        ratio = float(k_ref.sel(sparsity=s, batch_size=b) / k.sel(sparsity=s, batch_size=b))
-        crit = _fitted_b_crit(k, s) / _fitted_b_crit(k_ref, s)
-        ok &= ratio >= tol["min_kstar_ratio"] and crit >= tol["min_b_crit_ratio"]
-        rows.append((s, b, ratio, crit))
+        i = common[-1]
+        k_ratio = other.est[jr, i] / ctx.est[j, i]
+        k_iv = evidence.interval(other.reps[:, jr, i] / ctx.reps[:, j, i])
+        p, r = ctx.fit(s)
+        pr, rr = other.fit(s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c_ratio = p["b_crit"] / pr["b_crit"]
+            c_iv = evidence.interval(r[:, 2] / rr[:, 2])
+        st = [decide(k_iv, (tol["min_kstar_ratio"], math.inf)),
+              decide(c_iv, (tol["min_b_crit_ratio"], math.inf)) if math.isfinite(c_ratio) else INCONCLUSIVE]
+        parts.append(_worst(st))
+        texts.append(f"s={_fmt_s(s)}: K*({ref})/K* {_iv(k_ratio, k_iv)} at B={int(ctx.b[i])}, "
+                     f"B_crit x{_iv(c_ratio, c_iv)}")
+        rows.append({"sparsity": s, "batch_size": int(ctx.b[i]), "kstar_ratio": k_ratio,
+                     "kstar_interval": k_iv, "b_crit_ratio": c_ratio, "b_crit_interval": c_iv})
+        if INCONCLUSIVE in st:
+            details.append(f"s={_fmt_s(s)}: an interval straddles its minimum; more replicate seeds would decide")
     if not rows:
         raise _NotRun(f"no sparsity with K* measured on both this panel and panel {ref}")
-    measured = "; ".join(f"s={_fmt_s(s)}: K*({ref})/K* {r:.2f} at B={b}, B_crit x{c:.2f}" for s, b, r, c in rows)
-    return ok, measured, (f"K*({ref})/K* >= {tol['min_kstar_ratio']:g} at the largest B and "
-                          f"B_crit/B_crit({ref}) >= {tol['min_b_crit_ratio']:g}"), \
-        {"rows": [{"sparsity": s, "batch_size": b, "kstar_ratio": r, "b_crit_ratio": c} for s, b, r, c in rows]}
+    return Verdict(_worst(parts), "; ".join(texts),
+                   f"K*({ref})/K* > {tol['min_kstar_ratio']:g} at the largest B and "
+                   f"B_crit/B_crit({ref}) > {tol['min_b_crit_ratio']:g}", "; ".join(details), {"rows": rows})
 
 
-def _unit(value, lo, hi, scale):
-    """Position of `value` in [lo, hi] on the search's own scale (0 = lo, 1 = hi)."""
-    if scale == "log":
-        return math.log(value / lo) / math.log(hi / lo)
-    if scale == "reverse_log":
-        return math.log((1 - value) / (1 - lo)) / math.log((1 - hi) / (1 - lo))
-    return (value - lo) / (hi - lo)
-
-
-def _check_best_inside_range(k, sparsities, tol, ds=None, panel=None, **_):
-    """Fig. 3: every best trial's metaparameters lie inside the searched range, more than
-    edge_fraction of it (on the search's scale) from either end."""
-    if ds is None or "search_min" not in ds:
-        raise _NotRun("the results lack the search ranges (rebuild them: python -m repro collect SPEC)")
-    edge, worst, at_edge, n = tol["edge_fraction"], 0.5, [], 0
-    for s in sparsities:
-        for b in k["batch_size"].values:
-            t = int(ds["best_trial"].sel(panel=panel, sparsity=s, batch_size=b))
-            if t < 0:
+def _best_lrs(ctx, rng, n_boot):
+    """Per sparsity and B: the best trial's learning rate on the data and on resampled trials
+    (seed 0's search: a replicate redraws its trials with replacement)."""
+    lr = ctx.ev.hp["learning_rate"][0]
+    vals = np.where(ctx.ev.capped[0], np.inf, ctx.ev.trials[0])
+    n_t = vals.shape[-1]
+    point = np.full(vals.shape[:2], np.nan)
+    reps = np.full((n_boot,) + vals.shape[:2], np.nan)
+    for j in range(vals.shape[0]):
+        for i in range(vals.shape[1]):
+            v = vals[j, i]
+            if np.isnan(v).any() or not np.isfinite(v).any():
                 continue
-            n += 1
-            for hp in ds["hp"].values:
-                lo = float(ds["search_min"].sel(panel=panel, hp=hp))
-                if math.isnan(lo) or str(hp) not in ds:
-                    continue
-                hi = float(ds["search_max"].sel(panel=panel, hp=hp))
-                v = float(ds[str(hp)].sel(panel=panel, sparsity=s, batch_size=b, trial=t))
-                u = _unit(v, lo, hi, str(ds["search_scale"].sel(panel=panel, hp=hp).values))
-                worst = min(worst, u, 1 - u)
-                if min(u, 1 - u) <= edge:
-                    at_edge.append(f"{hp}={v:.3g} at s={_fmt_s(s)} B={int(b)}")
-    if not n:
-        raise _NotRun("no study point has a best trial")
-    measured = f"{n} best trials, closest to an edge {worst:.2f} of the range" + \
-        (f" ({'; '.join(at_edge)})" if at_edge else "")
-    return not at_edge, measured, f"every best trial > {edge:g} of the range from its ends", \
-        {"points": n, "closest_to_edge": worst, "at_edge": at_edge}
+            point[j, i] = lr[j, i, int(np.argmin(v))]
+            pick = rng.integers(0, n_t, (n_boot, n_t))
+            drawn = v[pick]
+            best = np.take_along_axis(pick, np.argmin(drawn, axis=1)[:, None], axis=1)[:, 0]
+            reps[:, j, i] = np.where(np.isfinite(drawn.min(axis=1)), lr[j, i, best], np.nan)
+    return point, reps
 
 
-def _check_feasible_lr_range_shrinks(k, sparsities, tol, ds=None, panel=None, **_):
-    """Fig. 5: the learning rates that reach the goal span fewer decades at s_max than dense,
-    at every batch size: width(s_max) <= max_ratio x width(0)."""
-    s0, s_max = _dense_and_sparsest(sparsities)
-    if ds is None or "learning_rate" not in ds:
-        raise _NotRun("needs per-trial learning rates")
-    rows, ok = [], True
-    for b in k["batch_size"].values:
-        widths = {}
-        for s in (s0, s_max):
-            st = ds["status"].sel(panel=panel, sparsity=s, batch_size=b)
-            if not bool((st > 0).all()):
-                break  # every trial must have run: a landscape shows them all
-            lr = ds["learning_rate"].sel(panel=panel, sparsity=s, batch_size=b).values[st.values == 1]
-            widths[s] = (math.log10(lr.max() / lr.min()), float(lr.min()), float(lr.max())) if len(lr) else None
-        if len(widths) < 2 or widths[s0] is None:
+def _check_best_lr_nondecreasing(ctx, tol):
+    """The best trial's learning rate does not fall as B grows (Fig. 3): for every sparsity the
+    largest fall between consecutive measured B, lr(B)/lr(next B), is at most max_drop, with an
+    interval from resampling each search's trials."""
+    if "learning_rate" not in ctx.ev.hp:
+        raise _NotRun("needs per-trial learning rates in the results")
+    point, reps = _best_lrs(ctx, np.random.default_rng(0), evidence.N_BOOT)
+    limit = tol["max_drop"]
+    parts, texts, details, values = [], [], [], {}
+    for j, s in enumerate(ctx.sparsities):
+        idx = [i for i in range(len(ctx.b)) if np.isfinite(point[j, i])]
+        if len(idx) < 2:
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={_fmt_s(s)}: {len(idx)} batch sizes with a best trial; needs 2")
             continue
-        w0 = widths[s0][0]
-        ws = widths[s_max][0] if widths[s_max] else 0.0
-        ok &= ws <= tol["max_ratio"] * w0 + 1e-12
-        rows.append((int(b), widths[s0], widths[s_max]))
+        worst = lambda lr: max(lr[a] / lr[b] for a, b in zip(idx, idx[1:]))  # noqa: E731
+        value = worst(point[j])
+        iv = evidence.interval([worst(r) for r in reps[:, j]])
+        status = decide(iv, (0.0, limit))
+        parts.append(status)
+        texts.append(f"s={_fmt_s(s)}: " + ", ".join(f"{point[j, i]:.3g}" for i in idx) +
+                     f" (largest fall x{_iv(value, iv)})")
+        values[_fmt_s(s)] = {"best_lr": {str(int(ctx.b[i])): point[j, i] for i in idx},
+                             "worst_drop": value, "interval": iv}
+        if status == INCONCLUSIVE:
+            details.append(f"s={_fmt_s(s)}: the best trial changes under resampling; more trials per point would decide")
+    return Verdict(_worst(parts), "best lr " + "; ".join(texts),
+                   f"lr(B)/lr(next B) <= {limit:g}", "; ".join(details),
+                   {"best_lr": values, "statistic": "largest fall of the best lr"})
+
+
+def _check_feasible_lr_range_shrinks(ctx, tol):
+    """Fig. 5: the goal-reaching learning rates span fewer decades at s_max than dense, at every
+    batch size where every trial ran: width(s_max) <= max_ratio x width(0), with an interval from
+    resampling trials. No sparse trial reaching the goal is never a PASS."""
+    s0, s_max = _dense_and_sparsest(ctx.sparsities)
+    if "learning_rate" not in ctx.ev.hp:
+        raise _NotRun("needs per-trial learning rates")
+    lr = ctx.ev.hp["learning_rate"][0]
+    ok_mask = np.isfinite(ctx.ev.trials[0]) & ~ctx.ev.capped[0]
+    j0, j1 = ctx.ev.s_index(s0), ctx.ev.s_index(s_max)
+    rng = np.random.default_rng(0)
+
+    def width(lrs):
+        return math.log10(lrs.max() / lrs.min()) if lrs.size else math.nan
+
+    parts, texts, rows = [], [], []
+    for i, b in enumerate(ctx.b):
+        if np.isnan(ctx.ev.trials[0, [j0, j1], i]).any():
+            continue  # every trial must have run: a landscape shows them all
+        d, sp = lr[j0, i][ok_mask[j0, i]], lr[j1, i][ok_mask[j1, i]]
+        if d.size < 2:
+            continue
+        if sp.size == 0:
+            parts.append(INCONCLUSIVE)
+            texts.append(f"B={int(b)}: dense {width(d):.2f} decades, sparse: no trial reached the goal")
+            rows.append({"batch_size": int(b), "dense_decades": width(d), "sparse_decades": None})
+            continue
+        n = lr.shape[-1]
+        reps = []
+        for _ in range(evidence.N_BOOT):
+            pick = rng.integers(0, n, n)
+            wd = width(lr[j0, i][pick][ok_mask[j0, i][pick]])
+            ws = width(lr[j1, i][pick][ok_mask[j1, i][pick]])
+            ws = 0.0 if math.isnan(ws) else ws  # no sparse trial drawn reached the goal: width 0
+            if math.isnan(wd) or (wd == 0 and ws == 0):
+                reps.append(math.nan)
+            else:
+                reps.append(ws / wd if wd > 0 else math.inf)
+        value = width(sp) / width(d)
+        iv = evidence.interval(reps)
+        parts.append(decide(iv, (-math.inf, tol["max_ratio"])))
+        texts.append(f"B={int(b)}: width ratio {_iv(value, iv)}")
+        rows.append({"batch_size": int(b), "dense_decades": width(d), "sparse_decades": width(sp),
+                     "ratio": value, "interval": iv})
     if not rows:
-        raise _NotRun("needs a batch size where every trial ran at s=0 and s_max and some dense trial completed")
-    show = lambda w: "none" if w is None else f"{w[1]:.3g}..{w[2]:.3g} ({w[0]:.2f} decades)"  # noqa: E731
-    measured = "; ".join(f"B={b}: s=0 {show(a)}, s={_fmt_s(s_max)} {show(c)}" for b, a, c in rows)
-    return ok, "goal-reaching lr " + measured, \
-        f"width(s={_fmt_s(s_max)}) <= {tol['max_ratio']:g} x width(s=0), in decades of learning rate", \
-        {"rows": [{"batch_size": b, "dense": a, "sparse": c} for b, a, c in rows]}
+        raise _NotRun("needs a batch size where every trial ran at s=0 and s_max and 2 dense trials completed")
+    detail = "" if _worst(parts) != INCONCLUSIVE else \
+        "a sparse search with no goal-reaching trial, or an interval across the limit: more trials per point would decide"
+    return Verdict(_worst(parts), "goal-reaching lr " + "; ".join(texts),
+                   f"width(s={_fmt_s(s_max)})/width(0) < {tol['max_ratio']:g}, in decades of learning rate",
+                   detail, {"rows": rows})
 
 
 # --------------------------------------------------------------------------- smoothness runs
@@ -556,25 +804,45 @@ def _smooth_sparsities(ds, panel):
             if str(ds["status"].sel(panel=panel, sparsity=s).values) == "complete"]
 
 
-def _mean_l(ds, panel, s):
-    return float(ds["lipschitz"].sel(panel=panel, sparsity=s).mean(skipna=True))
+def _samples(ds, panel, s, name):
+    v = ds[name].sel(panel=panel, sparsity=s).values.astype(float)
+    return v[np.isfinite(v)]
 
 
-def _check_lipschitz_increasing(k, sparsities, tol, ds=None, panel=None, **_):
-    """Fig. 4: the average local Lipschitz constant over training grows with sparsity:
-    L(s_max)/L(0) above min_ratio (and, with monotone, every step between sparsities)."""
+def _mean_ratio_interval(a, b, rng, n_boot=evidence.N_BOOT):
+    """mean(a)/mean(b) with a percentile interval from resampling each sample set."""
+    if a.size < 2 or b.size < 2:
+        return float(a.mean() / b.mean()), (-math.inf, math.inf)
+    ra = a[rng.integers(0, a.size, (n_boot, a.size))].mean(axis=1)
+    rb = b[rng.integers(0, b.size, (n_boot, b.size))].mean(axis=1)
+    return float(a.mean() / b.mean()), evidence.interval(ra / rb)
+
+
+def _check_lipschitz_increasing(ctx, tol):
+    """Fig. 4: the mean local Lipschitz constant over training grows with sparsity: L(s_max)/L(0)
+    above min_ratio (and, with monotone, every step), with an interval from resampling the
+    measured steps of each run (consecutive steps are correlated: the interval is a lower bound
+    of the spread; replicate runs would measure it in full)."""
+    ds, panel = ctx.ds, ctx.panel
+    sparsities = _smooth_sparsities(ds, panel)
     s0, s_max = _dense_and_sparsest(sparsities)
     ss = sorted(sparsities)
-    lip = {s: _mean_l(ds, panel, s) for s in ss}
-    steps = [lip[b] / lip[a] for a, b in zip(ss, ss[1:])]
-    ratio = lip[s_max] / lip[s0]
-    ok = _ratio_ok(ratio, tol) and (not tol.get("monotone") or all(_ratio_ok(r, tol) for r in steps))
-    measured = "mean L " + ", ".join(f"{lip[s]:.3g} (s={_fmt_s(s)})" for s in ss) + f"; ratio {ratio:.2f}"
+    rng = np.random.default_rng(0)
+    pairs = list(zip(ss, ss[1:])) if tol.get("monotone") else [(s0, s_max)]
+    parts, texts, values = [], [], {}
+    for a, b in pairs:
+        value, iv = _mean_ratio_interval(_samples(ds, panel, b, "lipschitz"), _samples(ds, panel, a, "lipschitz"), rng)
+        parts.append(decide(iv, (tol["min_ratio"], math.inf)))
+        texts.append(f"L({_fmt_s(b)})/L({_fmt_s(a)}) {_iv(value, iv)}")
+        values[f"{_fmt_s(b)}/{_fmt_s(a)}"] = {"ratio": value, "interval": iv}
+    mean_l = {_fmt_s(s): float(_samples(ds, panel, s, "lipschitz").mean()) for s in ss}
     paper = tol.get("paper_values")
-    detail = f"paper (s = 0/0.5/0.7/0.9): {' / '.join(map(str, paper))}" if paper else ""
-    return ok, measured, f"L(s={_fmt_s(s_max)})/L(0) {_ratio_text(tol)}" + \
-        (" at every step in sparsity" if tol.get("monotone") else ""), \
-        {"mean_lipschitz": {_fmt_s(s): v for s, v in lip.items()}, "ratio": ratio, "detail": detail}
+    return Verdict(_worst(parts), "mean L " + ", ".join(f"{v:.3g} (s={s})" for s, v in mean_l.items()) +
+                   "; " + "; ".join(texts),
+                   f"L(s_max)/L(0) > {tol['min_ratio']:g}" + (" at every step in sparsity" if tol.get("monotone") else ""),
+                   "" if _worst(parts) != INCONCLUSIVE else "interval across the limit: longer runs (more measured steps) or replicate runs would decide",
+                   {"mean_lipschitz": mean_l, "ratios": values, "statistic": "mean L ratio"},
+                   paper=("s = 0/0.5/0.7/0.9: " + " / ".join(map(str, paper)) + " (Fig. 4)") if paper else "")
 
 
 def _reference(tol, results_dir):
@@ -593,81 +861,101 @@ def _reference(tol, results_dir):
     return ds, panel
 
 
-def _check_c1_decomposition(k, sparsities, tol, ds=None, panel=None, results_dir=None, **_):
-    """App. C: c1 = Delta L beta / (mu^2 eps^2); the ratios of Delta, beta and mean L between
-    s_max and dense predict the c1 ratio. Passes when the predicted ratio is at least
-    min_predicted_ratio and L's ratio is the largest factor (smoothness drives it). The fitted c1
-    ratio of the `reference` study is shown beside it when its results exist."""
-    s0, s_max = _dense_and_sparsest(sparsities)
-    r = {}
-    for name in ("delta", "beta"):
-        r[name] = float(ds[name].sel(panel=panel, sparsity=s_max) / ds[name].sel(panel=panel, sparsity=s0))
-    r["lipschitz"] = _mean_l(ds, panel, s_max) / _mean_l(ds, panel, s0)
-    predicted = r["delta"] * r["beta"] * r["lipschitz"]
-    fitted = math.nan
+def _check_c1_decomposition(ctx, tol):
+    """App. C: c1 = Delta L beta / (mu^2 eps^2): the ratios (s_max over dense) of Delta, beta and
+    mean L predict the c1 ratio, which must exceed min_predicted_ratio beyond the interval of L's
+    ratio (Delta and beta are one number per run: no interval), with L's ratio the largest factor.
+    The fitted c1 ratio of the `reference` study is shown beside it."""
+    ds, panel = ctx.ds, ctx.panel
+    s0, s_max = _dense_and_sparsest(_smooth_sparsities(ds, panel))
+    r = {name: float(ds[name].sel(panel=panel, sparsity=s_max) / ds[name].sel(panel=panel, sparsity=s0))
+         for name in ("delta", "beta")}
+    l_ratio, l_iv = _mean_ratio_interval(_samples(ds, panel, s_max, "lipschitz"),
+                                         _samples(ds, panel, s0, "lipschitz"), np.random.default_rng(0))
+    r["lipschitz"] = l_ratio
+    k = r["delta"] * r["beta"]
+    predicted, p_iv = k * l_ratio, (k * l_iv[0], k * l_iv[1])
     try:
-        ref_ds, ref_panel = _reference(tol, results_dir)
-        kr = analysis.steps_to_result(ref_ds, ref_panel)
-        f0 = analysis.fit_prop41(kr["batch_size"].values, kr.sel(sparsity=s0).values)
-        fs = analysis.fit_prop41(kr["batch_size"].values, kr.sel(sparsity=s_max).values)
-        fitted = fs["c1"] / f0["c1"]
-    except (_NotRun, KeyError) as why:
-        fitted_note = f"fitted c1 ratio not available: {why}"
-    else:
-        fitted_note = f"fitted c1 ratio of {tol['reference']}: {fitted:.2f}"
-    ok = predicted >= tol["min_predicted_ratio"] and r["lipschitz"] >= max(r["delta"], r["beta"])
-    measured = (f"Delta x{r['delta']:.2f}, beta x{r['beta']:.2f}, L x{r['lipschitz']:.2f} -> "
-                f"predicted c1 x{predicted:.2f}; {fitted_note}")
+        ref_ds, ref_panel = _reference(tol, ctx.results_dir)
+        ref_ctx = PanelContext(evidence.from_dataset(ref_ds, ref_panel))
+        _, fitted_text, _, fitted, _ = _ratio_claim(ref_ctx, {"min_ratio": 1.0}, s_max, s0, 0, "c1")
+        note = f"fitted c1 ratio of {tol['reference']}: {fitted_text}"
+    except (_NotRun, KeyError, ValueError) as why:
+        fitted, note = math.nan, f"fitted c1 ratio not available: {why}"
+    parts = [decide(p_iv, (tol["min_predicted_ratio"], math.inf)),
+             decide(l_iv, (max(r["delta"], r["beta"]), math.inf))]
     paper = tol.get("paper_ratios")
-    detail = ("paper: " + ", ".join(f"{a} x{b}" for a, b in paper.items())) if paper else ""
-    return ok, measured, (f"predicted c1(s={_fmt_s(s_max)})/c1(0) >= {tol['min_predicted_ratio']:g} "
-                          "and L's ratio the largest factor"), \
-        {"ratios": r, "predicted_c1_ratio": predicted, "fitted_c1_ratio": fitted, "detail": detail}
+    return Verdict(_worst(parts), f"Delta x{r['delta']:.2f}, beta x{r['beta']:.2f}, L x{_iv(l_ratio, l_iv)} -> "
+                   f"predicted c1 x{_iv(predicted, p_iv)}; {note}",
+                   f"predicted c1(s_max)/c1(0) > {tol['min_predicted_ratio']:g} and L's ratio the largest factor",
+                   "" if _worst(parts) != INCONCLUSIVE else "an interval across its limit: longer runs or replicate runs would decide",
+                   {"ratios": r, "predicted_c1_ratio": predicted, "interval": p_iv, "fitted_c1_ratio": fitted},
+                   paper=("App. C: " + ", ".join(f"{a} x{b}" for a, b in paper.items())) if paper else "")
 
 
-def _check_noise_scale_vs_critical_batch(k, sparsities, tol, ds=None, panel=None, results_dir=None, **_):
+def _check_noise_scale_vs_critical_batch(ctx, tol):
     """McCandlish et al. (2018): the simple noise scale B_simple (mean over the measured steps)
-    predicts the critical batch size; compare with the fitted B_crit = c1/c2 of the
-    `reference` study, within a factor max_factor either way, at each sparsity both have."""
-    ref_ds, ref_panel = _reference(tol, results_dir)
-    kr = analysis.steps_to_result(ref_ds, ref_panel)
-    rows = []
-    for s in sparsities:
-        if s not in kr["sparsity"].values:
-            continue
-        b_simple = float(ds["noise_scale"].sel(panel=panel, sparsity=s).mean(skipna=True))
-        rows.append((s, b_simple, _fitted_b_crit(kr, s)))
-    if not rows:
-        raise _NotRun(f"no sparsity measured here and in {tol['reference']}")
+    predicts the critical batch size: B_crit (fitted, `reference` study) / B_simple within a
+    factor max_factor either way, beyond the intervals of both, at each sparsity both have."""
+    ds, panel = ctx.ds, ctx.panel
+    ref_ds, ref_panel = _reference(tol, ctx.results_dir)
+    ref_ctx = PanelContext(evidence.from_dataset(ref_ds, ref_panel))
+    rng = np.random.default_rng(0)
     f = tol["max_factor"]
-    ok = all(1 / f <= c / b <= f for _, b, c in rows)
-    measured = "; ".join(f"s={_fmt_s(s)}: B_simple {b:.3g} vs B_crit {c:.3g} (x{c / b:.2f})" for s, b, c in rows)
-    return ok, measured, f"B_crit({tol['reference']}) / B_simple within [1/{f:g}, {f:g}]", \
-        {"rows": [{"sparsity": s, "b_simple": b, "b_crit": c} for s, b, c in rows]}
+    parts, rows = [], []
+    for s in _smooth_sparsities(ds, panel):
+        if s not in ref_ctx.sparsities:
+            continue
+        point, reps = ref_ctx.fit(s)
+        if not math.isfinite(point["b_crit"]):
+            continue
+        noise = _samples(ds, panel, s, "noise_scale")
+        b_simple = float(noise.mean())
+        ns = noise[rng.integers(0, noise.size, (len(reps), noise.size))].mean(axis=1)
+        iv = evidence.interval(reps[:, 2] / ns)
+        value = point["b_crit"] / b_simple
+        parts.append(decide(iv, (1 / f, f)))
+        rows.append({"sparsity": s, "b_simple": b_simple, "b_crit": point["b_crit"], "ratio": value, "interval": iv})
+    if not rows:
+        raise _NotRun(f"no sparsity with a finite fitted B_crit measured here and in {tol['reference']}")
+    return Verdict(_worst(parts), "; ".join(f"s={_fmt_s(r['sparsity'])}: B_simple {r['b_simple']:.3g} vs B_crit "
+                                            f"{r['b_crit']:.3g} (x{_iv(r['ratio'], r['interval'])})" for r in rows),
+                   f"B_crit({tol['reference']}) / B_simple within [1/{f:g}, {f:g}]",
+                   "" if _worst(parts) != INCONCLUSIVE else "an interval across the factor: replicate seeds of the reference study would decide",
+                   {"rows": rows})
 
 
-def _check_sparse_loss_higher(k, sparsities, tol, ds=None, panel=None, **_):
-    """Fig. 6: the sparsest network ends its run at a higher training loss than the dense one."""
-    s0, s_max = _dense_and_sparsest(sparsities)
-    loss = {s: float(ds["final_loss"].sel(panel=panel, sparsity=s)) for s in sorted(sparsities)}
-    ratio = loss[s_max] / loss[s0]
-    measured = "final training loss " + ", ".join(f"{v:.4f} (s={_fmt_s(s)})" for s, v in loss.items())
-    return _ratio_ok(ratio, tol), measured + f"; ratio {ratio:.2f}", \
-        f"f(s={_fmt_s(s_max)})/f(0) {_ratio_text(tol)} after the run", {"final_loss": {_fmt_s(s): v for s, v in loss.items()}}
+def _check_sparse_loss_higher(ctx, tol):
+    """Fig. 6: the sparsest network ends its run at a higher training loss than the dense one:
+    the mean training loss over the last quarter of the measured steps, s_max over dense, above
+    min_ratio with an interval from resampling those steps."""
+    ds, panel = ctx.ds, ctx.panel
+    s0, s_max = _dense_and_sparsest(_smooth_sparsities(ds, panel))
+
+    def tail(s):
+        v = _samples(ds, panel, s, "train_loss")
+        return v[-max(2, v.size // 4):]
+    value, iv = _mean_ratio_interval(tail(s_max), tail(s0), np.random.default_rng(0))
+    status = decide(iv, (tol["min_ratio"], math.inf))
+    loss = {_fmt_s(s): float(ds["final_loss"].sel(panel=panel, sparsity=s)) for s in (s0, s_max)}
+    return Verdict(status, "final training loss " + ", ".join(f"{v:.4f} (s={s})" for s, v in loss.items()) +
+                   f"; last-quarter mean ratio {_iv(value, iv)}",
+                   f"f(s={_fmt_s(s_max)})/f(0) > {tol['min_ratio']:g} over the last quarter of the run",
+                   "" if status != INCONCLUSIVE else "interval across the limit: longer runs or replicate runs would decide",
+                   {"final_loss": loss, "ratio": value, "interval": iv})
 
 
 CLAIMS = {
     "linear_scaling": _check_linear_scaling,
     "plateau": _check_plateau,
+    "diminishing_returns": _check_diminishing_returns,
     "sparse_slower": _check_sparse_slower,
     "sparse_c1_larger": _check_sparse_c1_larger,
-    "diminishing_returns": _check_diminishing_returns,
     "sparse_ratio_band": _check_sparse_ratio_band,
     "sparse_critical_batch_no_smaller": _check_sparse_critical_batch_no_smaller,
     "c1_increasing_with_sparsity": _check_c1_increasing_with_sparsity,
     "best_lr_nondecreasing": _check_best_lr_nondecreasing,
     "momentum_beats_sgd": _check_momentum_beats_sgd,
-    "best_inside_range": _check_best_inside_range,
     "feasible_lr_range_shrinks": _check_feasible_lr_range_shrinks,
     "lipschitz_increasing": _check_lipschitz_increasing,
     "c1_decomposition": _check_c1_decomposition,
@@ -676,6 +964,10 @@ CLAIMS = {
 }
 SMOOTHNESS_CLAIMS = ("lipschitz_increasing", "c1_decomposition", "noise_scale_vs_critical_batch",
                      "sparse_loss_higher")
+# Claims a K* table alone can decide (``verify --table``): no per-trial metaparameters,
+# no smoothness runs, no second panel.
+TABLE_CLAIMS = ("linear_scaling", "plateau", "diminishing_returns", "sparse_slower", "sparse_c1_larger",
+                "sparse_ratio_band", "sparse_critical_batch_no_smaller", "c1_increasing_with_sparsity")
 
 
 # --------------------------------------------------------------------------- running claims
@@ -742,7 +1034,15 @@ def _panel_missing_reason(ds, figure_id, panel_id):
     return None
 
 
-def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None) -> ClaimResult:
+def _result(figure_id, panel_id, claim, tol, v: Verdict, ctx) -> ClaimResult:
+    """A check's Verdict as a ClaimResult, with the tolerance, paper number and uncertainty."""
+    values = {**v.values, "tolerance": {key: x for key, x in tol.items() if key not in ("source", "why")},
+              "uncertainty": ctx.uncertainty() if ctx is not None else ""}
+    return ClaimResult(figure_id, str(panel_id), claim, v.status, v.measured, v.tolerance,
+                       detail=v.detail, values=values, paper=v.paper, source=tol.get("source", ""))
+
+
+def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None) -> ClaimResult:
     """Check a single claim on a panel that has some measured K* (or smoothness runs);
     `results_dir` holds the results a claim with a `reference` reads."""
     if claim not in CLAIMS:
@@ -756,24 +1056,17 @@ def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None) -> Claim
         return not_run(figure_id, panel_id, claim, f"claim {claim!r} reads " +
                        ("smoothness runs" if claim in SMOOTHNESS_CLAIMS else "K*(B) of a search") +
                        f"; figure {figure_id} has none")
-    k = None if smooth else analysis.steps_to_result(ds, panel_id)
-    sparsities = _smooth_sparsities(ds, panel_id) if smooth else _panel_sparsities(ds, panel_id, k)
+    if ctx is None:
+        ev = evidence.Evidence(np.zeros(0), (), np.zeros((1, 0, 0, 0)), np.zeros((1, 0, 0, 0), bool)) \
+            if smooth else evidence.from_dataset(ds, panel_id)
+        ctx = PanelContext(ev, ds=ds, panel=panel_id, results_dir=results_dir)
     try:
-        ok, measured, tolerance, values = CLAIMS[claim](k, sparsities, tol, ds=ds, panel=panel_id,
-                                                         results_dir=results_dir)
+        verdict = CLAIMS[claim](ctx, tol)
     except _NotRun as why:
         return not_run(figure_id, panel_id, claim, f"{why}; " + _run_hint(ds, figure_id, panel_id))
-    detail = values.pop("detail", "")
-    values = {**values, "tolerance": {key: v for key, v in tol.items() if key not in ("source", "why")}}
-    grid = ds.attrs.get("grid", "")
-    if grid in tol.get("not_shown_on", []):
-        # Golden records that this grid cannot show the claim: report the measurement, never PASS.
-        why = (f"golden: the {grid} grid cannot show this claim ({tol.get('not_shown_why', 'see golden')}); "
-               f"measured check would be {PASS if ok else FAIL}")
-        return ClaimResult(figure_id, str(panel_id), claim, NOT_RUN, measured, tolerance,
-                           detail=why, values=values)
-    return ClaimResult(figure_id, str(panel_id), claim, PASS if ok else FAIL, measured, tolerance,
-                       detail=detail, values=values)
+    if not smooth:
+        verdict = _no_uncertainty(ctx, verdict)
+    return _result(figure_id, panel_id, claim, tol, verdict, None if smooth else ctx)
 
 
 def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None) -> list:
@@ -781,7 +1074,10 @@ def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None) -> li
     missing = _panel_missing_reason(ds, figure_id, panel_id)
     if missing:
         return [not_run(figure_id, panel_id, c, missing) for c in claims]
-    return [check_one(ds, figure_id, panel_id, c, golden, results_dir) for c in claims]
+    ctx = None
+    if ds.attrs.get("kind") != "smoothness":  # one set of replicates for all the panel's claims
+        ctx = PanelContext(evidence.from_dataset(ds, panel_id), ds=ds, panel=panel_id, results_dir=results_dir)
+    return [check_one(ds, figure_id, panel_id, c, golden, results_dir, ctx=ctx) for c in claims]
 
 
 def verify_dataset(ds, figure_id, panels, golden, results_dir=None) -> list:
@@ -793,9 +1089,84 @@ def verify_dataset(ds, figure_id, panels, golden, results_dir=None) -> list:
     return results
 
 
-def exit_code(results) -> int:
-    """0 when every claim is PASS or NOT-RUN, 1 when any FAILs."""
-    return 1 if any(r.status == FAIL for r in results) else 0
+def verify_table(rows, claims, golden, *, panel="table", figure="table") -> list:
+    """The named claims on a K* table (``read_table`` rows), with `golden`'s tolerances for
+    `panel` (its panel overrides apply when `panel` names one)."""
+    ev = evidence.from_rows(rows)
+    ctx = PanelContext(ev)
+    out = []
+    for claim in claims:
+        if claim not in TABLE_CLAIMS:
+            raise UsageError("--claims", claim, "cannot be checked on a K* table",
+                             f"choose from: {', '.join(TABLE_CLAIMS)}")
+        tol = tolerance_for(golden, panel, claim)
+        if tol is None:
+            raise UsageError("--golden", claim, "no tolerance for this claim in the golden file",
+                             f"add a [{claim}] table, or pass --golden golden/figure-1.toml")
+        try:
+            verdict = _no_uncertainty(ctx, CLAIMS[claim](ctx, tol))
+        except _NotRun as why:
+            out.append(not_run(figure, panel, claim, str(why)))
+            continue
+        out.append(_result(figure, panel, claim, tol, verdict, ctx))
+    return out
+
+
+TABLE_COLUMNS = ("batch_size", "sparsity", "steps_to_result")
+
+
+def read_table(path) -> list:
+    """Rows of a K* table CSV: columns batch_size, sparsity, steps_to_result (empty or nan: the
+    goal was not reached), optional seed and trial. Raises UsageError naming the file, row and column."""
+    import csv
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in TABLE_COLUMNS if c not in header]
+            if missing:
+                raise UsageError(path, missing[0], "missing column",
+                                 f"the header must name {', '.join(TABLE_COLUMNS)} (optional: seed, trial)")
+            rows = []
+            for n, raw in enumerate(reader, start=2):
+                raw = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+                row = {}
+                for col in header:
+                    if col not in (*TABLE_COLUMNS, "seed", "trial"):
+                        continue
+                    text = raw.get(col, "")
+                    try:
+                        if col == "steps_to_result":
+                            row[col] = math.nan if text in ("", "nan", "NaN") else float(text)
+                        elif col in ("batch_size", "seed", "trial"):
+                            row[col] = int(text)
+                        else:
+                            row[col] = float(text)
+                    except ValueError:
+                        raise UsageError(path, f"line {n}, {col}", f"not a number: {text!r}",
+                                         "write a number (steps_to_result may be empty: goal not reached)") from None
+                if row["batch_size"] <= 0 or not 0.0 <= row["sparsity"] < 1.0 or \
+                        (math.isfinite(row["steps_to_result"]) and row["steps_to_result"] <= 0):
+                    raise UsageError(path, f"line {n}", "batch_size must be > 0, sparsity in [0, 1), "
+                                     "steps_to_result > 0", "fix the row")
+                rows.append(row)
+    except FileNotFoundError:
+        raise UsageError(path, "", "table not found", "give the path of a CSV file") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(path, "", f"not a CSV table ({e})", "write it as comma-separated text") from None
+    if not rows:
+        raise UsageError(path, "", "the table has no rows", "add one row per study point (or trial)")
+    keys = [(r["batch_size"], r["sparsity"], r.get("seed", 0), r.get("trial", 0)) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise UsageError(path, "", "a (batch_size, sparsity, seed, trial) appears twice",
+                         "one row per study point, seed and trial")
+    return rows
+
+
+def exit_code(results, strict=False) -> int:
+    """1 when any claim FAILs (or, with strict, is INCONCLUSIVE); 0 otherwise."""
+    bad = (FAIL, INCONCLUSIVE) if strict else (FAIL,)
+    return 1 if any(r.status in bad for r in results) else 0
 
 
 # --------------------------------------------------------------------------- reporting
@@ -811,10 +1182,15 @@ def format_table(results) -> str:
     out = [line([c.upper() for c in _COLUMNS]), line(["-" * w for w in widths])]
     for r, row in zip(results, rows):
         out.append(line(row))
+        if r.paper:
+            out.append("    paper: " + r.paper)
         if r.detail:
             out.append("    " + r.detail)
-    counts = {s: sum(r.status == s for r in results) for s in (PASS, FAIL, NOT_RUN)}
-    out.append(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_RUN]} not run")
+    counts = {s: sum(r.status == s for r in results) for s in VERDICTS}
+    out.append(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[INCONCLUSIVE]} inconclusive, "
+               f"{counts[NOT_RUN]} not run")
+    out.append("(intervals: 95 % percentile intervals over resampled evaluation steps, trials and seeds; "
+               "see specs/README.md)")
     return "\n".join(out)
 
 
@@ -841,7 +1217,7 @@ def to_json(results) -> str:
 def to_junit(results) -> bytes:
     """JUnit XML: one <testsuite> per figure, one <testcase> per (panel, claim).
 
-    FAIL is a <failure>, NOT-RUN a <skipped> (never a pass), each with the measured value,
+    FAIL is a <failure>, INCONCLUSIVE and NOT-RUN a <skipped> with the reason (never a pass), each with the measured value,
     the tolerance and the detail, so a CI system shows every claim as its own test.
     """
     import xml.etree.ElementTree as ET
@@ -850,14 +1226,14 @@ def to_junit(results) -> bytes:
         rs = [r for r in results if r.figure == fig]
         suite = ET.SubElement(root, "testsuite", name=fig, tests=str(len(rs)),
                               failures=str(sum(r.status == FAIL for r in rs)),
-                              skipped=str(sum(r.status == NOT_RUN for r in rs)), errors="0")
+                              skipped=str(sum(r.status in (NOT_RUN, INCONCLUSIVE) for r in rs)), errors="0")
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=f"{fig}.panel_{r.panel}", name=r.claim)
             text = f"measured {r.measured}; tolerance {r.tolerance}" + (f"; {r.detail}" if r.detail else "")
             if r.status == FAIL:
                 ET.SubElement(case, "failure", message=text).text = text
-            elif r.status == NOT_RUN:
-                ET.SubElement(case, "skipped", message=text)
+            elif r.status in (NOT_RUN, INCONCLUSIVE):
+                ET.SubElement(case, "skipped", message=f"{r.status}: {text}")
             else:
                 ET.SubElement(case, "system-out").text = text
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

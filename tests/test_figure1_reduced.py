@@ -1,9 +1,10 @@
-"""CI assertion: Figure 1(b)'s reduced grid, trained for real on MNIST, shows its claims.
+"""CI assertion: Figure 1(b)'s reduced grid, trained for real on MNIST, against its claims.
 
 Runs `repro run --panel b` into a fresh results folder (about 15-20 minutes on 2 cores), then
-`repro verify --json`. Every claim of panel (b) must PASS, except a claim that
-golden/figure-1.toml records as not shown on the reduced grid, which must come back NOT-RUN
-with its measured value (never silently PASS).
+`repro verify --json`. No claim of panel (b) may FAIL (the data may not contradict the paper
+beyond their uncertainty); every decided claim shows its interval; an INCONCLUSIVE claim says
+what would decide it. Which claims the reduced grid decides is what the data say: PASS is not
+required of a claim whose interval straddles its threshold (see golden/README.md).
 """
 import json
 import pathlib
@@ -29,12 +30,12 @@ def test_panel_b_reduced_grid_shows_its_claims(tmp_path):
                              str(tmp_path), "--json"], cwd=ROOT, capture_output=True, text=True)
     rows = [r for r in json.loads(verify.stdout) if r["panel"] == "b"]
     print(json.dumps(rows, indent=1))
-    golden = claims.load_golden(ROOT / "golden" / "figure-1.toml")
-    assert {r["claim"] for r in rows} == {"linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger"}
+    spec_claims = {"linear_scaling", "diminishing_returns", "plateau", "sparse_slower",
+                   "sparse_c1_larger", "sparse_critical_batch_no_smaller"}
+    assert {r["claim"] for r in rows} == spec_claims
+    assert verify.returncode == 0, verify.stderr
     for r in rows:
-        tol = claims.tolerance_for(golden, "b", r["claim"])
-        if "reduced" in tol.get("not_shown_on", []):
-            assert r["status"] == "NOT-RUN" and r["detail"].startswith("golden:"), r
-            assert r["measured"] not in ("", "-"), r  # the measurement is still reported
-        else:
-            assert r["status"] == "PASS", r
+        assert r["status"] in (claims.PASS, claims.INCONCLUSIVE), r
+        assert r["values"]["uncertainty"].startswith("evaluation quantisation, search resolution (6 trials)"), r
+        if r["status"] == claims.INCONCLUSIVE:
+            assert r["detail"], r  # what would decide it

@@ -1,0 +1,142 @@
+"""Negative controls: K* tables with a known truth, checked by every K*(B) claim.
+
+All tables here are SYNTHETIC: Prop. 4.1 curves (K* = c1/B + c2) or deliberately wrong shapes,
+with search noise (each trial of a point reaches the goal at K* x a log-normal factor x up to
+1.5) and quantisation to a geometric evaluation schedule, on the reduced grid's 4-point shape
+(B = 16..1024, x4) and an 8-point shape (B = 16..2048, x2), with 1 and 3 replicate seeds.
+
+Each case names, per claim, whether the claim is true of its curves (True), false (False) or
+not determined by the case (absent). No claim may PASS a false case. The true-pass rate (the
+share of true cases a claim passes) is printed; run with ``-s`` to see the confusion table,
+and set REPRO_CORPUS_DRAWS for more noise draws per case (default 2).
+"""
+import os
+
+import numpy as np
+import pytest
+
+from repro import claims, evidence
+
+GOLDEN = claims.load_golden(os.path.join(os.path.dirname(__file__), "..", "golden", "figure-1.toml"))
+SHAPES = {"4-point": np.array([16, 64, 256, 1024.]), "8-point": 16 * 2.0 ** np.arange(8)}
+SCHEDULE = np.unique(np.ceil(4 * 2 ** (np.arange(200) / 8)))
+CLAIMS = ("linear_scaling", "diminishing_returns", "plateau", "sparse_slower", "sparse_c1_larger",
+          "sparse_critical_batch_no_smaller")
+DRAWS = int(os.environ.get("REPRO_CORPUS_DRAWS", "2"))
+
+
+def prop(c1, c2):
+    return lambda b: c1 / b + c2
+
+
+def rising(c1, c2):
+    """Prop. 4.1 up to B = 256, then K* doubles at every x4: K* rises at large B."""
+    return lambda b: np.where(b <= 256, c1 / b + c2, (c1 / 256 + c2) * (b / 256) ** 0.5)
+
+
+def issue_table(scale=1.0):
+    """The table that passed every old check: 1000, 1000, 160, 320 at B = 16, 64, 256, 1024."""
+    pts = {16: 1000, 64: 1000, 256: 160, 1024: 320}
+    return lambda b: scale * np.interp(np.log2(b), np.log2(list(pts)), list(pts.values()))
+
+
+# name -> (dense curve, sparse curve, shapes, truth per claim)
+CASES = {
+    "prop41, plateau on the grid": (prop(2000, 100), prop(5000, 200), ("4-point", "8-point"),
+                                    {"linear_scaling": True, "diminishing_returns": True, "plateau": True,
+                                     "sparse_slower": True, "sparse_c1_larger": True,
+                                     "sparse_critical_batch_no_smaller": True}),
+    "prop41, B_crit mid-grid": (prop(20000, 50), prop(50000, 100), ("4-point", "8-point"),
+                                {"linear_scaling": True, "diminishing_returns": True,
+                                 "sparse_slower": True, "sparse_c1_larger": True,
+                                 "sparse_critical_batch_no_smaller": True}),
+    "the issue's table": (issue_table(), issue_table(1.01), ("4-point",),
+                          {"linear_scaling": False, "diminishing_returns": False, "plateau": False,
+                           "sparse_slower": False, "sparse_c1_larger": False}),
+    "B_crit at the largest B": (prop(1024 * 20, 20), prop(1024 * 50, 50), ("4-point",),
+                                {"plateau": False, "linear_scaling": True, "sparse_slower": True}),
+    "K* rising at large B": (rising(20000, 20), rising(50000, 50), ("4-point", "8-point"),
+                             {"plateau": False, "diminishing_returns": False}),
+    "sparse as slow as dense": (prop(20000, 50), prop(20000, 50), ("4-point", "8-point"),
+                                     {"sparse_slower": False, "sparse_c1_larger": False}),
+    "sparse faster": (prop(20000, 50), prop(14000, 35), ("4-point", "8-point"),
+                      {"sparse_slower": False, "sparse_c1_larger": False}),
+    "sparse plateaus sooner": (prop(20000, 50), prop(30000, 400), ("8-point",),
+                               {"sparse_critical_batch_no_smaller": False}),
+    "all linear": (prop(200000, 0), prop(500000, 0), ("4-point", "8-point"),
+                   {"plateau": False, "linear_scaling": True, "sparse_slower": True}),
+    "all flat": (prop(0, 300), prop(0, 800), ("4-point", "8-point"),
+                 {"linear_scaling": False, "diminishing_returns": False}),
+}
+
+
+def table(dense, sparse, b, seeds, rng, trials=6, sigma=0.1):
+    """Per-trial rows: trial t of a point reaches the goal at the evaluation step at or after
+    K x lognormal(sigma) x U(1, 1.5)."""
+    rows = []
+    for s, curve in ((0.0, dense), (0.9, sparse)):
+        k = curve(b)
+        for r in range(seeds):
+            for bi, kb in zip(b, k):
+                for t in range(trials):
+                    x = max(kb, 1.0) * np.exp(rng.normal(0, sigma)) * rng.uniform(1.0, 1.5)
+                    step = SCHEDULE[np.searchsorted(SCHEDULE, x)]
+                    rows.append({"batch_size": int(bi), "sparsity": s, "steps_to_result": float(step),
+                                 "seed": r, "trial": t})
+    return rows
+
+
+def run_corpus():
+    """{(claim, truth): [verdicts]} over every case, shape, seed count and draw."""
+    rng = np.random.default_rng(2026)
+    out = {}
+    for name, (dense, sparse, shapes, truth) in CASES.items():
+        for shape in shapes:
+            for seeds in (1, 3):
+                for _ in range(DRAWS):
+                    rows = table(dense, sparse, SHAPES[shape], seeds, rng)
+                    for r in claims.verify_table(rows, [c for c in CLAIMS if c in truth], GOLDEN):
+                        out.setdefault((r.claim, truth[r.claim]), []).append((name, shape, seeds, r.status))
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return run_corpus()
+
+
+def test_no_claim_passes_a_false_case(corpus):
+    passed_false = [(c, case) for (c, truth), rs in corpus.items() if truth is False
+                    for case in rs if case[3] == claims.PASS]
+    assert passed_false == []
+
+
+def test_every_claim_fails_some_false_case(corpus):
+    """Each check can fail: on some contradicting table it says FAIL, not only 'not PASS'."""
+    failed = {c for (c, truth), rs in corpus.items() if truth is False
+              for case in rs if case[3] == claims.FAIL}
+    assert failed == {c for (c, truth) in corpus if truth is False}
+
+
+def test_true_pass_rate_is_reported_and_not_zero(corpus):
+    lines = [f"{'claim':34s} {'true: pass/all':>15s} {'false: pass/fail/inconclusive':>30s}"]
+    for c in CLAIMS:
+        t = [x[3] for x in corpus.get((c, True), [])]
+        f = [x[3] for x in corpus.get((c, False), [])]
+        lines.append(f"{c:34s} {t.count('PASS'):>7d}/{len(t):<7d} "
+                     f"{f.count('PASS'):>12d}/{f.count('FAIL')}/{f.count('INCONCLUSIVE')}")
+        if t:
+            assert t.count("PASS") > 0, c  # a claim that never passes a true case says nothing
+    print("\n" + "\n".join(lines))
+
+
+def test_three_seeds_narrow_the_interval():
+    rng = np.random.default_rng(7)
+    widths = {}
+    for seeds in (1, 3):
+        ev = evidence.from_rows(table(prop(20000, 50), prop(50000, 100), SHAPES["8-point"], seeds, rng))
+        reps = evidence.replicates(ev)
+        ratio = reps[:, 1, 2] / reps[:, 0, 2]
+        lo, hi = evidence.interval(ratio)
+        widths[seeds] = hi - lo
+    assert widths[3] < widths[1]
