@@ -414,7 +414,8 @@ def _check_plateau(ctx, tol):
         values[_fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in top]}
         texts.append(f"{_iv(value, iv)} (s={_fmt_s(s)}, B {int(top[0])}-{int(top[1])})")
         point, _ = ctx.fit(s)
-        need = 4 * point["b_crit"] if math.isfinite(point.get("b_crit", math.nan)) else math.inf
+        fitted = not math.isnan(point["c1"])
+        need = 4 * point["b_crit"] if fitted and math.isfinite(point["b_crit"]) else math.inf
         reached = top[-1] >= need
         if iv[0] > 0:
             parts.append(FAIL)
@@ -428,7 +429,8 @@ def _check_plateau(ctx, tol):
         else:
             parts.append(INCONCLUSIVE)
             if not reached:
-                where = ("B_crit is beyond the grid (the fit has no plateau term)" if math.isinf(need)
+                where = (f"the Prop. 4.1 fit needs {analysis.MIN_FIT_POINTS} batch sizes with a K*" if not fitted
+                         else "B_crit is beyond the grid (the fit has no plateau term)" if math.isinf(need)
                          else f"batch sizes >= 4 B_crit = {need:.3g} (fitted B_crit {point['b_crit']:.3g})")
                 details.append(f"s={_fmt_s(s)}: the grid stops at B={int(top[1])}, before the plateau; to decide: {where}")
             else:

@@ -192,7 +192,7 @@ def from_dataset(ds, panel) -> Evidence:
     # a batch size this panel's grid does not have is all not-run: keep it, it stays NaN
     hp = {}
     for name in ("learning_rate", "momentum"):
-        if name in sub and not by_seed:
+        if name in sub:  # seed 0's search (the main variables): best_lr and lr-range claims read it
             hp[name] = sub[name].transpose("sparsity", "batch_size", "trial").values[None].astype(float)
     sparsities = tuple(float(s) for s in ds["sparsity"].values)
     keep = [j for j in range(len(sparsities)) if (status[:, j] != 0).any()]

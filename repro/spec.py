@@ -25,7 +25,7 @@ SCHEDULES = ("constant", "linear_decay")
 SCALES = ("linear", "log", "reverse_log")
 CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger", "diminishing_returns",
           "sparse_ratio_band", "sparse_critical_batch_no_smaller", "c1_increasing_with_sparsity",
-          "best_lr_nondecreasing", "momentum_beats_sgd", "best_inside_range",
+          "best_lr_nondecreasing", "momentum_beats_sgd",
           "feasible_lr_range_shrinks", "lipschitz_increasing", "c1_decomposition",
           "noise_scale_vs_critical_batch", "sparse_loss_higher")
 # How a figure is drawn (repro.figures): K*(B) grids, optimisers on shared axes, every trial
