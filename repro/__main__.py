@@ -65,7 +65,7 @@ def _folder(args, attr, must_be_dir=True):
                 f"accepts {PATH_MAX:,} and {NAME_MAX})", f"use a shorter {what} path")
     path = pathlib.Path(v)
     if must_be_dir and path.exists() and not path.is_dir():
-        _option(key, f"{v} is not a writable folder (it is a file)",
+        _option(key, f"{v} is a file, not writable as a folder",
                 f"pass {key} DIR with a folder you can write to")
     if not must_be_dir and path.is_dir():
         _option(key, f"{v} is a folder", "pass a file name")
