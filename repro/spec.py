@@ -68,6 +68,8 @@ MAX_TRIALS = 1 << 16            # Sobol points per study point (scipy's generato
 MAX_STEPS = 10 ** 8             # step budget: 1,000 x the paper's largest (100,000); step
                                 # counts stay exact in float64 K* and below 2**31
 MAX_EVALUATIONS = 100_000       # evaluations per trial (the schedule is a list; paper: <= 6,250)
+MAX_SPEC_EVALUATIONS = 500_000  # all the grids' schedules together (validation and plan build
+                                # them; figure-12, the largest spec, has 22 grids and 137,500)
 MAX_GRID_TRIALS = 1 << 20       # study points x trials in one grid: one record file per trial
 MAX_STORED_ERRORS = 1 << 30     # study points x trials x evaluations: the results arrays
                                 # (5 bytes per validation error, about 5 GiB at the limit)
@@ -200,6 +202,15 @@ class _Ctx:
 
     def __init__(self, path):
         self.path = path
+        self.evaluations_left = MAX_SPEC_EVALUATIONS  # the spec's grids' schedules, together
+
+    def spend_evaluations(self, n, key):
+        """Count one grid's schedule (n entries) against the spec-wide limit."""
+        if n > self.evaluations_left:
+            self.fail(key, f"the evaluation schedules of this spec's grids add up to more than "
+                      f"{MAX_SPEC_EVALUATIONS:,} evaluations", "raise eval_every (or "
+                      "lipschitz_every), or split the panels over several specs")
+        self.evaluations_left -= n
 
     def fail(self, key, problem, fix=""):
         raise UsageError(self.path, key, problem, fix)
@@ -388,13 +399,15 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
                  "evaluate at least once within the step budget")
     per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0,
                       hi=MAX_EVALUATIONS, limit="the evaluations-per-trial limit")
-    n_eval = eval_count(max_steps, eval_every, per_octave)
+    n_eval = eval_count(max_steps, eval_every, per_octave,
+                        cap=min(MAX_EVALUATIONS, ctx.evaluations_left))
     if n_eval > MAX_EVALUATIONS:
         ctx.fail(f"{key}.eval_every", f"gives more than {MAX_EVALUATIONS:,} evaluations per trial "
                  f"(max_steps {max_steps:,} / eval_every {eval_every:,}"
                  f"{'' if per_octave == 0 else f', {per_octave} per octave'})",
                  f"raise eval_every to at least {-(-max_steps // MAX_EVALUATIONS):,}, lower "
                  "max_steps, or set eval_per_octave for a geometric schedule")
+    ctx.spend_evaluations(n_eval, f"{key}.eval_every")
     points = len(batch_sizes) * len(sparsities)
     if points * trials > MAX_GRID_TRIALS:
         ctx.fail(f"{key}.trials", f"{points} study points x {trials:,} trials = "
@@ -501,6 +514,7 @@ def _smooth_grid(ctx, name, v, optimizer, key, dataset):
         ctx.fail(f"{key}.lipschitz_every", f"gives more than {MAX_EVALUATIONS:,} measurements per "
                  f"run (steps {steps:,} / lipschitz_every {every:,})",
                  f"raise lipschitz_every to at least {-(-steps // MAX_EVALUATIONS):,} or lower steps")
+    ctx.spend_evaluations(-(-steps // every), f"{key}.lipschitz_every")
     split = TRAIN_EXAMPLES[dataset]
     noise = _list(ctx, v.get("noise_batch_sizes", [32, 1024]), f"{key}.noise_batch_sizes",
                   lambda x, k: _batch_size(ctx, x, k, dataset))
@@ -641,6 +655,16 @@ def eval_count(max_steps: int, eval_every: int, per_octave: int = 0,
     if per_octave == 0:
         return min(max_steps // eval_every, cap + 1)
     count, s = 0, eval_every
+    # While s * 2 ** (1 / n) < s + eval_every the schedule is every eval_every steps: skip
+    # over that stretch at once (it ends near s = eval_every / (2 ** (1 / n) - 1)).
+    ratio = 2 ** (1 / per_octave)
+    if ratio > 1.0:
+        fixed_until = min(max_steps, int(eval_every / (ratio - 1.0)) - 2 * eval_every)
+        if fixed_until > s:
+            jump = (fixed_until - s) // eval_every
+            if jump > cap:
+                return cap + 1
+            count, s = jump, s + jump * eval_every
     while s <= max_steps and count <= cap:
         count += 1
         s = max(s + eval_every, math.ceil(s * 2 ** (1 / per_octave)))
