@@ -59,7 +59,25 @@ def compile_plan(spec, grid_name="reduced", panels=None, goal=None):
         if unknown:
             raise UsageError(spec.path, "panel", f"unknown panel(s) {', '.join(unknown)}",
                              f"known: {', '.join(p.id for p in spec.panels)}")
+    check_results_size(spec, grid_name, chosen)
     return Plan(spec, grid_name, tuple(chosen))
+
+
+def check_results_size(spec, grid_name, panels):
+    """The collected results (repro.store.collect) hold panels x sparsities x batch sizes x
+    trials x evaluations over the union of the panels' grids: refuse more than
+    spec.MAX_STORED_ERRORS before anything is trained (each grid alone is checked by load_spec)."""
+    if not panels:
+        return
+    n = (len(panels) * len({s for p in panels for s in p.grid.sparsities})
+         * len({b for p in panels for b in p.grid.batch_sizes})
+         * max(p.grid.trials for p in panels) * max(len(p.eval_steps) for p in panels))
+    if n > spec_mod.MAX_STORED_ERRORS:
+        raise UsageError(spec.path, f"panel[*].grid.{grid_name}",
+                         f"the panels' {grid_name} grids together need a results array of {n:,} "
+                         f"validation errors, more than {spec_mod.MAX_STORED_ERRORS:,} (about 5 GiB)",
+                         "give the panels the same batch sizes and sparsities, fewer trials, or "
+                         "run them with --panel one at a time")
 
 
 MAX_DEVICE_BATCH = 8192  # Simple-CNN / ResNet-8 examples one device trains at once (default)

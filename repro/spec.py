@@ -54,6 +54,30 @@ SMOOTH_GRID_KEYS = ("sparsities", "batch_size", "learning_rate", "momentum", "st
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
+# ---------------------------------------------------------------- size limits
+# What a spec may ask for, from what the code and a machine can do (specs/README.md, "Limits").
+# Each is checked before anything proportional to it is computed, so a spec asking for more is
+# one UsageError, at once, and never a long loop or a huge allocation.
+MAX_SPEC_BYTES = 1 << 20        # a spec file is read whole; the real ones are under 20 KiB
+MAX_NAME = 64                   # ids and grid names become file names: results/<id>.<grid>.nc
+# Training examples per dataset after the 10 % validation split (repro.data): a batch can hold
+# at most the whole training split (a larger one would repeat examples within a step).
+TRAIN_EXAMPLES = {"mnist": 54_000, "fashion_mnist": 54_000, "cifar10": 45_000}
+MAX_TRIALS = 1 << 16            # Sobol points per study point (scipy's generator, keras-tuner's
+                                # per-trial folders and the results' trial axis; the paper: 100)
+MAX_STEPS = 10 ** 8             # step budget: 1,000 x the paper's largest (100,000); step
+                                # counts stay exact in float64 K* and below 2**31
+MAX_EVALUATIONS = 100_000       # evaluations per trial (the schedule is a list; paper: <= 6,250)
+MAX_SPEC_EVALUATIONS = 500_000  # all the grids' schedules together (validation and plan build
+                                # them; figure-12, the largest spec, has 22 grids and 137,500)
+MAX_GRID_TRIALS = 1 << 20       # study points x trials in one grid: one record file per trial
+MAX_STORED_ERRORS = 1 << 30     # study points x trials x evaluations: the results arrays
+                                # (5 bytes per validation error, about 5 GiB at the limit)
+MAX_EXAMPLES = MAX_STEPS * max(TRAIN_EXAMPLES.values())  # max_examples: no trial can use more
+MAX_SEED = 1 << 30              # trial i seeds TensorFlow's stateless draws with seed + i (int32)
+MAX_SOBOL_SEED = (1 << 32) - 1  # a 32-bit seed for scipy's scrambled Sobol generator
+MAX_NOISE_EXAMPLES = 1 << 18    # noise_draws x (both noise batches) held in memory at once
+
 
 @dataclass(frozen=True)
 class Dim:
@@ -178,6 +202,15 @@ class _Ctx:
 
     def __init__(self, path):
         self.path = path
+        self.evaluations_left = MAX_SPEC_EVALUATIONS  # the spec's grids' schedules, together
+
+    def spend_evaluations(self, n, key):
+        """Count one grid's schedule (n entries) against the spec-wide limit."""
+        if n > self.evaluations_left:
+            self.fail(key, f"the evaluation schedules of this spec's grids add up to more than "
+                      f"{MAX_SPEC_EVALUATIONS:,} evaluations", "raise eval_every (or "
+                      "lipschitz_every), or split the panels over several specs")
+        self.evaluations_left -= n
 
     def fail(self, key, problem, fix=""):
         raise UsageError(self.path, key, problem, fix)
@@ -213,25 +246,47 @@ def _tname(v):
             list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _int(ctx, v, key, lo=None):
+def _show(v):
+    """An integer for a message: as written up to 64 bits, else only its size (a TOML
+    integer may have thousands of digits, more than Python will turn into text)."""
+    return str(v) if v.bit_length() <= 64 else f"an integer of {v.bit_length()} bits"
+
+
+def _int(ctx, v, key, lo=None, hi=None, limit=""):
+    """A TOML integer in [lo, hi]; `limit` says where hi comes from (for the message)."""
     if type(v) is not int:
-        ctx.fail(key, f"must be an integer, got {_tname(v)} {v!r}", "write a whole number like 16")
+        ctx.fail(key, f"must be an integer, got {_tname(v)} {_short(v)}", "write a whole number like 16")
     if lo is not None and v < lo:
-        ctx.fail(key, f"must be >= {lo}, got {v}", f"use a value >= {lo}")
+        ctx.fail(key, f"must be >= {lo}, got {_show(v)}", f"use a value >= {lo}")
+    if hi is not None and v > hi:
+        ctx.fail(key, f"must be <= {hi:,}{' (' + limit + ')' if limit else ''}, got {_show(v)}",
+                 f"use a value <= {hi:,}; specs/README.md, \"Limits\", says why")
     return v
+
+
+def _short(v):
+    """repr(v) for a message, cut to 40 characters (a value may be a huge list or number)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return _show(v)
+    text = repr(v) if not isinstance(v, (list, dict)) else f"of {len(v)} items"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _float(ctx, v, key):
     if type(v) not in (int, float):
-        ctx.fail(key, f"must be a number, got {_tname(v)} {v!r}", "write a number like 0.5")
-    if not math.isfinite(v):
+        ctx.fail(key, f"must be a number, got {_tname(v)} {_short(v)}", "write a number like 0.5")
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond the float range
+        ctx.fail(key, f"must be a finite number, got {_show(v)}", "write a number below 1e308")
+    if not math.isfinite(f):
         ctx.fail(key, f"must be finite, got {v}", "write a finite number")
-    return float(v)
+    return f
 
 
 def _str(ctx, v, key, choices=None):
     if not isinstance(v, str):
-        ctx.fail(key, f"must be a string, got {_tname(v)} {v!r}", 'write it in quotes, like "x"')
+        ctx.fail(key, f"must be a string, got {_tname(v)} {_short(v)}", 'write it in quotes, like "x"')
     if choices is not None and v not in choices:
         ctx.fail(key, f"unknown value '{v}'", _choose(v, choices))
     return v
@@ -239,6 +294,9 @@ def _str(ctx, v, key, choices=None):
 
 def _name(ctx, v, key):
     _str(ctx, v, key)
+    if len(v) > MAX_NAME:
+        ctx.fail(key, f"is {len(v):,} characters long, more than {MAX_NAME} (names become file "
+                 f"names)", f"use a name of at most {MAX_NAME} characters")
     if not _NAME.match(v):
         ctx.fail(key, f"'{v}' is not a valid name",
                  "use letters, digits, '_', '-', '.', starting with a letter or digit")
@@ -251,9 +309,11 @@ def _list(ctx, v, key, item, nonempty=True):
     if nonempty and not v:
         ctx.fail(key, "must not be empty", "list at least one value")
     out = [item(x, f"{key}[{i}]") for i, x in enumerate(v)]
+    seen = set()  # not `x in out[:i]`: quadratic in the list's length
     for i, x in enumerate(out):
-        if x in out[:i]:
-            ctx.fail(f"{key}[{i}]", f"duplicate value {v[i]!r}", "list each value once")
+        if x in seen:
+            ctx.fail(f"{key}[{i}]", f"duplicate value {_short(v[i])}", "list each value once")
+        seen.add(x)
     return tuple(sorted(out))
 
 
@@ -266,7 +326,8 @@ def _dim(ctx, name, v, key):
     _table(ctx, v, key)
     _check_keys(ctx, v, DIM_KEYS, key)
     integer = name in INTEGER_DIMS
-    num = (lambda x, k: _int(ctx, x, k)) if integer else (lambda x, k: _float(ctx, x, k))
+    num = ((lambda x, k: _int(ctx, x, k, hi=MAX_STEPS, limit="the step budget limit"))
+           if integer else (lambda x, k: _float(ctx, x, k)))
     lo = num(_require(ctx, v, "min", key), f"{key}.min")
     hi = num(_require(ctx, v, "max", key), f"{key}.max")
     scale = _str(ctx, v.get("scale", DEFAULT_SCALES[name]), f"{key}.scale", SCALES)
@@ -311,22 +372,54 @@ def _check_dims(ctx, dims, optimizer, schedule, key):
             ctx.fail(f"{key}.{name}", f"search dimension not used by {why}", f"remove {name}")
 
 
-def _grid(ctx, name, v, panel_search, optimizer, schedule, key):
+def _batch_size(ctx, x, k, dataset):
+    """A batch size: 1 .. the dataset's training split."""
+    return _int(ctx, x, k, lo=1, hi=TRAIN_EXAMPLES[dataset],
+                limit=f"the {dataset} training split: a batch cannot hold more examples")
+
+
+def _steps(ctx, x, k):
+    return _int(ctx, x, k, lo=1, hi=MAX_STEPS, limit="1,000 x the paper's largest step budget")
+
+
+def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
     _name(ctx, name, key)
     _table(ctx, v, key)
     _check_keys(ctx, v, GRID_KEYS, key)
     req = lambda k: _require(ctx, v, k, key)  # noqa: E731
     batch_sizes = _list(ctx, req("batch_sizes"), f"{key}.batch_sizes",
-                        lambda x, k: _int(ctx, x, k, lo=1))
+                        lambda x, k: _batch_size(ctx, x, k, dataset))
     sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
-    trials = _int(ctx, req("trials"), f"{key}.trials", lo=1)
-    max_steps = _int(ctx, req("max_steps"), f"{key}.max_steps", lo=1)
+    trials = _int(ctx, req("trials"), f"{key}.trials", lo=1, hi=MAX_TRIALS,
+                  limit="Sobol trials per study point")
+    max_steps = _steps(ctx, req("max_steps"), f"{key}.max_steps")
     eval_every = _int(ctx, req("eval_every"), f"{key}.eval_every", lo=1)
     if eval_every > max_steps:
-        ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {eval_every}",
+        ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {_show(eval_every)}",
                  "evaluate at least once within the step budget")
-    per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0)
-    max_examples = _int(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0)
+    per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0,
+                      hi=MAX_EVALUATIONS, limit="the evaluations-per-trial limit")
+    n_eval = eval_count(max_steps, eval_every, per_octave,
+                        cap=min(MAX_EVALUATIONS, ctx.evaluations_left))
+    if n_eval > MAX_EVALUATIONS:
+        ctx.fail(f"{key}.eval_every", f"gives more than {MAX_EVALUATIONS:,} evaluations per trial "
+                 f"(max_steps {max_steps:,} / eval_every {eval_every:,}"
+                 f"{'' if per_octave == 0 else f', {per_octave} per octave'})",
+                 f"raise eval_every to at least {-(-max_steps // MAX_EVALUATIONS):,}, lower "
+                 "max_steps, or set eval_per_octave for a geometric schedule")
+    ctx.spend_evaluations(n_eval, f"{key}.eval_every")
+    points = len(batch_sizes) * len(sparsities)
+    if points * trials > MAX_GRID_TRIALS:
+        ctx.fail(f"{key}.trials", f"{points} study points x {trials:,} trials = "
+                 f"{points * trials:,} trials, more than {MAX_GRID_TRIALS:,} in one grid "
+                 "(one record file each)", "ask for fewer trials, batch sizes or sparsities")
+    if points * trials * n_eval > MAX_STORED_ERRORS:
+        ctx.fail(f"{key}.trials", f"{points} study points x {trials:,} trials x {n_eval:,} "
+                 f"evaluations = {points * trials * n_eval:,} validation errors, more than "
+                 f"{MAX_STORED_ERRORS:,} in the results arrays (about 5 GiB)",
+                 "ask for fewer trials or study points, or a larger eval_every")
+    max_examples = _int(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0,
+                        hi=MAX_EXAMPLES, limit="the step budget limit x the largest training split")
     why = _str(ctx, v.get("why", ""), f"{key}.why")
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
@@ -384,7 +477,7 @@ def _panel(ctx, i, v, seen):
     if "full" not in grids_raw:
         ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
                  f"add [panel.grid.full] to panel '{pid}'")
-    grids = {name: _grid(ctx, name, g, search, optimizer, schedule, f"{key}.grid.{name}")
+    grids = {name: _grid(ctx, name, g, search, optimizer, schedule, f"{key}.grid.{name}", dataset)
              for name, g in grids_raw.items()}
     return Panel(id=pid, title=title, dataset=dataset, model=model, optimizer=optimizer,
                  schedule=schedule, goal_error=goal, claims=claims, grids=grids,
@@ -398,7 +491,7 @@ def _sparsity(ctx, x, k):
     return s
 
 
-def _smooth_grid(ctx, name, v, optimizer, key):
+def _smooth_grid(ctx, name, v, optimizer, key, dataset):
     _name(ctx, name, key)
     _table(ctx, v, key)
     _check_keys(ctx, v, SMOOTH_GRID_KEYS, key)
@@ -412,24 +505,38 @@ def _smooth_grid(ctx, name, v, optimizer, key):
         ctx.fail(f"{key}.momentum", "plain SGD has no momentum", "remove the key or use optimizer = \"momentum\"")
     if not 0.0 <= momentum < 1.0:
         ctx.fail(f"{key}.momentum", f"must lie in [0, 1), got {momentum}", "e.g. 0.9")
-    steps = _int(ctx, req("steps"), f"{key}.steps", lo=1)
+    steps = _steps(ctx, req("steps"), f"{key}.steps")
     every = _int(ctx, req("lipschitz_every"), f"{key}.lipschitz_every", lo=1)
     if every > steps:
-        ctx.fail(f"{key}.lipschitz_every", f"must be <= steps ({steps}), got {every}",
+        ctx.fail(f"{key}.lipschitz_every", f"must be <= steps ({steps}), got {_show(every)}",
                  "measure at least once within the run")
+    if -(-steps // every) > MAX_EVALUATIONS:  # len(measure_steps())
+        ctx.fail(f"{key}.lipschitz_every", f"gives more than {MAX_EVALUATIONS:,} measurements per "
+                 f"run (steps {steps:,} / lipschitz_every {every:,})",
+                 f"raise lipschitz_every to at least {-(-steps // MAX_EVALUATIONS):,} or lower steps")
+    ctx.spend_evaluations(-(-steps // every), f"{key}.lipschitz_every")
+    split = TRAIN_EXAMPLES[dataset]
     noise = _list(ctx, v.get("noise_batch_sizes", [32, 1024]), f"{key}.noise_batch_sizes",
-                  lambda x, k: _int(ctx, x, k, lo=1))
+                  lambda x, k: _batch_size(ctx, x, k, dataset))
     if len(noise) != 2:
         ctx.fail(f"{key}.noise_batch_sizes", f"must list exactly two batch sizes, got {len(noise)}",
                  "e.g. noise_batch_sizes = [32, 1024] (small, big)")
     small, big = noise
+    draws = _int(ctx, v.get("noise_draws", 8), f"{key}.noise_draws", lo=1)
+    if draws * (small + big) > MAX_NOISE_EXAMPLES:
+        ctx.fail(f"{key}.noise_draws", f"{_show(draws)} draws x ({small} + {big}) examples is more "
+                 f"than {MAX_NOISE_EXAMPLES:,} examples held in memory at once",
+                 f"use at most {MAX_NOISE_EXAMPLES // (small + big):,} draws or smaller noise batches")
     return SmoothGrid(
-        name=name, sparsities=sparsities, batch_size=_int(ctx, req("batch_size"), f"{key}.batch_size", lo=1),
+        name=name, sparsities=sparsities,
+        batch_size=_batch_size(ctx, req("batch_size"), f"{key}.batch_size", dataset),
         learning_rate=lr, momentum=momentum, steps=steps, lipschitz_every=every,
-        gradient_examples=_int(ctx, v.get("gradient_examples", 0), f"{key}.gradient_examples", lo=0),
+        gradient_examples=_int(ctx, v.get("gradient_examples", 0), f"{key}.gradient_examples", lo=0,
+                               hi=split, limit=f"the {dataset} training split; 0 = all of it"),
         noise_batch_sizes=(small, big),
-        noise_draws=_int(ctx, v.get("noise_draws", 8), f"{key}.noise_draws", lo=1),
-        variance_examples=_int(ctx, v.get("variance_examples", 1000), f"{key}.variance_examples", lo=2),
+        noise_draws=draws,
+        variance_examples=_int(ctx, v.get("variance_examples", 1000), f"{key}.variance_examples",
+                               lo=2, hi=split, limit=f"the {dataset} training split"),
         why=_str(ctx, v.get("why", ""), f"{key}.why"))
 
 
@@ -438,17 +545,18 @@ def _smooth_panel(ctx, i, v, seen):
     req = lambda k: _require(ctx, v, k, key)  # noqa: E731
     optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
     schedule = _str(ctx, v.get("schedule", "constant"), f"{key}.schedule", ("constant",))
+    dataset = _str(ctx, req("dataset"), f"{key}.dataset", DATASETS)
     grids_raw = _table(ctx, req("grid"), f"{key}.grid")
     if "full" not in grids_raw:
         ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
                  f"add [panel.grid.full] to panel '{pid}'")
     return Panel(id=pid, title=_str(ctx, v.get("title", ""), f"{key}.title"),
-                 dataset=_str(ctx, req("dataset"), f"{key}.dataset", DATASETS),
+                 dataset=dataset,
                  model=_str(ctx, req("model"), f"{key}.model", MODELS),
                  optimizer=optimizer, schedule=schedule, goal_error=math.nan,
                  claims=_list(ctx, v.get("claims", []), f"{key}.claims",
                               lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False),
-                 grids={name: _smooth_grid(ctx, name, g, optimizer, f"{key}.grid.{name}")
+                 grids={name: _smooth_grid(ctx, name, g, optimizer, f"{key}.grid.{name}", dataset)
                         for name, g in grids_raw.items()})
 
 
@@ -457,9 +565,13 @@ def load_spec(path) -> Spec:
     path = pathlib.Path(path)
     ctx = _Ctx(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # never more than the limit into memory
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
         ctx.fail(None, f"cannot read spec: {e.strerror or e}", "check the path")
+    if len(raw) > MAX_SPEC_BYTES:
+        ctx.fail(None, f"the spec file is larger than {MAX_SPEC_BYTES:,} bytes (1 MiB)",
+                 "a figure spec is a few KiB: point at the right file")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -467,6 +579,9 @@ def load_spec(path) -> Spec:
     except tomllib.TOMLDecodeError as e:
         ctx.fail(None, f"TOML syntax error: {' '.join(str(e).split())}",
                  "fix the TOML syntax at that line and column")
+    except ValueError as e:  # an integer of more than 4,300 digits (Python's conversion limit)
+        ctx.fail(None, "TOML value out of range: an integer of more than 4,300 digits",
+                 "write integers of at most 19 digits (TOML's 64-bit range)")
     _check_keys(ctx, data, ("figure", "panel"), "")
     if "figure" not in data:
         ctx.fail("figure", "missing required table", "add a [figure] table with at least id")
@@ -475,9 +590,11 @@ def load_spec(path) -> Spec:
     fid = _name(ctx, _require(ctx, fig, "id", "figure"), "figure.id")
     title = _str(ctx, fig.get("title", ""), "figure.title")
     kind = _str(ctx, fig.get("kind", "data_parallelism"), "figure.kind", FIGURE_KINDS)
-    seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0)
+    seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0, hi=MAX_SEED,
+                limit="seed + trial must stay a 31-bit TensorFlow seed")
     sobol = _str(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
-    sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0)
+    sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0, hi=MAX_SOBOL_SEED,
+                      limit="a 32-bit seed")
     capping = fig.get("capping", kind not in ("landscape",) + SMOOTHNESS_KINDS)
     if not isinstance(capping, bool):
         ctx.fail("figure.capping", f"must be true or false, got {_tname(capping)}",
@@ -521,8 +638,34 @@ def eval_steps(grid: Grid, max_steps: int | None = None) -> list[int]:
     """
     limit = grid.max_steps if max_steps is None else max_steps
     every, n = grid.eval_every, grid.eval_per_octave
+    if eval_count(limit, every, n) > MAX_EVALUATIONS:  # load_spec refuses such a grid
+        raise ValueError(f"more than {MAX_EVALUATIONS} evaluations up to step {limit} "
+                         f"(eval_every {every}, eval_per_octave {n})")
     steps, s = [], every
     while s <= limit:
         steps.append(s)
         s = s + every if n == 0 else max(s + every, math.ceil(s * 2 ** (1 / n)))
     return steps
+
+
+def eval_count(max_steps: int, eval_every: int, per_octave: int = 0,
+               cap: int = MAX_EVALUATIONS) -> int:
+    """len(eval_steps) for this schedule, or cap + 1 if it is longer: bounded work (at most
+    cap + 1 iterations, none for the fixed schedule) however large max_steps is."""
+    if per_octave == 0:
+        return min(max_steps // eval_every, cap + 1)
+    count, s = 0, eval_every
+    # While s * 2 ** (1 / n) < s + eval_every the schedule is every eval_every steps: skip
+    # over that stretch at once (it ends near s = eval_every / (2 ** (1 / n) - 1)).
+    ratio = 2 ** (1 / per_octave)
+    if ratio > 1.0:
+        fixed_until = min(max_steps, int(eval_every / (ratio - 1.0)) - 2 * eval_every)
+        if fixed_until > s:
+            jump = (fixed_until - s) // eval_every
+            if jump > cap:
+                return cap + 1
+            count, s = jump, s + jump * eval_every
+    while s <= max_steps and count <= cap:
+        count += 1
+        s = max(s + eval_every, math.ceil(s * 2 ** (1 / per_octave)))
+    return count

@@ -126,3 +126,81 @@ def test_run_into_an_unwritable_results_folder_exits_2(tmp_path, capsys):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "not writable" in err and "--results" in err
     assert blocker.read_text().startswith("a file")
+
+
+# ---------------------------------------------------------------- absurd sizes (issue 20)
+
+ISSUE_20 = [("huge_max_steps.toml", "panel[a].grid.full.max_steps"),
+            ("huge_batch.toml", "panel[a].grid.full.batch_sizes[1]"),
+            ("huge_trials.toml", "panel[a].grid.full.trials"),
+            ("long_figure_id.toml", "figure.id")]
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("name,key", ISSUE_20, ids=[n for n, _ in ISSUE_20])
+def test_absurd_sizes_answer_at_once_with_one_line(command, name, key, tmp_path):
+    """The issue's cases, as a new user typed them: exit 2, file and key named, nothing
+    written. The timeout only guards against a hang (before the limits, `plan --grid full` on
+    a max_steps near 2**63 ran for minutes); the answer takes well under a second."""
+    results = tmp_path / "results"
+    r = repro(command, BAD / name, "--grid", "full", "--results", results, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and f": {key}: " in lines[0], r.stderr
+    assert "Limits" in lines[0] or "more than" in lines[0]  # the limit is named
+    assert r.stdout == "" and not results.exists()
+
+
+BAD_OPTIONS = [
+    (["run", "specs/figure-1.toml", "--workers", "0"], "--workers"),
+    (["run", "specs/figure-1.toml", "--workers", str(2 ** 63)], "--workers"),
+    (["bench", "--workers", "100000"], "--workers"),
+    (["worker", "specs/figure-1.toml", "--threads", "0"], "--threads"),
+    (["chief", "specs/figure-1.toml", "--port", "0"], "--port"),
+    (["worker", "specs/figure-1.toml", "--port", "65536"], "--port"),
+    (["run", "specs/figure-1.toml", "--goal", "nan"], "--goal"),
+    (["collect", "specs/figure-1.toml", "--goal", "1e400"], "--goal"),
+    (["verify", "specs/figure-1.toml", "--goal", "1.0"], "--goal"),
+    (["plot", "specs/figure-1.toml", "--goal", "-0.5"], "--goal"),
+    (["fits", "specs/figure-1.toml", "--n-boot", "0"], "--n-boot"),
+    (["fits", "specs/figure-1.toml", "--n-boot", str(10 ** 11)], "--n-boot"),
+    (["plan", "specs/figure-1.toml", "--max-device-batch", "0"], "--max-device-batch"),
+    (["bench", "--trials", str(10 ** 11)], "--trials"),
+    (["bench", "--batch-sizes", "16,x"], "--batch-sizes"),
+    (["worker", "specs/figure-1.toml", "--tuner-id", "x" * 300], "--tuner-id"),
+    (["worker", "specs/figure-1.toml", "--tuner-id", "../../elsewhere"], "--tuner-id"),
+    (["verify", "specs/figure-1.toml", "--junit", "."], "--junit"),
+    (["run", "specs/figure-1.toml", "--workers", "many"], "argument --workers"),
+]
+
+
+@pytest.mark.parametrize("argv,key", BAD_OPTIONS, ids=[" ".join(a)[:60] for a, _ in BAD_OPTIONS])
+def test_out_of_range_options_exit_2_in_one_line_writing_nothing(argv, key, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / "results"
+    extra = [] if argv[0] == "bench" or "--junit" in argv else ["--results", str(results)]
+    try:
+        code = cli.main(argv + extra)
+    except SystemExit as e:  # argparse refusing a malformed option
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("repro: error: command line: ") and key in lines[0], err
+    assert not results.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make", ["file", "long"])
+def test_results_folder_that_cannot_be_one_exits_2(make, tmp_path, capsys):
+    """--results naming a file, or a path Linux cannot create: refused before the spec is
+    even read, one line, nothing created."""
+    if make == "file":
+        results = tmp_path / "results"
+        results.write_text("not a folder")
+    else:
+        results = tmp_path / ("r" * 300) / "results"
+    code = cli.main(["run", "specs/figure-1.toml", "--results", str(results)])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--results" in err
+    assert [p.name for p in tmp_path.iterdir()] == (["results"] if make == "file" else [])

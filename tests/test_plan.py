@@ -119,3 +119,36 @@ def test_plan_of_the_specs_folder_counts_each_shared_run_once():
     # Figure 6 plots the training loss of Figure 4's smoothness runs: all shared
     assert figs["figure-6"]["runs"]["new_runs"] == 0
     assert figs["figure-6"]["runs"]["shared_with"]["figure-4"] == figs["figure-4"]["totals"]["runs"]
+
+
+def test_results_array_over_the_limit_across_panels_is_refused(tmp_path):
+    """Each panel's grid is within the limits, but the collected results span the union of the
+    panels' batch sizes and sparsities: refused by compile_plan, not allocated by collect."""
+    from repro.spec import MAX_STORED_ERRORS
+    panels = ""
+    for pid, first, s in (("a", 1, 0.0), ("b", 33, 0.5)):
+        panels += f"""
+[[panel]]
+id = "{pid}"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "sgd"
+schedule = "constant"
+goal_error = 0.02
+search = {{ learning_rate = {{ min = 1e-3, max = 1.0 }} }}
+
+[panel.grid.full]
+batch_sizes = {list(range(first, first + 32))}
+sparsities = [{s}]
+trials = 1000
+max_steps = 30000
+eval_every = 1
+"""
+    path = tmp_path / "figure-wide.toml"
+    path.write_text('[figure]\nid = "figure-wide"\n' + panels)
+    sp = spec_mod.load_spec(path)  # each grid: 32 x 1000 x 30,000 < 2**30
+    with pytest.raises(UsageError) as info:
+        plan_mod.compile_plan(sp, "full")
+    assert info.value.key == "panel[*].grid.full" and f"{MAX_STORED_ERRORS:,}" in str(info.value)
+    (pa,) = plan_mod.compile_plan(sp, "full", ["a"]).panels  # one panel at a time fits
+    assert pa.evaluations_at_most == 32 * 1000 * 30000

@@ -188,3 +188,73 @@ def test_syntax_error_has_line_and_column():
     with pytest.raises(UsageError) as info:
         load_spec(BAD / "syntax_error.toml")
     assert "line" in str(info.value) and "column" in str(info.value)
+
+
+# ---------------------------------------------------------------- size limits (issue 20)
+
+def _valid_with(tmp_path, old, new, name="figure-test.toml"):
+    assert old in VALID
+    path = tmp_path / name
+    path.write_text(VALID.replace(old, new))
+    return path
+
+
+def test_spec_file_over_the_size_limit_is_refused_unread(tmp_path):
+    from repro.spec import MAX_SPEC_BYTES
+    path = tmp_path / "figure-test.toml"
+    path.write_text(VALID + "#" * MAX_SPEC_BYTES)
+    with pytest.raises(UsageError) as info:
+        load_spec(path)
+    assert info.value.key is None and "1,048,576 bytes" in str(info.value)
+
+
+def test_batch_size_limit_is_the_datasets_training_split(tmp_path):
+    # panel b is CIFAR-10: 50,000 training images less 5,000 for validation
+    ok = load_spec(_valid_with(tmp_path, "batch_sizes = [2]\n", "batch_sizes = [45000]\n"))
+    assert ok.panel("b").grids["full"].batch_sizes == (45000,)
+    with pytest.raises(UsageError) as info:
+        load_spec(_valid_with(tmp_path, "batch_sizes = [2]\n", "batch_sizes = [45001]\n"))
+    assert info.value.key == "panel[b].grid.full.batch_sizes[0]" and "45,000" in str(info.value)
+
+
+def test_training_split_limits_match_repro_data():
+    from repro import data
+    from repro.spec import TRAIN_EXAMPLES
+    for name, n in TRAIN_EXAMPLES.items():
+        total = data._SHAPES[name][0][0]
+        assert n == total - data.validation_size(name)
+
+
+def test_long_lists_are_checked_for_duplicates_in_linear_time(tmp_path):
+    """A 1 MiB spec holds ~100,000 list items; a quadratic duplicate check would take minutes."""
+    values = ", ".join(str(x % 1000 / 1000) for x in range(100_000))
+    path = _valid_with(tmp_path, "sparsities = [0.9, 0.0, 0.5]", f"sparsities = [{values}]")
+    with pytest.raises(UsageError) as info:
+        load_spec(path)
+    assert info.value.key == "panel[a].grid.full.sparsities[1000]"
+
+
+def test_spec_wide_evaluation_budget(tmp_path):
+    """Each grid within the per-trial limit, but together more than MAX_SPEC_EVALUATIONS."""
+    from repro.spec import MAX_SPEC_EVALUATIONS
+    grids = "".join(f"\n[panel.grid.g{i}]\nbatch_sizes = [2]\nsparsities = [0]\ntrials = 1\n"
+                    f"max_steps = 100000\neval_every = 1\n" for i in range(6))
+    path = tmp_path / "figure-test.toml"
+    path.write_text(VALID + grids)
+    with pytest.raises(UsageError) as info:
+        load_spec(path)
+    # VALID's own grids use a few thousand, so the fifth 100,000-evaluation grid tips it over
+    assert info.value.key == "panel[b].grid.g4.eval_every"
+    assert f"{MAX_SPEC_EVALUATIONS:,}" in str(info.value)
+
+
+def test_eval_count_matches_eval_steps_and_is_bounded():
+    from repro.spec import MAX_EVALUATIONS, eval_count
+    for m, e, n in [(50, 10, 0), (200, 4, 2), (100, 3, 1), (40000, 16, 0), (12000, 4, 8),
+                    (99_999, 7, 3), (1000, 1000, 5), (123_456, 1, 50), (90_000, 1, 20_000)]:
+        assert eval_count(m, e, n, cap=10 ** 9) == len(eval_steps(_grid(max_steps=m, eval_every=e,
+                                                                        eval_per_octave=n)))
+    assert eval_count(10 ** 8, 1, 0) == MAX_EVALUATIONS + 1  # capped, not counted out
+    assert eval_count(10 ** 8, 1, 100_000) == MAX_EVALUATIONS + 1
+    with pytest.raises(ValueError, match="more than 100000 evaluations"):
+        eval_steps(_grid(max_steps=2 ** 63, eval_every=1))  # an unvalidated Grid: refused, not built

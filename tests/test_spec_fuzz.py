@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from repro import plan as plan_mod
 from repro.errors import UsageError
+from repro import spec as spec_mod
 from repro.spec import load_spec
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -80,7 +81,8 @@ def valid_specs(draw):
     max_steps = draw(st.integers(1, 50000))
 
     def grid():
-        return {"batch_sizes": draw(st.lists(st.integers(1, 1 << 16), min_size=1, max_size=6, unique=True)),
+        # up to CIFAR-10's training split (45,000), the smallest batch-size limit
+        return {"batch_sizes": draw(st.lists(st.integers(1, 45_000), min_size=1, max_size=6, unique=True)),
                 "sparsities": draw(st.lists(st.floats(0.0, 0.999), min_size=1, max_size=4, unique=True)),
                 "trials": draw(st.integers(1, 200)), "max_steps": max_steps,
                 "eval_every": draw(st.integers(1, max_steps)),
@@ -96,7 +98,7 @@ def valid_specs(draw):
              "search": search, "grid": {"full": grid()}}
     if draw(st.booleans()):
         panel["grid"]["reduced"] = grid()
-    return {"figure": {"id": "figure-fuzz", "title": "fuzz", "seed": draw(st.integers(0, 2**31 - 1))},
+    return {"figure": {"id": "figure-fuzz", "title": "fuzz", "seed": draw(st.integers(0, 2**30))},
             "panel": [panel]}
 
 
@@ -111,7 +113,10 @@ def paths(d, prefix=()):
             yield from paths(v[0], here + (0,))
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+# Huge integers: TOML's 64-bit edge, beyond it, and far beyond (hex literals of any size).
+HUGE = st.one_of(st.sampled_from([2**31, 2**32, 10**11, 2**63 - 1, 2**63, 2**64, 10**30, 10**400]),
+                 st.integers(2**16, 2**70), st.integers(-2**70, -1))
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), HUGE,
                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
                  st.lists(st.integers(-5, 5), max_size=3), st.just([]), st.just(0), st.just(1.0))
 
@@ -163,3 +168,41 @@ def test_every_valid_spec_loads_and_plans(spec, tmp_path):
 @given(spec=mutated_specs())
 def test_mutated_specs_never_crash_validation(spec, tmp_path):
     check(spec, tmp_path)  # a Spec that plans, or one UsageError line; anything else fails
+
+
+SIZE_KEYS = ("batch_sizes", "trials", "max_steps", "eval_every", "eval_per_octave", "max_examples")
+
+
+@st.composite
+def huge_size_specs(draw):
+    """A valid spec with one to three size fields set to huge integers."""
+    spec = draw(valid_specs())
+    for _ in range(draw(st.integers(1, 3))):
+        panel = spec["panel"][0]
+        target = draw(st.sampled_from(["grid", "seed", "sobol_seed", "decay_steps"]))
+        value = draw(HUGE)
+        if target in ("seed", "sobol_seed"):
+            spec["figure"][target] = value
+        elif target == "decay_steps" and "decay_steps" in panel["search"]:
+            panel["search"]["decay_steps"][draw(st.sampled_from(["min", "max"]))] = value
+        else:
+            grid = panel["grid"][draw(st.sampled_from(sorted(panel["grid"])))]
+            key = draw(st.sampled_from(SIZE_KEYS))
+            grid[key] = [value] + grid[key][1:] if key == "batch_sizes" else value
+    return spec
+
+
+@settings(SETTINGS, deadline=5000)  # a hang or a huge allocation fails here (answers take ms)
+@given(spec=huge_size_specs())
+def test_huge_sizes_are_a_spec_or_one_usage_error(spec, tmp_path):
+    path = tmp_path / "figure-fuzz.toml"
+    path.write_text(to_toml(spec))
+    try:
+        sp = load_spec(path)
+    except UsageError as e:
+        assert "\n" not in str(e) and path.name in str(e) and len(str(e)) < 500, str(e)
+        return
+    for grid in {g for p in sp.panels for g in p.grids}:
+        plan = plan_mod.compile_plan(sp, grid)
+        d = plan_mod.describe(plan, with_parameters=False)
+        assert d["totals"]["evaluations_at_most"] <= spec_mod.MAX_STORED_ERRORS
