@@ -64,10 +64,17 @@ class Workload:
         strategy = devices.mirrored(replicas) if replicas > 1 else None
         self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule,
                                         strategy=strategy)
-        self.order = engine_mod.DataOrder(len(self.data.y_train), spec.seed)
+        self.orders = {}  # {seed: DataOrder}: the figure's (or a replicate's) data order
         self.snip_dir = pathlib.Path(results_dir) / "cache" / "snip"
         self.snip_key = f"{panel.dataset}-{panel.model}-v{SNIP_VERSION}"
         self.masks = {}
+
+    def order_for(self, seed):
+        """The data order of figure seed `seed` (one engine serves every replicate seed)."""
+        from . import engine as engine_mod
+        if seed not in self.orders:
+            self.orders[seed] = engine_mod.DataOrder(len(self.data.y_train), seed)
+        return self.orders[seed]
 
     def mask(self, seed, init, sparsity):
         """SNIP mask for (seed, sparsity); scores computed once per seed and kept on disk."""
@@ -93,9 +100,9 @@ _WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
 
 
 def workload(panel, spec, results_dir, replicas=1):
-    """This process's Workload for the panel's (dataset, model, optimizer, schedule) and the
-    spec's seed (its data order: replicate seeds, or figures with other seeds, in one process)."""
-    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, spec.seed, replicas)
+    """This process's Workload for the panel's (dataset, model, optimizer, schedule); its data
+    order for a seed is `order_for(spec.seed)` (replicate seeds share the engine)."""
+    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
     if key not in _WORKLOADS:
         _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
     return _WORKLOADS[key]
@@ -284,7 +291,7 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     w = workload(panel, spec, results_dir, replicas)
     init = models.initial_weights(w.engine.model, spec.seed + i)
     res = w.engine.run_trial(
-        order=w.order, batch_size=batch_size, init=init,
+        order=w.order_for(spec.seed), batch_size=batch_size, init=init,
         mask=w.mask(spec.seed + i, init, sparsity), hp=values,
         eval_steps=pp.eval_steps, goal=goal, early_exit=early_exit, exit_goal=exit_goal,
         max_steps=grid.max_steps_for(batch_size) if train_cap is None else train_cap,
