@@ -244,7 +244,8 @@ def _trial_id(spec, pp, sparsity, batch_size, i, values):
 def _event(spec, pp, sparsity, batch_size, i, values, rec, reused, **more):
     """The progress event of one finished trial (see Progress); `more`: best, ahead. `seed`:
     the (replicate's) figure seed, so replicates of one trial count apart."""
-    return {"seed": spec.seed, "panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
+    return {"seed": spec.seed, "panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size,
+            "trial": i,
             "values": values, "status": rec["status"], "steps": rec["steps"],
             "k": rec["steps_to_result"] if rec["status"] == "complete" else None,
             "wall_time": rec["wall_time"], "reused": reused,
@@ -456,8 +457,9 @@ class Progress:
         hp = " ".join(f"{n}={v:.3g}" for n, v in e["values"].items())
         result = f"K={e['k']}" if e["k"] is not None else f"{e['steps']} steps"
         r = (e.get("seed", self.base_seed) - self.base_seed) // REPLICATE_SEED_STRIDE
+        replicate = f"replicate {r} " if r else ""
         self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
-                 f"| ETA {_hms(eta)}] {f'replicate {r} ' if r else ''}({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
+                 f"| ETA {_hms(eta)}] {replicate}({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
                  f"trial {e['trial']}: {e['status']} {result} ({hp}) {e['wall_time']:.1f}s"
                  f"{' stored' if e['reused'] else ''}{_ahead_note(e)} | K* so far "
                  f"{'-' if 'ahead' in e else e['best']}")

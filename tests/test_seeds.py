@@ -4,6 +4,7 @@ Trials train for real through the engine on the SYNTHETIC dataset of conftest.py
 helpers of tests/test_run.py (its `synthetic` fixture patches `repro.data.load`).
 """
 import json
+import pathlib
 import re
 
 import numpy as np
@@ -137,7 +138,8 @@ def test_seeds_default_to_one_and_a_valid_value_is_kept(tmp_path):
 
 
 def test_smoothness_specs_and_the_distributed_chief_refuse_seeds(tmp_path):
-    text = open("specs/figure-4.toml").read().replace("[panel.grid.full]\n", "[panel.grid.full]\nseeds = 2\n", 1)
+    text = (pathlib.Path(__file__).parent.parent / "specs" / "figure-4.toml").read_text()
+    text = text.replace("[panel.grid.full]\n", "[panel.grid.full]\nseeds = 2\n", 1)
     path = tmp_path / "figure-4.toml"
     path.write_text(text)
     with pytest.raises(UsageError, match=r"grid\.full\.seeds.*not supported by smoothness"):
