@@ -161,7 +161,9 @@ def cmd_plan(args):
         for p in d["panels"]:
             print(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']} / {p['schedule']}, "
                   f"goal {p['goal_error']}: B {p['batch_sizes']} x s {p['sparsities']}, "
-                  f"{p['trials']} trials, max {p['max_steps']} steps, "
+                  f"{p['trials']} trials"
+                  + (f" x {p['seeds']} seeds (replicate searches)" if p.get("seeds", 1) > 1 else "")
+                  + f", max {p['max_steps']} steps, "
                   f"{p['evaluations_per_trial_at_most']} evaluations per trial at most")
         for m, v in d["models"].items():
             print(f"  model {m}: {v['parameters']:,} parameters")
@@ -244,7 +246,7 @@ def cmd_collect(args):
         if args.goal is not None:
             ds.attrs["goal"] = args.goal
         store.write_dataset(ds, out)
-        n, total = int((ds["status"] > 0).sum()), sum(len(p.points) * p.grid.trials for p in plan.panels)
+        n, total = int((ds["status_by_seed"] > 0).sum()), sum(p.trials_total for p in plan.panels)
         print(f"wrote {out} from {n} stored trials ({total - n} of {total} not run yet"
               + ("" if args.goal is None else f", or not answerable at goal {args.goal:g} by the stored curves")
               + ")")
@@ -329,6 +331,7 @@ def cmd_chief(args):
     from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod, store
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+    cluster.require_one_seed(plan)
     out = results_path(args.results, sp, args.grid)
     check_writable(out.parent)
     _cluster_env(args, "chief")
@@ -350,6 +353,7 @@ def cmd_worker(args):
     from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+    cluster.require_one_seed(plan)
     check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     _cluster_env(args, tuner_id)

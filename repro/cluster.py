@@ -22,9 +22,21 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from . import search, store as store_mod
+from .errors import UsageError
 
 LEASE = float(os.environ.get("REPRO_LEASE_S", "60"))
 HEARTBEAT = "repro_heartbeat"
+
+
+def require_one_seed(plan):
+    """The plan oracle serves replicate 0's trials only: refuse a grid with `seeds` > 1 rather
+    than leave its other replicates silently unrun."""
+    for pp in plan.panels:
+        if pp.seeds > 1:
+            raise UsageError(plan.spec.path, f"panel[{pp.panel.id}].grid.{plan.grid_name}.seeds",
+                             f"the distributed chief and workers run one seed, this grid asks for "
+                             f"{pp.seeds}", "run it with `python -m repro run` (--workers N), or "
+                             "set seeds = 1")
 
 
 def tasks(plan):
@@ -49,6 +61,7 @@ class PlanOracle(keras_tuner.Oracle):
     """One oracle for every (study point, trial) of a plan; lost workers' trials are re-queued."""
 
     def __init__(self, plan, **kwargs):
+        require_one_seed(plan)
         n = total_trials(plan)
         hp = keras_tuner.HyperParameters()
         hp.Int("task", 0, max(n - 1, 1))

@@ -149,6 +149,9 @@ def estimate_panel(pp, n_val, m=None, space_share=1.0):
     out["at_most"]["examples_evaluated"] = out["at_most"]["evaluations"] * n_val
     if m is None:
         del out["naive"], out["repro"]
+    # replicate searches (the grid's `seeds`) cost the same again each, as far as this model
+    # can tell (measured from replicate 0)
+    out = {k: {n: v * getattr(g, "seeds", 1) for n, v in d.items()} for k, d in out.items()}
     return {k: {n: int(round(v)) for n, v in d.items()} for k, d in out.items()}
 
 

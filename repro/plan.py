@@ -6,6 +6,24 @@ from .errors import UsageError
 
 INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
+# Replicate r of a grid with `seeds` > 1 runs the whole search again as if the figure's seed
+# were seed + r * REPLICATE_SEED_STRIDE. Trial i initialises with seed + i and the data order is
+# seeded by seed (repro.run.identity, Workload), so replicates never share an initialisation
+# seed while a search has fewer than 2**20 trials, and each has its own data order. Replicate 0
+# is the figure's own seed: exactly the run made without `seeds` (same run ids, records, orders).
+REPLICATE_SEED_STRIDE = 2 ** 20
+
+
+def replicate_spec(spec, r):
+    """`spec` as replicate `r` (0-based) of its searches sees it: seed + r * REPLICATE_SEED_STRIDE."""
+    return spec if r == 0 else dataclasses.replace(spec, seed=spec.seed + r * REPLICATE_SEED_STRIDE)
+
+
+def replicate_seeds(plan):
+    """The figure seed of every replicate any panel of `plan` runs, replicate 0 first."""
+    n = max((p.seeds for p in plan.panels), default=1)
+    return tuple(plan.spec.seed + r * REPLICATE_SEED_STRIDE for r in range(n))
+
 
 @dataclasses.dataclass(frozen=True)
 class PanelPlan:
@@ -17,12 +35,22 @@ class PanelPlan:
     eval_steps: tuple      # evaluation schedule, identical for every trial of the panel
 
     @property
+    def seeds(self):
+        """Replicate searches of every study point (the grid's `seeds`, 1 without it)."""
+        return getattr(self.grid, "seeds", 1)
+
+    @property
+    def trials_total(self):
+        """Trials the panel asks for: points x trials x seeds."""
+        return len(self.points) * self.grid.trials * self.seeds
+
+    @property
     def evaluations_at_most(self):
-        return len(self.points) * self.grid.trials * len(self.eval_steps)
+        return self.trials_total * len(self.eval_steps)
 
     @property
     def steps_at_most(self):
-        return self.grid.trials * sum(self.grid.max_steps_for(b) for _, b in self.points)
+        return self.seeds * self.grid.trials * sum(self.grid.max_steps_for(b) for _, b in self.points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +161,11 @@ def describe(plan, with_parameters=True):
             "optimizer": pn.optimizer, "schedule": pn.schedule, "goal_error": pn.goal_error,
             "batch_sizes": list(g.batch_sizes), "sparsities": list(g.sparsities),
             "study_points": [{"sparsity": s, "batch_size": b} for s, b in p.points],
-            "trials": g.trials, "max_steps": g.max_steps, "max_examples": g.max_examples,
+            "trials": g.trials, "seeds": p.seeds, "max_steps": g.max_steps, "max_examples": g.max_examples,
             "eval_every": g.eval_every,
             "eval_per_octave": g.eval_per_octave, "evaluations_per_trial_at_most": len(p.eval_steps),
             "search": {d.name: {"min": d.min, "max": d.max, "scale": d.scale} for d in g.search},
-            # Appendix B arithmetic: points x trials x evaluations (or steps) per trial.
+            # Appendix B arithmetic: points x trials x evaluations (or steps) per trial, x seeds.
             "evaluations_at_most": p.evaluations_at_most, "steps_at_most": p.steps_at_most,
             "why": g.why,
         })
@@ -147,7 +175,7 @@ def describe(plan, with_parameters=True):
                 "parameters": models.parameter_count(pn.model, INPUT_SHAPES[pn.dataset])}
     out["totals"] = {
         "study_points": sum(len(p.points) for p in plan.panels),
-        "trials": sum(len(p.points) * p.grid.trials for p in plan.panels),
+        "trials": sum(p.trials_total for p in plan.panels),
         "evaluations_at_most": sum(p.evaluations_at_most for p in plan.panels),
         "steps_at_most": sum(p.steps_at_most for p in plan.panels),
     }

@@ -20,6 +20,7 @@ from . import ahead as ahead_mod
 from . import data as data_mod
 from . import store as store_mod
 from .errors import DataMissing, UsageError
+from .plan import REPLICATE_SEED_STRIDE, replicate_seeds, replicate_spec
 
 SNIP_VERSION = 1  # bump if the score computation changes: old caches are then ignored
 
@@ -63,10 +64,17 @@ class Workload:
         strategy = devices.mirrored(replicas) if replicas > 1 else None
         self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule,
                                         strategy=strategy)
-        self.order = engine_mod.DataOrder(len(self.data.y_train), spec.seed)
+        self.orders = {}  # {seed: DataOrder}: the figure's (or a replicate's) data order
         self.snip_dir = pathlib.Path(results_dir) / "cache" / "snip"
         self.snip_key = f"{panel.dataset}-{panel.model}-v{SNIP_VERSION}"
         self.masks = {}
+
+    def order_for(self, seed):
+        """The data order of figure seed `seed` (one engine serves every replicate seed)."""
+        from . import engine as engine_mod
+        if seed not in self.orders:
+            self.orders[seed] = engine_mod.DataOrder(len(self.data.y_train), seed)
+        return self.orders[seed]
 
     def mask(self, seed, init, sparsity):
         """SNIP mask for (seed, sparsity); scores computed once per seed and kept on disk."""
@@ -92,7 +100,8 @@ _WORKLOADS = {}  # per process: building an engine traces graphs, so keep them
 
 
 def workload(panel, spec, results_dir, replicas=1):
-    """This process's Workload for the panel's (dataset, model, optimizer, schedule)."""
+    """This process's Workload for the panel's (dataset, model, optimizer, schedule); its data
+    order for a seed is `order_for(spec.seed)` (replicate seeds share the engine)."""
     key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
     if key not in _WORKLOADS:
         _WORKLOADS[key] = Workload(panel, spec, results_dir, replicas)
@@ -232,9 +241,11 @@ def _trial_id(spec, pp, sparsity, batch_size, i, values):
     return store_mod.run_id(identity(pp.panel, pp.grid, spec, sparsity, batch_size, i, values))
 
 
-def _event(pp, sparsity, batch_size, i, values, rec, reused, **more):
-    """The progress event of one finished trial (see Progress); `more`: best, ahead."""
-    return {"panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size, "trial": i,
+def _event(spec, pp, sparsity, batch_size, i, values, rec, reused, **more):
+    """The progress event of one finished trial (see Progress); `more`: best, ahead. `seed`:
+    the (replicate's) figure seed, so replicates of one trial count apart."""
+    return {"seed": spec.seed, "panel": pp.panel.id, "sparsity": sparsity, "batch_size": batch_size,
+            "trial": i,
             "values": values, "status": rec["status"], "steps": rec["steps"],
             "k": rec["steps_to_result"] if rec["status"] == "complete" else None,
             "wall_time": rec["wall_time"], "reused": reused,
@@ -281,7 +292,7 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     w = workload(panel, spec, results_dir, replicas)
     init = models.initial_weights(w.engine.model, spec.seed + i)
     res = w.engine.run_trial(
-        order=w.order, batch_size=batch_size, init=init,
+        order=w.order_for(spec.seed), batch_size=batch_size, init=init,
         mask=w.mask(spec.seed + i, init, sparsity), hp=values,
         eval_steps=pp.eval_steps, goal=goal, early_exit=early_exit, exit_goal=exit_goal,
         max_steps=grid.max_steps_for(batch_size) if train_cap is None else train_cap,
@@ -334,7 +345,7 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         k = rec["steps_to_result"] if rec["status"] == "complete" else None
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
-        report(_event(pp, sparsity, batch_size, i, values, rec, reused,
+        report(_event(spec, pp, sparsity, batch_size, i, values, rec, reused,
                       best=None if best is None else best[0]))
         return k
 
@@ -374,15 +385,18 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
 
 
 def run_ids(plan):
-    """{run id: (panel, sparsity, B, trial)} of every trial `plan` asks for. Figures that
-    share workload, study point, trial and search space share ids: one run, computed once."""
+    """{run id: (panel, sparsity, B, trial, seed)} of every trial `plan` asks for, every
+    replicate seed's too. Figures that share workload, study point, trial, seed and search space
+    share ids: one run, computed once."""
     out = {}
     for pp in plan.panels:
         _, values = _sobol(plan.spec, pp)
-        for s, b in pp.points:
-            for i in range(pp.grid.trials):
-                rid = _trial_id(plan.spec, pp, s, b, i, values[i])
-                out.setdefault(rid, (pp.panel.id, s, b, i))
+        for r in range(pp.seeds):
+            spec = replicate_spec(plan.spec, r)
+            for s, b in pp.points:
+                for i in range(pp.grid.trials):
+                    rid = _trial_id(spec, pp, s, b, i, values[i])
+                    out.setdefault(rid, (pp.panel.id, s, b, i, spec.seed))
     return out
 
 
@@ -421,10 +435,11 @@ class Progress:
     examples_evaluated: int = 0
     steps_by_batch: dict = dataclasses.field(default_factory=dict)  # {B: steps trained here}
     start: float = dataclasses.field(default_factory=time.perf_counter)
-    finished: set = dataclasses.field(default_factory=set)  # (panel, s, B, trial) done or stored
+    finished: set = dataclasses.field(default_factory=set)  # (seed, panel, s, B, trial) done or stored
+    base_seed: int = 0  # the figure's seed: a trial of another replicate's search says which
 
     def __call__(self, e):
-        key = (e["panel"], e["sparsity"], e["batch_size"], e["trial"])
+        key = (e.get("seed", self.base_seed), e["panel"], e["sparsity"], e["batch_size"], e["trial"])
         if e["reused"] and key in self.finished:
             return  # already counted (stored before this run, or reported once already)
         self.finished.add(key)
@@ -441,8 +456,10 @@ class Progress:
         eta = (self.total - self.done) * per_trial / self.workers
         hp = " ".join(f"{n}={v:.3g}" for n, v in e["values"].items())
         result = f"K={e['k']}" if e["k"] is not None else f"{e['steps']} steps"
+        r = (e.get("seed", self.base_seed) - self.base_seed) // REPLICATE_SEED_STRIDE
+        replicate = f"replicate {r} " if r else ""
         self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
-                 f"| ETA {_hms(eta)}] ({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
+                 f"| ETA {_hms(eta)}] {replicate}({e['panel']}) B={e['batch_size']} s={e['sparsity']:g} "
                  f"trial {e['trial']}: {e['status']} {result} ({hp}) {e['wall_time']:.1f}s"
                  f"{' stored' if e['reused'] else ''}{_ahead_note(e)} | K* so far "
                  f"{'-' if 'ahead' in e else e['best']}")
@@ -489,7 +506,7 @@ def _worker_ahead(args):
                                      cap_now=ahead_mod.cap_watch(*point, i, cap))
     finally:
         ahead_mod.release(results_dir, rid)
-    _QUEUE.put(_event(pp, sparsity, batch_size, i, values[i], rec, reused, best=None,
+    _QUEUE.put(_event(spec, pp, sparsity, batch_size, i, values[i], rec, reused, best=None,
                       ahead=rec.get("cap")))
 
 
@@ -498,16 +515,26 @@ def anchor_candidates(tasks):
     order of preference (indices into `tasks`): the same sparsity at the next smaller batch
     size (the best learning rate moves little between them), then the panel's first sparsity
     at the same batch size. Points outside `tasks` are not waited for. Acyclic: a point only
-    looks at smaller batch sizes, or from a later sparsity to the first."""
-    index = {(t[1].panel.id, t[2], t[3]): i for i, t in enumerate(tasks)}
+    looks at smaller batch sizes, or from a later sparsity to the first. Replicate searches
+    (tasks whose specs differ in seed) never anchor on one another."""
+    index = {_task_key(t): i for i, t in enumerate(tasks)}
     out = []
-    for _, pp, s, b, *_ in tasks:
+    for t in tasks:
+        _, pp, s, b, *_ = t
+        seed = _task_key(t)[0]
         bs, ss = list(pp.grid.batch_sizes), list(pp.grid.sparsities)
         j = bs.index(b)
-        keys = ([(pp.panel.id, s, bs[j - 1])] if j > 0 else []) + \
-               ([(pp.panel.id, ss[0], b)] if s != ss[0] else [])
+        keys = ([(seed, pp.panel.id, s, bs[j - 1])] if j > 0 else []) + \
+               ([(seed, pp.panel.id, ss[0], b)] if s != ss[0] else [])
         out.append([index[k] for k in keys if k in index])
     return out
+
+
+def _task_key(task):
+    """(seed, panel id, sparsity, B) of a task (spec, pp, sparsity, B, ...): one study point of
+    one replicate's search. (A spec-less task, as in scheduling tests, has seed None.)"""
+    spec, pp, s, b, *_ = task
+    return (getattr(spec, "seed", None), pp.panel.id, s, b)
 
 
 def anchor_for(i, tasks, candidates, done, first):
@@ -558,10 +585,14 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
             missing[pp.panel.id] = str(e)
             log(f"panel ({pp.panel.id}) NOT RUN: {e}")
             continue
-        tasks += [(spec, pp, s, b, results_dir, capping) for s, b in pp.points]
-    stored = {k for t in tasks for k in replay_point(*t)}  # finished by an earlier, stopped run
+        # Replicate r (the grid's `seeds`) is the whole search again under the figure seed
+        # seed + r * REPLICATE_SEED_STRIDE: its own run ids, run orders, anchors and caps.
+        tasks += [(replicate_spec(spec, r), pp, s, b, results_dir, capping)
+                  for r in range(pp.seeds) for s, b in pp.points]
+    # finished by an earlier, stopped run
+    stored = {(t[0].seed, *k) for t in tasks for k in replay_point(*t)}
     progress = Progress(sum(t[1].grid.trials for t in tasks), workers, log, finished=stored,
-                        done=len(stored))
+                        done=len(stored), base_seed=spec.seed)
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in {results_dir}/runs")
     # Smaller batches first, so that a point's run order can start from a complete trial of the
@@ -570,7 +601,8 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     # first balanced the workers a little better but left the costliest points without an
     # anchor: measured on Figure 1, Momentum at B = 1024, 90 %, ran 5 of 6 trials to the full
     # budget.) At each batch size dense goes first: the smallest sparse points anchor on it.
-    tasks.sort(key=lambda t: (t[3], t[2]))
+    # Replicates of a point run side by side (they never anchor on one another).
+    tasks.sort(key=lambda t: (t[3], t[2], t[0].seed))
     # Placement: a batch too large for one device runs each trial on a MirroredStrategy, in
     # this process (it needs several devices); every other point goes to the workers.
     from . import plan as plan_mod
@@ -588,13 +620,13 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
     for group in (mirrored, tasks):
         candidates = anchor_candidates(group)
         first = lambda j, g=group: first_complete(*g[j])  # noqa: E731 (read from the records)
-        index = {(t[1].panel.id, t[2], t[3]): i for i, t in enumerate(group)}
+        index = {_task_key(t): i for i, t in enumerate(group)}
 
         def anchor_point(i, g=group, index=index):
             """(task index or None, best trial so far) of the point task i's run order anchors on."""
             spec_, pp, *_, rdir, cap = g[i]
             a = json.loads(_order_path(*g[i]).read_text())["anchor"]
-            return (index.get((pp.panel.id, a["sparsity"], a["batch_size"])),
+            return (index.get((spec_.seed, pp.panel.id, a["sparsity"], a["batch_size"])),
                     best_trial(spec_, pp, a["sparsity"], a["batch_size"], rdir, cap))
 
         todo, done = list(range(len(group))), set()
@@ -694,12 +726,17 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
 def collect_plan(plan, results_dir="results", capping=True):
     """The results dataset of `plan` from the stored trial records alone (trains nothing).
 
-    Study points or trials with no record yet are `not_run`.
+    Study points or trials with no record yet are `not_run`. Every replicate search of a grid
+    with `seeds` is read into the by-seed variables; the others are replicate 0's.
     """
-    records = {}
-    for pp in plan.panels:
-        for s, b in pp.points:
-            records.update(replay_point(plan.spec, pp, s, b, str(results_dir), capping))
-    ds = store_mod.collect(plan.spec, plan, records)
+    by_seed = {}
+    for r, seed in enumerate(replicate_seeds(plan)):
+        spec, records = replicate_spec(plan.spec, r), {}
+        for pp in plan.panels:
+            if r < pp.seeds:  # a panel with fewer seeds: its other replicates are not run
+                for s, b in pp.points:
+                    records.update(replay_point(spec, pp, s, b, str(results_dir), capping))
+        by_seed[seed] = records
+    ds = store_mod.collect(plan.spec, plan, by_seed[plan.spec.seed], by_seed=by_seed)
     ds.attrs["capping"] = int(capping)
     return ds

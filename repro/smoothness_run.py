@@ -66,7 +66,8 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
         """Train up to step `to`; the weights there, or None if the run diverged."""
         nonlocal done
         if to > done:
-            ran, finite, weights_finite = eng.train_steps(work.order, done, to, grid.batch_size)
+            ran, finite, weights_finite = eng.train_steps(work.order_for(spec.seed), done, to,
+                                                          grid.batch_size)
             done += ran
             if not (finite and weights_finite):
                 return None

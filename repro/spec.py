@@ -45,12 +45,13 @@ FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed", "capping")
 PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
               "read_goals", "claims", "search", "grid")
 GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
-             "eval_per_octave", "why", "search")
+             "eval_per_octave", "why", "search", "seeds")
+MAX_SEEDS = 16  # replicate searches per grid (`seeds`): each is a whole search again
 DIM_KEYS = ("min", "max", "scale")
 SMOOTH_PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "claims", "grid")
 SMOOTH_GRID_KEYS = ("sparsities", "batch_size", "learning_rate", "momentum", "steps",
                     "lipschitz_every", "gradient_examples", "noise_batch_sizes", "noise_draws",
-                    "variance_examples", "why")
+                    "variance_examples", "why", "seeds")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -120,6 +121,7 @@ class Grid:
     search: tuple[Dim, ...]
     why: str = ""
     max_examples: int = 0           # 0: no limit; else a point's budget is min(max_steps, max_examples // B)
+    seeds: int = 1                  # replicate searches (repro.plan.replicate_spec: other seeds)
 
     def max_steps_for(self, batch_size: int) -> int:
         """Step budget of a trial at `batch_size` (at least eval_every)."""
@@ -421,6 +423,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
     max_examples = _int(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0,
                         hi=MAX_EXAMPLES, limit="the step budget limit x the largest training split")
     why = _str(ctx, v.get("why", ""), f"{key}.why")
+    seeds = _seeds(ctx, v, key)
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
         if dim_name not in panel_search:  # the panel's search already has every needed dim
@@ -430,8 +433,17 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
     search = tuple(dims[n] for n in DIMS if n in dims)
     return Grid(name=name, batch_sizes=batch_sizes, sparsities=sparsities, trials=trials,
                 max_steps=max_steps, eval_every=eval_every, eval_per_octave=per_octave,
-                max_examples=max_examples,
+                max_examples=max_examples, seeds=seeds,
                 search=search, why=why)
+
+
+def _seeds(ctx, v, key):
+    """A grid's `seeds`: how many times the whole search runs, each with other seeds."""
+    n = _int(ctx, v.get("seeds", 1), f"{key}.seeds", lo=1)
+    if n > MAX_SEEDS:
+        ctx.fail(f"{key}.seeds", f"must be <= {MAX_SEEDS}, got {n}",
+                 f"use at most {MAX_SEEDS} replicate searches")
+    return n
 
 
 def _panel_id(ctx, i, v, seen, known):
@@ -527,6 +539,9 @@ def _smooth_grid(ctx, name, v, optimizer, key, dataset):
         ctx.fail(f"{key}.noise_draws", f"{_show(draws)} draws x ({small} + {big}) examples is more "
                  f"than {MAX_NOISE_EXAMPLES:,} examples held in memory at once",
                  f"use at most {MAX_NOISE_EXAMPLES // (small + big):,} draws or smaller noise batches")
+    if _seeds(ctx, v, key) > 1:
+        ctx.fail(f"{key}.seeds", "replicate seeds are not supported by smoothness figures "
+                 "(one measured run per sparsity, not a search)", "remove the key or set seeds = 1")
     return SmoothGrid(
         name=name, sparsities=sparsities,
         batch_size=_batch_size(ctx, req("batch_size"), f"{key}.batch_size", dataset),

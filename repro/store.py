@@ -141,16 +141,51 @@ def provenance(spec):
     }
 
 
-def collect(spec, plan, records):
-    """Build the results dataset from `records`: {(panel, sparsity, batch, trial): record}."""
+def _searches(plan, records, panels, sparsities, batches, trials):
+    """(status, steps, K*, best trial) of every study point's search from `records`
+    ({(panel, sparsity, batch, trial): record}); K* is NaN and best -1 where no trial is
+    complete or not every trial has a record (the search is partial)."""
+    shape4 = (len(panels), len(sparsities), len(batches), trials)
+    status = np.zeros(shape4, np.int8)
+    steps = np.full(shape4, -1, np.int64)
+    k_star = np.full(shape4[:3], np.nan)
+    best = np.full(shape4[:3], -1, np.int64)
+    for (panel, s, b, t), r in records.items():
+        idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
+        status[idx] = STATUS[r["status"]]
+        steps[idx] = r["steps"]
+        k = r["steps_to_result"]
+        j = idx[:3]
+        if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
+                                          or (k == k_star[j] and t < best[j])):
+            k_star[j], best[j] = k, t  # ties go to the lowest trial id
+    # K* is a minimum over all of a point's trials: a point with a trial not run (or not
+    # answerable at this goal from the stored curves) has no K* yet, only an upper bound.
+    for pi, p in enumerate(plan.panels):
+        searched = (status[pi, :, :, :p.grid.trials] > 0).all(axis=-1)
+        k_star[pi][~searched], best[pi][~searched] = np.nan, -1
+    return status, steps, k_star, best
+
+
+def collect(spec, plan, records, *, by_seed=None):
+    """Build the results dataset from `records`: {(panel, sparsity, batch, trial): record}.
+
+    `by_seed`: {figure seed: records} of every replicate search (repro.plan.replicate_seeds,
+    replicate 0 -- `records` -- first), read into the *_by_seed variables; default: `records`
+    alone, under the spec's seed. Every other variable is `records`' (replicate 0)."""
+    by_seed = {spec.seed: records} if by_seed is None else by_seed
     panels = [p.panel.id for p in plan.panels]
     sparsities = sorted({s for p in plan.panels for s in p.grid.sparsities})
     batches = sorted({b for p in plan.panels for b in p.grid.batch_sizes})
     trials = max(p.grid.trials for p in plan.panels)
     n_eval = max(len(p.eval_steps) for p in plan.panels)
     shape4 = (len(panels), len(sparsities), len(batches), trials)
-    status = np.zeros(shape4, np.int8)
-    steps = np.full(shape4, -1, np.int64)
+    status, steps, k_star, best = _searches(plan, records, panels, sparsities, batches, trials)
+    seeds = list(by_seed)
+    per_seed = [_searches(plan, by_seed[s], panels, sparsities, batches, trials) for s in seeds]
+    # (panel, seed, sparsity, batch_size[, trial]): the replicate axis after the panel
+    status_s, steps_s, k_star_s, best_s = (np.stack([x[n] for x in per_seed], axis=1)
+                                           for n in range(4))
     wall = np.full(shape4, np.nan)
     rids = np.full(shape4, "", dtype=object)
     evaluated = np.full(shape4, -1, np.int64)
@@ -158,8 +193,6 @@ def collect(spec, plan, records):
     curve = np.full(shape4 + (n_eval,), np.nan, np.float32)
     exact = np.full(shape4 + (n_eval,), -1, np.int8)
     eval_step = np.full((len(panels), len(batches), n_eval), -1, np.int64)
-    k_star = np.full(shape4[:3], np.nan)
-    best = np.full(shape4[:3], -1, np.int64)
     # Each panel's search space, so a reader (and the best-inside-range claim) sees the ranges.
     smin, smax = (np.full((len(panels), len(HP_NAMES)), np.nan) for _ in range(2))
     sscale = np.full((len(panels), len(HP_NAMES)), "", dtype=object)
@@ -172,8 +205,6 @@ def collect(spec, plan, records):
                 eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
     for (panel, s, b, t), r in records.items():
         idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
-        status[idx] = STATUS[r["status"]]
-        steps[idx] = r["steps"]
         wall[idx] = r["wall_time"]
         rids[idx] = r.get("run_id", "")
         evaluated[idx] = r.get("examples_evaluated", -1)
@@ -182,17 +213,9 @@ def collect(spec, plan, records):
                 hps[n][idx] = r["values"][n]
         curve[idx][:len(r["val_errors"])] = r["val_errors"]
         exact[idx][:len(r["val_errors"])] = r.get("val_exact", [True] * len(r["val_errors"]))
-        k = r["steps_to_result"]
-        j = idx[:3]
-        if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
-                                          or (k == k_star[j] and t < best[j])):
-            k_star[j], best[j] = k, t  # ties go to the lowest trial id
-    # K* is a minimum over all of a point's trials: a point with a trial not run (or not
-    # answerable at this goal from the stored curves) has no K* yet, only an upper bound.
-    for pi, p in enumerate(plan.panels):
-        searched = (status[pi, :, :, :p.grid.trials] > 0).all(axis=-1)
-        k_star[pi][~searched], best[pi][~searched] = np.nan, -1
     dims4 = ("panel", "sparsity", "batch_size", "trial")
+    seed4 = ("panel", "seed") + dims4[1:]
+    seed3 = seed4[:4]
     ds = xr.Dataset(
         {
             "steps_to_result": (dims4[:3], k_star, {
@@ -205,6 +228,16 @@ def collect(spec, plan, records):
                 "flag_values": np.array(list(STATUS.values()), np.int8),
                 "flag_meanings": " ".join(STATUS)}),
             "steps": (dims4, steps, {"long_name": "training steps run (-1: not run)"}),
+            "steps_to_result_by_seed": (seed3, k_star_s, {
+                "long_name": "steps_to_result of each replicate search (seed: its figure seed)",
+                "units": "steps"}),
+            "best_trial_by_seed": (seed3, best_s, {"long_name": "best_trial of each replicate search"}),
+            "status_by_seed": (seed4, status_s, {
+                "long_name": "status of each replicate search's trials",
+                "flag_values": np.array(list(STATUS.values()), np.int8),
+                "flag_meanings": " ".join(STATUS)}),
+            "steps_by_seed": (seed4, steps_s, {
+                "long_name": "steps of each replicate search's trials (-1: not run)"}),
             "wall_time": (dims4, wall, {"long_name": "trial wall time", "units": "s"}),
             "examples_evaluated": (dims4, evaluated, {
                 "long_name": "validation examples classified by the trial's evaluations (-1: not recorded)"}),
@@ -230,6 +263,7 @@ def collect(spec, plan, records):
         },
         coords={"panel": np.array(panels, dtype=object), "sparsity": sparsities,
                 "batch_size": np.array(batches, np.int64), "trial": np.arange(trials),
+                "seed": np.array(seeds, np.int64),
                 "eval": np.arange(n_eval), "hp": np.array(HP_NAMES, dtype=object)},
         attrs={**provenance(spec), "grid": plan.grid_name},
     )
@@ -238,7 +272,9 @@ def collect(spec, plan, records):
 
 
 TRIAL_VARIABLES = ("steps_to_result", "best_trial", "status", "steps", "run_id", *HP_NAMES,
-                   "eval_step", "val_error", "val_error_exact")
+                   "eval_step", "val_error", "val_error_exact",
+                   "seed", "steps_to_result_by_seed", "best_trial_by_seed", "status_by_seed",
+                   "steps_by_seed")  # older files lack the replicate ones: skipped
 
 
 def trials_checksum(ds):
