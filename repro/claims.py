@@ -275,7 +275,7 @@ class PanelContext:
 
     def __init__(self, ev, ds=None, panel=None, results_dir=None):
         self.ev, self.ds, self.panel, self.results_dir = ev, ds, panel, results_dir
-        self.est = evidence.point_estimate(ev)
+        self.est = None if ev is None else evidence.point_estimate(ev)  # None: smoothness runs
         self._reps = None
         self._fits = {}
 
@@ -1059,8 +1059,7 @@ def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None
                        ("smoothness runs" if claim in SMOOTHNESS_CLAIMS else "K*(B) of a search") +
                        f"; figure {figure_id} has none")
     if ctx is None:
-        ev = evidence.Evidence(np.zeros(0), (), np.zeros((1, 0, 0, 0)), np.zeros((1, 0, 0, 0), bool)) \
-            if smooth else evidence.from_dataset(ds, panel_id)
+        ev = None if smooth else evidence.from_dataset(ds, panel_id)
         ctx = PanelContext(ev, ds=ds, panel=panel_id, results_dir=results_dir)
     try:
         verdict = CLAIMS[claim](ctx, tol)
