@@ -235,8 +235,9 @@ def kstar_tables(ds, spec, grid):
         trials = g.trials if g else ds.sizes.get("trial", 0)
         table = {"panel": panel.id, "title": panel.title, "goal": panel.goal_error, "trials": trials,
                  "batch_sizes": batches, "sparsities": sparsities, "cells": {}, "note": ""}
-        if panel.id not in panels_in:
-            table["note"] = "not in the results file"
+        if panel.id not in panels_in or not bool((ds["status"].sel(panel=panel.id) > 0).any()):
+            table["note"] = (f"Panel ({panel.id}) has no stored trial: not run (the claims above "
+                             "say how to run it).")
             tables.append(table)
             continue
         hps = [n for n in store.HP_NAMES if n in ds]
@@ -345,8 +346,9 @@ def package_versions() -> dict:
         try:
             out[n] = metadata.version(n)
         except metadata.PackageNotFoundError:
-            if n != "tensorflow-cpu":
-                out[n] = "not installed"
+            out[n] = "not installed"
+    if out.get("tensorflow-cpu", "not installed") != "not installed" or out["tensorflow"] != "not installed":
+        out = {k: v for k, v in out.items() if not (k.startswith("tensorflow") and v == "not installed")}
     return out
 
 
