@@ -458,7 +458,7 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 2px solid #ccc
 h3 { margin-bottom: .3em; }
 table { border-collapse: collapse; margin: .5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; }
-th { background: #f2f2f2; } td.num { text-align: right; white-space: nowrap; }
+th { background: #f2f2f2; } td.num, th.num { text-align: right; white-space: nowrap; }
 .verdict { font-weight: bold; white-space: nowrap; padding: 1px 5px; border-radius: 3px; }
 .PASS { background: #d4f4d4; color: #145214; } .FAIL { background: #f9d0d0; color: #8a1111; }
 .INCONCLUSIVE { background: #fff0c0; color: #6b5200; } .NOT-RUN { background: #e6e6e6; color: #444; }
@@ -479,6 +479,15 @@ def _e(x) -> str:
 def _link(target, out) -> str:
     """Relative path from the report folder to `target` (as a URL path)."""
     return os.path.relpath(pathlib.Path(target).resolve(), pathlib.Path(out).resolve()).replace(os.sep, "/")
+
+
+def _show(path) -> str:
+    """A path as a reader types it: relative to the current folder when below it."""
+    path = pathlib.Path(path)
+    try:
+        return str(path.resolve().relative_to(pathlib.Path.cwd().resolve())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
 
 
 def _state_text(section) -> str:
@@ -535,7 +544,7 @@ def _html_section(s, d):
                  f"<code>{_e(s.rebuild)}</code></div>")
     else:
         h.append(f'<p class="note">Results: <a href="{_e(link)}">{_e(s.results_file)}</a> '
-                 f"(spec <code>{_e(spec.path)}</code>, tolerances <code>{_e(s.golden_file)}</code>)</p>")
+                 f"(spec <code>{_e(_show(spec.path))}</code>, tolerances <code>{_e(_show(s.golden_file))}</code>)</p>")
     if s.image:
         h.append(f'<p><img class="figure" src="{_e(s.image)}" alt="{_e(spec.id)}: {_e(spec.title)}"><br>'
                  f'<span class="note">Figure: {_e(s.image_note)}</span></p>')
@@ -699,8 +708,8 @@ def render_markdown(d) -> str:
         elif s.state == MISSING:
             m += [f"**No results file** `{s.results_file}`. Run: `{s.rebuild}`", ""]
         else:
-            m += [f"Results: [{s.results_file}]({_link(s.results_file, d['out'])}); spec `{spec.path}`; "
-                  f"tolerances `{s.golden_file}`.", ""]
+            m += [f"Results: [{s.results_file}]({_link(s.results_file, d['out'])}); spec `{_show(spec.path)}`; "
+                  f"tolerances `{_show(s.golden_file)}`.", ""]
         m += ([f"![{spec.id}]({s.image})", "", f"Figure: {s.image_note}", ""] if s.image else [s.image_note, ""])
         m += ["| panel | claim | verdict | measured | tolerance | paper | source | notes / how to run |",
               "|---|---|---|---|---|---|---|---|"]
