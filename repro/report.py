@@ -372,7 +372,7 @@ def _trial_provenance(ds, spec, grid) -> dict:
         "reused": "not recorded" if reused is None else int(reused),
         "run_wall": _seconds(a.get("run_wall_seconds")),
         "trial_time": _seconds(trial_time),
-        "created": a.get("created", "unknown"), "git_commit": a.get("git_commit", "unknown"),
+        "created": str(a.get("created", "unknown")).replace("T", " ").replace("+00:00", " UTC"), "git_commit": a.get("git_commit", "unknown"),
         "repro_version": a.get("repro_version", "unknown"), "grid": a.get("grid", grid),
         "capping": {1: "on", 0: "off"}.get(a.get("capping"), "not recorded"),
         "trials_sha256": a.get("trials_sha256", ""),
@@ -479,6 +479,13 @@ def _e(x) -> str:
 def _link(target, out) -> str:
     """Relative path from the report folder to `target` (as a URL path)."""
     return os.path.relpath(pathlib.Path(target).resolve(), pathlib.Path(out).resolve()).replace(os.sep, "/")
+
+
+def _trained(p) -> str:
+    """'trained / reused' of the last run, or 'not recorded'."""
+    if p["trained"] == p["reused"] == "not recorded":
+        return "not recorded"
+    return f"{p['trained']} / {p['reused']}"
 
 
 def _show(path) -> str:
@@ -623,7 +630,7 @@ def _html_provenance(d):
     h += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows]
     h.append("</table>")
     if d["problems"] or any(s.state == MISSING for s in d["sections"]):
-        h.append("<h3>Results files to rebuild</h3><ul>")
+        h.append("<h3>Results files missing or not current</h3><ul>")
         for s in d["sections"]:
             if s.state == STALE:
                 h.append(f"<li><code>{_e(s.results_file)}</code>: not current ({_e(s.problem)}). "
@@ -640,19 +647,19 @@ def _html_provenance(d):
         res = f'<a href="{_e(link)}">{_e(s.results_file)}</a>' if s.results_file.exists() else \
             f"{_e(s.results_file)} (missing)"
         if not p:
-            h.append(f"<tr><td>{_e(s.spec.id)}</td><td><code>{_e(s.spec.sha256[:16])}</code></td><td>{res}</td>"
+            h.append(f"<tr><td>{_e(s.spec.id)}</td><td><code>{_e(s.spec.sha256[:12])}</code></td><td>{res}</td>"
                      '<td colspan="7" class="note">' +
                      _e("no readable results" if s.state != MISSING else "not run") + "</td></tr>")
             continue
         spec_note = "" if p["results_spec_sha256"] == s.spec.sha256 else \
-            f" (file built from {str(p['results_spec_sha256'])[:16]})"
-        h.append(f"<tr><td>{_e(s.spec.id)}</td><td><code>{_e(s.spec.sha256[:16])}</code>{_e(spec_note)}</td>"
-                 f"<td>{res}</td><td><code>{_e(p['results_sha256'][:16])}</code></td>"
+            f" (file built from {str(p['results_spec_sha256'])[:12]})"
+        h.append(f"<tr><td>{_e(s.spec.id)}</td><td><code>{_e(s.spec.sha256[:12])}</code>{_e(spec_note)}</td>"
+                 f"<td>{res}</td><td><code>{_e(p['results_sha256'][:12])}</code></td>"
                  f'<td class="num">{p["stored"]} of {p["total"]} {p["unit"]}</td>'
-                 f"<td>{_e(p['trained'])} / {_e(p['reused'])}</td><td>{_e(p['run_wall'])}</td>"
+                 f"<td>{_e(_trained(p))}</td><td>{_e(p['run_wall'])}</td>"
                  f"<td>{_e(p['trial_time'])}</td><td>{_e(p['created'])}</td>"
                  f"<td><code>{_e(str(p['git_commit'])[:12])}</code></td></tr>")
-    h.append("</table><p class=\"note\">Checksums are sha256 (first 16 hex digits shown; full values in "
+    h.append("</table><p class=\"note\">Checksums are sha256 (first 12 hex digits shown; full values in "
              "report.md). Trial time sums each trial's wall time over all workers; trained / reused "
              "and run wall time are recorded by <code>python -m repro run</code> (a file rebuilt by "
              "<code>collect</code> has none).</p>")
@@ -671,8 +678,8 @@ def _snippet(d) -> str:
             f'ds = xr.open_dataset("{path}")\n'
             f'k = ds["steps_to_result"].sel(panel="{panel}")   # K*: sparsity x batch size\n'
             "print(k.to_pandas())\n"
-            f'best = ds["best_trial"].sel(panel="{panel}")      # trial that reached the goal first\n'
-            f'lr = ds["learning_rate"].sel(panel="{panel}")     # every trial\'s learning rate\n'
+            f'print(ds["best_trial"].sel(panel="{panel}").to_pandas())     # the trial that reached the goal first\n'
+            f'print(ds["learning_rate"].sel(panel="{panel}", sparsity=0).to_pandas())   # each trial\'s learning rate\n'
             "print(ds.attrs[\"spec_sha256\"], ds.attrs[\"git_commit\"])")
 
 
@@ -763,7 +770,7 @@ def render_markdown(d) -> str:
                      "| | | | | | |")
             continue
         m.append(f"| {s.spec.id} | {s.spec.sha256} | {p['results_sha256']} | {p['stored']} of {p['total']} "
-                 f"{p['unit']} | {p['trained']} / {p['reused']} | {p['run_wall']} | {p['trial_time']} | "
+                 f"{p['unit']} | {_trained(p)} | {p['run_wall']} | {p['trial_time']} | "
                  f"{p['created']} | {p['git_commit']} |")
     m += ["", "### Open it yourself", "", "```python", _snippet(d), "```", "",
           f"Written in {d['seconds']:.1f} s by `python -m repro report`.", ""]
