@@ -47,11 +47,14 @@ from . import __version__, claims, spec as spec_mod, store, verify
 from .errors import UsageError
 
 MARKER = ".repro-report"  # written into every report folder: only such a folder is replaced
+MIN_FIT_POINTS = 3  # repro.analysis.MIN_FIT_POINTS, without importing scipy up front
 N_BOOT = 100  # bootstrap replicates per fit: enough for a 95 % interval, fast on 2 cores
 HP_SHORT = {"learning_rate": "lr", "momentum": "m", "decay_steps": "decay", "end_factor": "end"}
 PAPER_KEYS = ("paper_value", "paper_band", "paper_values", "paper_ratios")
 
 CURRENT, STALE, MISSING = "current", "not current", "missing"
+# trial outcomes (store.STATUS codes) as a K* cell counts them
+OUTCOMES = ((1, "reached"), (4, "capped"), (2, "missed"), (3, "infeasible"))
 
 
 @dataclass
@@ -255,14 +258,16 @@ def _kstar_cell(ds, pid, s, b, hps, trials):
         return {"k": None, "text": "-", "sub": "not in the results"}
     k = float(k)
     status = _sel(ds["status"], panel=pid, batch_size=b, sparsity=s).values[:trials]
-    ran, complete = int((status > 0).sum()), int((status == 1).sum())
+    ran = int((status > 0).sum())
+    outcomes = ", ".join(f"{int((status == code).sum())} {word}" for code, word in OUTCOMES
+                         if (status == code).any())
     if math.isnan(k):
         if ran == 0:
             why = "not run"
         elif ran < trials:
-            why = f"{ran}/{trials} trials run"
+            why = f"{ran} of {trials} trials run: {outcomes}"
         else:
-            why = f"none of {trials} trials reached the goal"
+            why = f"none of {trials} trials reached the goal: {outcomes}"
         return {"k": None, "text": "-", "sub": why}
     best = int(_sel(ds["best_trial"], panel=pid, batch_size=b, sparsity=s))
     parts = []
@@ -271,7 +276,7 @@ def _kstar_cell(ds, pid, s, b, hps, trials):
         if not math.isnan(v):
             parts.append(f"{HP_SHORT[n]} {int(round(v)) if n == 'decay_steps' else _num(v, 4 if n == 'momentum' else 3)}")
     return {"k": k, "text": f"{k:,.0f}",
-            "sub": f"trial {best}" + (": " + ", ".join(parts) if parts else "") + f"; {complete}/{trials} reached"}
+            "sub": f"trial {best}" + (": " + ", ".join(parts) if parts else "") + f"; {outcomes}"}
 
 
 def fit_rows(ds, spec, n_boot):
@@ -283,8 +288,6 @@ def fit_rows(ds, spec, n_boot):
         if panel.id not in panels_in or not bool(ds["steps_to_result"].sel(panel=panel.id).notnull().any()):
             continue
         for s, f in analysis.bootstrap_fits(ds, panel.id, n_boot=n_boot).items():
-            if f["n_points"] == 0:
-                continue
             rows.append({"panel": panel.id, "sparsity": s, **f})
     return rows
 
@@ -476,6 +479,15 @@ def _e(x) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _commands(text) -> str:
+    """Escaped text with each `python -m repro ...` command (up to ; or a bracket) in <code>."""
+    out, last = [], 0
+    for m in re.finditer(r"python -m repro [^;()]*[^;()\s]", text or ""):
+        out += [_e(text[last:m.start()]), f"<code>{_e(m.group())}</code>"]
+        last = m.end()
+    return "".join(out + [_e((text or "")[last:])])
+
+
 def _link(target, out) -> str:
     """Relative path from the report folder to `target` (as a URL path)."""
     return os.path.relpath(pathlib.Path(target).resolve(), pathlib.Path(out).resolve()).replace(os.sep, "/")
@@ -498,6 +510,10 @@ def _show(path) -> str:
 
 
 def _state_text(section) -> str:
+    """The summary's results column: current (with how many trials are stored), NOT CURRENT, missing."""
+    p = section.provenance
+    if section.state == CURRENT and p:
+        return f"current: {p['stored']} of {p['total']} {p['unit']}"
     return {CURRENT: "current", STALE: "NOT CURRENT", MISSING: "missing"}[section.state]
 
 
@@ -558,7 +574,7 @@ def _html_section(s, d):
     else:
         h.append(f'<p class="note">{_e(s.image_note)}</p>')
     h.append("<h3>Claims</h3><table><tr><th>panel</th><th>claim</th><th>verdict</th><th>measured</th>"
-             "<th>tolerance</th><th>paper</th><th>source in the paper</th><th>notes / how to run</th></tr>")
+             "<th>tolerance</th><th>the paper (where)</th><th>notes / how to run</th></tr>")
     for r in s.claims:
         tol = claims.tolerance_for(s.golden, r.panel, r.claim) or {}
         source = r.source or tol.get("source", "")
@@ -571,9 +587,9 @@ def _html_section(s, d):
                  f'<td class="claimtext"><span class="measured">{_e(r.measured)}</span>'
                  + (f'<span class="sub statistic">{_e(stat)}</span>' if stat else "") + "</td>"
                  f'<td class="claimtext tolerance">{_e(r.tolerance)}</td>'
-                 f'<td class="paper">{_e(paper_text(r, tol))}</td>'
-                 f'<td class="detail source">{_e(source)}</td>'
-                 f'<td class="detail notes">{_e(r.detail)}'
+                 f'<td class="detail"><b class="paper">{_e(paper_text(r, tol))}</b>'
+                 f'<span class="sub source">{_e(source)}</span></td>'
+                 f'<td class="detail notes">{_commands(r.detail)}'
                  + (f'<br>run: <code class="command">{_e(cmd)}</code>' if cmd else "") + "</td></tr>")
     h.append("</table>")
     if spec.kind in spec_mod.SMOOTHNESS_KINDS:
@@ -582,11 +598,15 @@ def _html_section(s, d):
                  "and loss.</p>")
     for t in s.kstar:
         h += _html_kstar(t)
+    fitted = [f for f in s.fits if f["n_points"] >= MIN_FIT_POINTS]
+    unfitted = [f for f in s.fits if f["n_points"] < MIN_FIT_POINTS]
     if s.fits:
-        h.append("<h3>Prop. 4.1 fits: K* = c1/B + c2</h3><table><tr><th>panel</th><th>sparsity</th>"
+        h.append("<h3>Prop. 4.1 fits: K* = c1/B + c2</h3>")
+    if fitted:
+        h.append("<table><tr><th>panel</th><th>sparsity</th>"
                  "<th>c1</th><th>95% interval</th><th>c2</th><th>95% interval</th>"
                  "<th>B_crit = c1/c2</th><th>95% interval</th><th>points</th><th>rms log residual</th></tr>")
-        for f in s.fits:
+        for f in fitted:
             ci = f["ci"]
             h.append(f'<tr class="fit"><td>{_e(f["panel"])}</td><td class="num">{f["sparsity"]:g}</td>'
                      f'<td class="num">{_num(f["c1"])}</td><td class="num">{_interval(ci["c1"])}</td>'
@@ -594,9 +614,12 @@ def _html_section(s, d):
                      f'<td class="num">{_num(f["b_crit"])}</td><td class="num">{_interval(ci["b_crit"])}</td>'
                      f'<td class="num">{f["n_points"]}</td><td class="num">{_num(f["rms_log_residual"])}</td></tr>')
         h.append(f'</table><p class="note">Least squares on log K* (repro.analysis.fit_prop41); '
-                 f"intervals: {s.fits[0]['n_boot']} bootstrap replicates resampling each point's trials "
-                 "(K* is a minimum over trials, so c1's interval sits at or above the fit). Fewer "
-                 "than 3 measured batch sizes give n/a.</p>")
+                 f"intervals: {fitted[0]['n_boot']} bootstrap replicates resampling each point's trials "
+                 "(K* is a minimum over trials, so c1's interval sits at or above the fit).</p>")
+    if unfitted:
+        h.append(f'<p class="note">No fit (it needs K* at {MIN_FIT_POINTS} batch sizes or more): ' +
+                 _e("; ".join(f"panel ({f['panel']}) s={f['sparsity']:g} has {f['n_points']}" for f in unfitted))
+                 + ".</p>")
     return h
 
 
@@ -739,16 +762,22 @@ def render_markdown(d) -> str:
             for sp in t["sparsities"]:
                 m.append(f"| {sp:g} | " + " | ".join(
                     f"{c['text']} ({_md(c['sub'])})" for c in (t["cells"][(sp, b)] for b in t["batch_sizes"])) + " |")
+        fitted = [f for f in s.fits if f["n_points"] >= MIN_FIT_POINTS]
         if s.fits:
-            m += ["", "### Prop. 4.1 fits: K* = c1/B + c2", "",
-                  "| panel | sparsity | c1 | 95% interval | c2 | 95% interval | B_crit | 95% interval | points |",
+            m += ["", "### Prop. 4.1 fits: K* = c1/B + c2", ""]
+        if fitted:
+            m += ["| panel | sparsity | c1 | 95% interval | c2 | 95% interval | B_crit | 95% interval | points |",
                   "|---|---|---|---|---|---|---|---|---|"]
-            for f in s.fits:
+            for f in fitted:
                 ci = f["ci"]
                 m.append(f"| {f['panel']} | {f['sparsity']:g} | {_num(f['c1'])} | {_interval(ci['c1'])} | "
                          f"{_num(f['c2'])} | {_interval(ci['c2'])} | {_num(f['b_crit'])} | "
                          f"{_interval(ci['b_crit'])} | {f['n_points']} |")
-            m += ["", f"Intervals: {s.fits[0]['n_boot']} bootstrap replicates over each point's trials."]
+            m += ["", f"Intervals: {fitted[0]['n_boot']} bootstrap replicates over each point's trials."]
+        unfitted = [f for f in s.fits if f["n_points"] < MIN_FIT_POINTS]
+        if unfitted:
+            m += ["", f"No fit (it needs K* at {MIN_FIT_POINTS} batch sizes or more): " +
+                  "; ".join(f"panel ({f['panel']}) s={f['sparsity']:g} has {f['n_points']}" for f in unfitted) + "."]
     code, mach = d["code"], d["machine"]
     m += ["", "## Provenance", "",
           f"- repro commit: {code['commit']} (uncommitted changes: {code['dirty']}); version {__version__}",

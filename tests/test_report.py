@@ -124,13 +124,13 @@ class Page(html.parser.HTMLParser):
             self.kstar.append([])
         if self._row is not None and tag == "td":
             self._row["tds"].append("")
-        if self._row is not None and tag in ("td", "span", "code"):
+        if self._row is not None and tag in ("td", "span", "code", "b"):
             self._classes.append(a.get("class", "") or "")
 
     def handle_endtag(self, tag):
         if tag == "tr":
             self._row = None
-        if self._row is not None and tag in ("td", "span", "code") and self._classes:
+        if self._row is not None and tag in ("td", "span", "code", "b") and self._classes:
             self._classes.pop()
 
     def handle_data(self, data):
@@ -263,9 +263,9 @@ def test_kstar_tables_hold_the_results_and_best_trials(built):
                 assert cell["k"] == k and f"{k:,.0f}" == cell["text"]
                 assert cell["sub"].startswith("trial 0: lr 0.01")  # trial 0 is fastest, lr 0.01
     a = section.kstar[0]["cells"][(0.9, 16)]
-    assert a["k"] is None and a["sub"] == "none of 6 trials reached the goal"
+    assert a["k"] is None and a["sub"] == "none of 6 trials reached the goal: 6 missed"
     text = "".join(page.text)
-    assert "none of 6 trials reached the goal" in text and "trial 0: lr 0.01, m 0.9" in text
+    assert "none of 6 trials reached the goal: 6 missed" in text and "trial 0: lr 0.01, m 0.9; 6 reached" in text
     assert not any(s.kstar for s in rep.sections if s.spec.kind in spec_mod.SMOOTHNESS_KINDS)
 
 
