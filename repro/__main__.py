@@ -208,7 +208,9 @@ def cmd_report(args):
     from . import report
     rep = report.build_report(args.spec, results_dir=args.results, out=args.out,
                               figures_dir=args.figures, grid=args.grid, golden=args.golden,
-                              n_boot=args.n_boot, command=" ".join(["python -m repro", *sys.argv[1:]]))
+                              n_boot=args.n_boot,
+                              command=f"python -m repro report {args.spec} --results {args.results} "
+                                      f"--out {args.out}" + ("" if args.grid == "reduced" else f" --grid {args.grid}"))
     for problem in rep.problems:  # as verify: a results file that is not current is exit 2
         print(f"repro: error: {problem}", file=sys.stderr)
     print(report.summary_line(rep))

@@ -471,7 +471,7 @@ th { background: #f2f2f2; } td.num, th.num { text-align: right; white-space: now
 code, pre { font: 12.5px/1.4 ui-monospace, monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } td code { white-space: normal; word-break: break-word; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
-td.claimtext { max-width: 30em; } td.detail { max-width: 26em; font-size: .92em; }
+td.claimtext { max-width: 18em; } td.detail { max-width: 24em; font-size: .92em; } td.notes { min-width: 22em; max-width: 30em; }
 """
 
 
@@ -844,8 +844,12 @@ def build_report(spec_path="specs", *, results_dir="results", out="report", figu
     specs = spec_mod.load_specs(spec_path)
     out = pathlib.Path(out)
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    except OSError as e:
+        raise UsageError(out, None, f"cannot write the report there ({e.strerror})",
+                         "pass --out with a folder you can write to") from None
     try:
         (work / "figures").mkdir()
         sections = [figure_section(sp, grid=grid, results_dir=results_dir, figures_dir=figures_dir,
