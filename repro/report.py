@@ -64,7 +64,8 @@ class FigureSection:
     spec: spec_mod.Spec
     results_file: pathlib.Path
     state: str  # CURRENT | STALE | MISSING
-    problem: str = ""  # STALE: what is wrong with the file
+    problem: str = ""  # STALE: what is wrong with the file (one line, as the CLI prints it)
+    why: str = ""  # STALE: the problem alone, without file and fix
     rebuild: str = ""  # STALE / MISSING: the command that makes the file current
     claims: list = field(default_factory=list)  # ClaimResult, in spec order
     golden: dict = field(default_factory=dict)
@@ -402,8 +403,9 @@ def _figure_image(section, ds, figures_dir, work, grid):
             else ("; older than its results file: `" + plot + "` redraws it") if older else "")
         return
     if ds is None:
-        section.image_note = f"no figure: {png} does not exist" + (
-            f"; after the results exist, draw it with: {plot}")
+        section.image_note = f"no figure: {png} does not exist; " + (
+            "after rebuilding the results" if section.state == STALE else "after the results exist") + \
+            f", draw it with: {plot}"
         return
     from . import analysis, figures
     fits = {} if spec.kind in spec_mod.SMOOTHNESS_KINDS else \
@@ -434,8 +436,8 @@ def figure_section(spec, *, grid, results_dir, figures_dir, golden, n_boot, work
             ds = store.open_results(path, spec, grid)
             section.claims = verify.verify_spec(spec, grid=grid, results_dir=results_dir, golden=golden)
         except UsageError as e:
-            section.state, section.problem, section.rebuild = STALE, str(e), e.fix
-            why = f"results not current: {e.problem} ({e.fix})"
+            section.state, section.problem, section.why, section.rebuild = STALE, str(e), e.problem, e.fix
+            why = f"{path} is not current (see above); {e.fix}"
             section.claims = [claims.not_run(spec.id, p.id, c, why) for p in spec.panels for c in p.claims]
             try:  # show what the stale file holds, clearly marked
                 import xarray as xr
@@ -532,7 +534,7 @@ def render_html(report_data) -> str:
         h.append('<div class="banner bad"><b>Some results files are not current</b> (exit status 2); '
                  "their claims are NOT-RUN until they are rebuilt:<ul>" +
                  "".join(f"<li><code>{_e(p)}</code></li>" for p in d["problems"]) + "</ul></div>")
-    h.append(f'<div class="banner {"bad" if counts[claims.FAIL] else "ok"}">' +
+    h.append(f'<div class="banner {"bad" if counts[claims.FAIL] or d["problems"] else "ok"}">' +
              ", ".join(f'<span class="verdict {v}">{counts[v]} {v}</span>' for v in claims.VERDICTS) +
              f" over {len(results)} claims of {len(sections)} figures. "
              "NOT-RUN never counts as a pass or a failure; INCONCLUSIVE means the interval does not "
@@ -560,8 +562,8 @@ def _html_section(s, d):
     h = [f'<h2 id="{_e(spec.id)}">{_e(spec.id)}: {_e(spec.title)}</h2>']
     link = _link(s.results_file, out)
     if s.state == STALE:
-        h.append(f'<div class="banner bad"><b>Results not current:</b> {_e(s.problem)}<br>Rebuild: '
-                 f"<code>{_e(s.rebuild)}</code></div>")
+        h.append(f'<div class="banner bad"><b>Results not current:</b> <code>{_e(s.results_file)}</code> '
+                 f"{_e(s.why)}.<br>To fix it: {_commands(s.rebuild)}</div>")
     elif s.state == MISSING:
         h.append(f'<div class="banner bad"><b>No results file</b> {_e(s.results_file)}. Run: '
                  f"<code>{_e(s.rebuild)}</code></div>")
