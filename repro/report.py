@@ -275,7 +275,8 @@ def _kstar_cell(ds, pid, s, b, hps, trials):
     for n in hps:
         v = float(_sel(ds[n], panel=pid, batch_size=b, sparsity=s).values[best])
         if not math.isnan(v):
-            parts.append(f"{HP_SHORT[n]} {int(round(v)) if n == 'decay_steps' else _num(v, 4 if n == 'momentum' else 3)}")
+            text = str(int(round(v))) if n == "decay_steps" else _num(v, 4 if n == "momentum" else 3)
+            parts.append(f"{HP_SHORT[n]} {text}")
     return {"k": k, "text": f"{k:,.0f}",
             "sub": f"trial {best}" + (": " + ", ".join(parts) if parts else "") + f"; {outcomes}"}
 
@@ -376,7 +377,8 @@ def _trial_provenance(ds, spec, grid) -> dict:
         "reused": "not recorded" if reused is None else int(reused),
         "run_wall": _seconds(a.get("run_wall_seconds")),
         "trial_time": _seconds(trial_time),
-        "created": str(a.get("created", "unknown")).replace("T", " ").replace("+00:00", " UTC"), "git_commit": a.get("git_commit", "unknown"),
+        "created": str(a.get("created", "unknown")).replace("T", " ").replace("+00:00", " UTC"),
+        "git_commit": a.get("git_commit", "unknown"),
         "repro_version": a.get("repro_version", "unknown"), "grid": a.get("grid", grid),
         "capping": {1: "on", 0: "off"}.get(a.get("capping"), "not recorded"),
         "trials_sha256": a.get("trials_sha256", ""),
@@ -473,7 +475,8 @@ th { background: #f2f2f2; } td.num, th.num { text-align: right; white-space: now
 code, pre { font: 12.5px/1.4 ui-monospace, monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } td code { white-space: normal; word-break: break-word; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
-td.claimtext { max-width: 18em; } td.detail { max-width: 24em; font-size: .92em; } td.notes { min-width: 22em; max-width: 30em; }
+td.claimtext { max-width: 18em; } td.detail { max-width: 24em; font-size: .92em; }
+td.notes { min-width: 22em; max-width: 30em; }
 """
 
 
@@ -544,7 +547,8 @@ def render_html(report_data) -> str:
              "".join(f"<th>{v}</th>" for v in claims.VERDICTS) + "</tr>")
     for s in sections:
         c = {v: sum(r.status == v for r in s.claims) for v in claims.VERDICTS}
-        h.append(f'<tr class="summary" data-figure="{_e(s.spec.id)}"><td><a href="#{_e(s.spec.id)}">{_e(s.spec.id)}</a></td>'
+        h.append(f'<tr class="summary" data-figure="{_e(s.spec.id)}">'
+                 f'<td><a href="#{_e(s.spec.id)}">{_e(s.spec.id)}</a></td>'
                  f"<td>{_e(s.spec.title)}</td><td>{_e(_state_text(s))}</td>" +
                  "".join(f'<td class="num">{c[v] if c[v] else ""}</td>' for v in claims.VERDICTS) + "</tr>")
     h.append('<tr><th colspan="3">all</th>' + "".join(f'<th class="num">{counts[v]}</th>' for v in claims.VERDICTS)

@@ -48,7 +48,8 @@ def figure1_records(sp):
                 miss = pp.panel.id == "a" and s == 0.9 and b == 16
                 recs[(pp.panel.id, s, b, t)] = {
                     "status": "incomplete" if miss else "complete", "steps_to_result": None if miss else k,
-                    "steps": 12000 if miss else k, "eval_steps": [k // 2, k], "val_errors": [0.5, 0.5 if miss else 0.01],
+                    "steps": 12000 if miss else k, "eval_steps": [k // 2, k],
+                    "val_errors": [0.5, 0.5 if miss else 0.01],
                     "wall_time": 2.0, "cap": None,
                     "values": {"learning_rate": 0.01 * (t + 1),
                                **({} if pp.panel.optimizer == "sgd" else {"momentum": 0.9})}}
