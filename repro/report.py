@@ -66,6 +66,7 @@ class FigureSection:
     state: str  # CURRENT | STALE | MISSING
     problem: str = ""  # STALE: what is wrong with the file (one line, as the CLI prints it)
     why: str = ""  # STALE: the problem alone, without file and fix
+    stale_file: str = ""  # STALE: the file that is not current (this figure's, or one a claim reads)
     rebuild: str = ""  # STALE / MISSING: the command that makes the file current
     claims: list = field(default_factory=list)  # ClaimResult, in spec order
     golden: dict = field(default_factory=dict)
@@ -439,7 +440,8 @@ def figure_section(spec, *, grid, results_dir, figures_dir, golden, n_boot, work
             section.claims = verify.verify_spec(spec, grid=grid, results_dir=results_dir, golden=golden)
         except UsageError as e:
             section.state, section.problem, section.why, section.rebuild = STALE, str(e), e.problem, e.fix
-            why = f"{path} is not current (see above); {e.fix}"
+            section.stale_file = e.file
+            why = f"{e.file} is not current (see above); {e.fix}"
             section.claims = [claims.not_run(spec.id, p.id, c, why) for p in spec.panels for c in p.claims]
             try:  # show what the stale file holds, clearly marked
                 import xarray as xr
@@ -447,9 +449,13 @@ def figure_section(spec, *, grid, results_dir, figures_dir, golden, n_boot, work
             except Exception:  # noqa: BLE001 (unreadable: nothing to show)
                 ds = None
     if ds is not None:
-        section.provenance = _trial_provenance(ds, spec, grid)
-        section.provenance["results_sha256"] = _sha256(path)
-        section.provenance["results_spec_sha256"] = ds.attrs.get("spec_sha256", "")
+        try:
+            section.provenance = _trial_provenance(ds, spec, grid)
+        except (KeyError, ValueError, TypeError):  # a foreign or damaged file: nothing to count
+            section.provenance = {}
+        if section.provenance:
+            section.provenance["results_sha256"] = _sha256(path)
+            section.provenance["results_spec_sha256"] = ds.attrs.get("spec_sha256", "")
     _figure_image(section, ds if section.state == CURRENT else None, figures_dir, work, grid)
     if ds is not None and section.state == CURRENT and spec.kind not in spec_mod.SMOOTHNESS_KINDS:
         section.kstar = kstar_tables(ds, spec, grid)
@@ -566,7 +572,7 @@ def _html_section(s, d):
     h = [f'<h2 id="{_e(spec.id)}">{_e(spec.id)}: {_e(spec.title)}</h2>']
     link = _link(s.results_file, out)
     if s.state == STALE:
-        h.append(f'<div class="banner bad"><b>Results not current:</b> <code>{_e(s.results_file)}</code> '
+        h.append(f'<div class="banner bad"><b>Results not current:</b> <code>{_e(s.stale_file)}</code> '
                  f"{_e(s.why)}.<br>To fix it: {_commands(s.rebuild)}</div>")
     elif s.state == MISSING:
         h.append(f'<div class="banner bad"><b>No results file</b> {_e(s.results_file)}. Run: '

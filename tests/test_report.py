@@ -338,6 +338,18 @@ def test_stale_results_are_on_the_page_and_exit_2(tmp_path, capsys, monkeypatch)
     assert cli.main(["verify", "specs/figure-1.toml"]) == 2  # verify refuses the same file
 
 
+def test_altered_results_file_is_not_current_either(tmp_path, capsys, monkeypatch):
+    root = make_project(tmp_path / "p")
+    path = root / "results" / "figure-1.nc"
+    ds = xr.load_dataset(path)
+    ds["steps_to_result"][:] = ds["steps_to_result"] / 2  # trials_sha256 no longer matches
+    store.write_dataset(ds, path)
+    assert run_cli(monkeypatch, root, "specs") == 2
+    assert "altered or damaged" in capsys.readouterr().err
+    text = "".join(Page((root / "report" / "index.html").read_text()).text)
+    assert "Results not current" in text and "altered or damaged" in text
+
+
 def test_missing_figure_is_drawn_from_current_results(tmp_path, capsys, monkeypatch):
     root = make_project(tmp_path / "p", figure_png=False)
     code = run_cli(monkeypatch, root, "specs/figure-1.toml")
