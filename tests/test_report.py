@@ -412,3 +412,29 @@ def test_make_report_and_report_check():
     assert "-m repro report specs" in out.stdout
     assert "chromium --headless" in out.stdout and "--screenshot=" in out.stdout
     assert "report/index.html" in out.stdout
+
+
+# ------------------------------------------------------------------ cell texts
+
+def test_machine_readable_statistic_and_interval_are_shown_when_a_claim_gives_them():
+    r = claims.ClaimResult("figure-1", "b", "sparse_slower", "INCONCLUSIVE", "ratio 1.2 [0.9, 1.6]", "> 1",
+                           values={"statistic": 1.2, "interval": [0.9, 1.6]}, paper="1.5-4.5", source="Fig. 12")
+    assert report.statistic_text(r) == "statistic 1.2, interval [0.9, 1.6]"
+    assert report.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5-4.5"  # the claim's own text wins
+    r.paper = ""
+    assert report.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5 to 4.5"
+    assert report.paper_text(r, {"paper_ratios": {"delta": 1.0, "L": 3.09}}) == "delta x1, L x3.09"
+    assert report.statistic_text(claims.ClaimResult("f", "a", "c", "PASS", "m", "t")) == ""
+
+
+def test_not_run_without_a_command_in_its_detail_gets_one():
+    sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
+    shown = claims.ClaimResult("figure-1", "c", "plateau", "NOT-RUN", "slope -0.5", ">= -0.5",
+                               detail="golden: the reduced grid cannot show this claim (...)")
+    assert report.run_command(shown, sp, "reduced", "results") == \
+        f"python -m repro run {sp.path} --grid full --panel c"
+    has = claims.ClaimResult("figure-1", "d", "plateau", "NOT-RUN", "-", "-",
+                             detail="no K*; run: python -m repro run specs/figure-1.toml --panel d")
+    assert report.run_command(has, sp, "reduced", "results") == ""
+    assert report._commands("x; run: python -m repro run a.toml --panel d (if missing)") == \
+        "x; run: <code>python -m repro run a.toml --panel d</code> (if missing)"
