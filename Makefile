@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Figures with a spec; a static pattern rule, because make skips implicit rules for .PHONY targets.
 FIGURES := $(shell ls specs/figure-*.toml | sed 's|specs/||; s|\.toml||' | sort -t- -k2 -n)
 
-.PHONY: venv data figures $(FIGURES) test test-fast clean-results
+.PHONY: venv data figures $(FIGURES) report report-check test test-fast clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,27 @@ figures: data
 	@status=0; for f in $(FIGURES); do \
 	  if $(BIN)/python -m repro data ready specs/$$f.toml; then $(MAKE) --no-print-directory $$f || status=1; \
 	  else echo "$$f: skipped (no dataset it uses is here, see above)"; fi; done; exit $$status
+
+# One page with every figure, verdict, interval, paper number and provenance, from the stored
+# results (never trains): report/index.html (static, opens from disk) and report/report.md.
+# Exit 1 if a claim fails, 2 if a results file is not current (the page says how to rebuild it).
+report: venv
+	$(BIN)/python -m repro report specs --grid $(GRID) --out report
+
+# Look at the page as a reader would: headless Chromium renders it to report/index.png.
+REPORT_SIZE ?= 1280,4000
+report-check: venv
+	-$(BIN)/python -m repro report specs --grid $(GRID) --out report
+	@test -f report/index.html
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium'"; exit 1; fi; }
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	  --disable-background-networking --disable-component-update --disable-sync \
+	  --user-data-dir=$$(mktemp -d) --screenshot=$(CURDIR)/report/index.png \
+	  --window-size=$(REPORT_SIZE) file://$(CURDIR)/report/index.html 2>/dev/null
+	@echo "look at report/index.png (the top $(REPORT_SIZE) pixels of the page; REPORT_SIZE=1280,12000 for more)"
 
 test: data
 	$(BIN)/python -m pytest -q tests

@@ -1,4 +1,4 @@
-"""Command line: python -m repro plan|run|collect|plot|verify|fits|bench|chief|worker|data ...
+"""Command line: python -m repro plan|run|collect|plot|verify|report|fits|bench|chief|worker|data ...
 
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
@@ -8,6 +8,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import time
 
 from .errors import UsageError
 from .verify import golden_path, results_path
@@ -207,7 +208,9 @@ def cmd_run(args):
             from . import smoothness_run
             out = results_path(args.results, sp, args.grid)
             check_writable(out.parent)
+            t0 = time.perf_counter()
             ds = smoothness_run.run_study(sp, args.grid, args.results, args.workers, args.panel)
+            ds.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
             store.write_dataset(ds, out)
             print(f"wrote {out}")
             print(smoothness_run.summary(ds))
@@ -215,12 +218,15 @@ def cmd_run(args):
         plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
+        t0 = time.perf_counter()
         ds, report = run_mod.run_plan(plan, args.results, capping=sp.capping and not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves,
                                       reorder=not args.sobol_order,
                                       max_device_batch=args.max_device_batch)
         if args.goal is not None:
             ds.attrs["goal"] = args.goal
+        ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"],
+                        run_wall_seconds=round(time.perf_counter() - t0, 1))  # shown by `repro report`
         store.write_dataset(ds, out)
         print(f"wrote {out}")
         print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
@@ -286,6 +292,19 @@ def cmd_verify(args):
         from .atomic import atomic_write
         atomic_write(args.junit, claims.to_junit(results))
     return claims.exit_code(results, strict=args.strict)
+
+
+def cmd_report(args):
+    from . import report
+    rep = report.build_report(args.spec, results_dir=args.results, out=args.out,
+                              figures_dir=args.figures, grid=args.grid, golden=args.golden,
+                              n_boot=args.n_boot,
+                              command=f"python -m repro report {args.spec} --results {args.results} "
+                                      f"--out {args.out}" + ("" if args.grid == "reduced" else f" --grid {args.grid}"))
+    for problem in rep.problems:  # as verify: a results file that is not current is exit 2
+        print(f"repro: error: {problem}", file=sys.stderr)
+    print(report.summary_line(rep))
+    return rep.exit_code
 
 
 def cmd_fits(args):
@@ -512,6 +531,17 @@ def parser():
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     goal_arg(sp, "re-read the stored runs (no training) and check the claims")
     sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("report", help="one static page (report/index.html and report.md) with every "
+                        "figure, verdict, interval, paper number and provenance, from stored results")
+    sp.add_argument("spec", nargs="?", default="specs", help="a spec file or a folder of specs (default: specs)")
+    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
+    sp.add_argument("--results", default="results", help="results folder (default: results)")
+    sp.add_argument("--figures", default="figures", help="where `repro plot` wrote the PNGs (default: figures)")
+    sp.add_argument("--out", default="report", help="report folder, replaced whole (default: report)")
+    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    sp.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per fit (default 100)")
+    sp.set_defaults(fn=cmd_report)
 
     sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
     common(sp)

@@ -145,7 +145,7 @@ def bootstrap_fits(ds, panel, n_boot=500, seed=0, level=0.95) -> dict:
         per_point = steps.sel(sparsity=s).values  # (batch, trial)
         ran = ds["status"].sel(panel=panel, sparsity=s).transpose("batch_size", "trial").values > 0
         fit = fit_prop41(batches, np.nanmin(np.where(np.isnan(per_point), np.inf, per_point), axis=1))
-        reps = []
+        reps, seen = [], {}  # replicates often draw the same K* at every point: fit each once
         for _ in range(n_boot):
             k = np.full(len(batches), np.nan)
             for j, row in enumerate(per_point):
@@ -155,8 +155,11 @@ def bootstrap_fits(ds, panel, n_boot=500, seed=0, level=0.95) -> dict:
                 pick = row[ran[j]][rng.integers(0, n, n)]
                 if np.isfinite(pick).any():
                     k[j] = np.nanmin(pick)
-            f = fit_prop41(batches, k)
-            reps.append((f["c1"], f["c2"], f["b_crit"]))
+            key = k.tobytes()
+            if key not in seen:
+                f = fit_prop41(batches, k)
+                seen[key] = (f["c1"], f["c2"], f["b_crit"])
+            reps.append(seen[key])
         reps = np.array(reps, dtype=float)
         ci = {}
         for i, name in enumerate(("c1", "c2", "b_crit")):
