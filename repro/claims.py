@@ -237,14 +237,15 @@ class Verdict:
     paper: str = ""
 
 
-def decide(interval, band):
+def decide(interval, band, above=False):
     """PASS when the interval lies inside the band where the claim holds, FAIL when it lies
-    wholly outside it, INCONCLUSIVE when it straddles an edge."""
+    wholly outside it, INCONCLUSIVE when it straddles an edge. `above`: the claim is "more than
+    band[0]", so an interval starting exactly at band[0] (a ratio of exactly 1, say) is not a PASS."""
     lo, hi = interval
     a, b = band
-    if a <= lo and hi <= b:
+    if (a < lo if above else a <= lo) and hi <= b:
         return PASS
-    if hi < a or lo > b:
+    if hi < a or lo > b or (above and hi <= a):
         return FAIL
     return INCONCLUSIVE
 
@@ -463,7 +464,7 @@ def _check_diminishing_returns(ctx, tol):
             _, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
             if r_iv[0] > 1:
                 rises.append(f"{int(a)}->{int(c)}")
-        verdict = FAIL if rises else decide(iv, (need, math.inf))
+        verdict = FAIL if rises else decide(iv, (need, math.inf), above=True)
         parts.append(verdict)
         texts.append(f"{_iv(value, iv)} (s={_fmt_s(s)})")
         values[_fmt_s(s)] = {"flattening": value, "interval": iv, "rises": rises}
@@ -486,14 +487,18 @@ def _ratio_stats(ctx, s0, s1):
         if np.isfinite(k0) and np.isfinite(k1):
             value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i])
             rows[int(b)] = (value, iv, "")
-        elif np.isfinite(k1) and _ran(ctx, j0, i):  # dense missed the goal, sparse reached it
+        elif np.isfinite(k0) != np.isfinite(k1) and _ran(ctx, j0, i) and _ran(ctx, j1, i):
+            # One side missed the goal within its step budget: the ratio is bounded on one side
+            # only (a K* table gives no budget: then the ratio is undecided at this B).
             budget = (ctx.ev.budget or {}).get(int(b), math.nan)
-            rows[int(b)] = (k1 / budget if budget else math.nan, (-math.inf, k1 / budget if budget else math.inf),
-                            f"dense missed the goal within {budget:g} steps")
-        elif np.isfinite(k0) and _ran(ctx, j1, i):  # sparse missed, dense reached
-            budget = (ctx.ev.budget or {}).get(int(b), math.nan)
-            rows[int(b)] = (budget / k0 if budget else math.nan, (budget / k0 if budget else -math.inf, math.inf),
-                            f"sparse missed the goal within {budget:g} steps")
+            if np.isfinite(k1):  # dense missed, sparse reached: ratio < K*(sparse) / budget
+                bound = k1 / budget
+                rows[int(b)] = (bound, (-math.inf, bound if math.isfinite(bound) else math.inf),
+                                "dense missed the goal" + (f" within {budget:g} steps" if math.isfinite(budget) else ""))
+            else:  # sparse missed, dense reached: ratio > budget / K*(dense)
+                bound = budget / k0
+                rows[int(b)] = (bound, (bound if math.isfinite(bound) else -math.inf, math.inf),
+                                "sparse missed the goal" + (f" within {budget:g} steps" if math.isfinite(budget) else ""))
     return rows
 
 
@@ -512,10 +517,7 @@ def _check_sparse_slower(ctx, tol):
     if not rows:
         raise _NotRun(f"no batch size has a measured K* at both s=0 and s={_fmt_s(s_max)}")
     floor = tol["min_ratio"]
-    per_b = {b: decide(iv, (floor, math.inf)) for b, (_, iv, _) in rows.items()}
-    for b, (_, iv, _) in rows.items():  # equal to the floor is not slower
-        if iv[0] == floor:
-            per_b[b] = INCONCLUSIVE if iv[1] > floor else FAIL
+    per_b = {b: decide(iv, (floor, math.inf), above=True) for b, (_, iv, _) in rows.items()}
     both = [b for b, (_, _, note) in rows.items() if not note]
     j0, j1 = ctx.ev.s_index(s0), ctx.ev.s_index(s_max)
     idx = np.isin(ctx.b, both)
@@ -598,9 +600,7 @@ def _ratio_claim(ctx, tol, s_num, s_den, column, label):
     value, iv, why = _fit_ratio(ctx, s_num, s_den, column, label)
     if why:
         return INCONCLUSIVE, "-", why, value, iv
-    status = decide(iv, (floor, math.inf))
-    if iv[0] == floor and status == PASS:
-        status = INCONCLUSIVE
+    status = decide(iv, (floor, math.inf), above=True)
     detail = ""
     if status == INCONCLUSIVE:
         detail = f"interval straddles {floor:g}; to decide: " + _to_decide(value, iv, floor, ctx.ev.n_seeds)
@@ -678,8 +678,8 @@ def _check_momentum_beats_sgd(ctx, tol):
         with np.errstate(divide="ignore", invalid="ignore"):
             c_ratio = p["b_crit"] / pr["b_crit"]
             c_iv = evidence.interval(r[:, 2] / rr[:, 2])
-        st = [decide(k_iv, (tol["min_kstar_ratio"], math.inf)),
-              decide(c_iv, (tol["min_b_crit_ratio"], math.inf)) if math.isfinite(c_ratio) else INCONCLUSIVE]
+        st = [decide(k_iv, (tol["min_kstar_ratio"], math.inf), above=True),
+              decide(c_iv, (tol["min_b_crit_ratio"], math.inf), above=True) if math.isfinite(c_ratio) else INCONCLUSIVE]
         parts.append(_worst(st))
         texts.append(f"s={_fmt_s(s)}: K*({ref})/K* {_iv(k_ratio, k_iv)} at B={int(ctx.b[i])}, "
                      f"B_crit x{_iv(c_ratio, c_iv)}")
@@ -834,7 +834,7 @@ def _check_lipschitz_increasing(ctx, tol):
     parts, texts, values = [], [], {}
     for a, b in pairs:
         value, iv = _mean_ratio_interval(_samples(ds, panel, b, "lipschitz"), _samples(ds, panel, a, "lipschitz"), rng)
-        parts.append(decide(iv, (tol["min_ratio"], math.inf)))
+        parts.append(decide(iv, (tol["min_ratio"], math.inf), above=True))
         texts.append(f"L({_fmt_s(b)})/L({_fmt_s(a)}) {_iv(value, iv)}")
         values[f"{_fmt_s(b)}/{_fmt_s(a)}"] = {"ratio": value, "interval": iv}
     mean_l = {_fmt_s(s): float(_samples(ds, panel, s, "lipschitz").mean()) for s in ss}
@@ -884,8 +884,8 @@ def _check_c1_decomposition(ctx, tol):
         note = f"fitted c1 ratio of {tol['reference']}: {fitted_text}"
     except (_NotRun, KeyError, ValueError) as why:
         fitted, note = math.nan, f"fitted c1 ratio not available: {why}"
-    parts = [decide(p_iv, (tol["min_predicted_ratio"], math.inf)),
-             decide(l_iv, (max(r["delta"], r["beta"]), math.inf))]
+    parts = [decide(p_iv, (tol["min_predicted_ratio"], math.inf), above=True),
+             decide(l_iv, (max(r["delta"], r["beta"]), math.inf), above=True)]
     paper = tol.get("paper_ratios")
     return Verdict(_worst(parts), f"Delta x{r['delta']:.2f}, beta x{r['beta']:.2f}, L x{_iv(l_ratio, l_iv)} -> "
                    f"predicted c1 x{_iv(predicted, p_iv)}; {note}",
@@ -938,7 +938,7 @@ def _check_sparse_loss_higher(ctx, tol):
         v = _samples(ds, panel, s, "train_loss")
         return v[-max(2, v.size // 4):]
     value, iv = _mean_ratio_interval(tail(s_max), tail(s0), np.random.default_rng(0))
-    status = decide(iv, (tol["min_ratio"], math.inf))
+    status = decide(iv, (tol["min_ratio"], math.inf), above=True)
     loss = {_fmt_s(s): float(ds["final_loss"].sel(panel=panel, sparsity=s)) for s in (s0, s_max)}
     return Verdict(status, "final training loss " + ", ".join(f"{v:.4f} (s={s})" for s, v in loss.items()) +
                    f"; last-quarter mean ratio {_iv(value, iv)}",
