@@ -308,7 +308,7 @@ def cmd_report(args):
 
 
 def cmd_fits(args):
-    from . import analysis, claims, spec as spec_mod, store
+    from . import analysis, claims, evidence, spec as spec_mod, store
     rows = []
     for sp in spec_mod.load_specs(args.spec):
         if sp.kind in spec_mod.SMOOTHNESS_KINDS:
@@ -318,7 +318,7 @@ def cmd_fits(args):
         factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
         for panel in map(str, ds.panel.values):
             k = analysis.steps_to_result(ds, panel)
-            for s, f in analysis.bootstrap_fits(ds, panel, n_boot=args.n_boot).items():
+            for s, f in evidence.fit_intervals(ds, panel, n_boot=args.n_boot).items():
                 row = k.sel(sparsity=s)
                 rows.append({"figure": sp.id, "panel": panel, "sparsity": s, **f,
                              "b_crit_direct": analysis.critical_batch_direct(
@@ -335,7 +335,7 @@ def cmd_fits(args):
               f"[{ci[0]:9.4g}, {ci[1]:9.4g}] {r['c2']:8.4g} {r['b_crit']:12.4g} "
               f"{r['b_crit_direct']:7g} {r['rms_log_residual']:11.3f}")
     print(f"(fits of K* = c1/B + c2 in log space; intervals: {rows[0]['n_boot'] if rows else 0} "
-          "bootstrap replicates over trials, see repro.analysis.bootstrap_fits; direct: first B whose "
+          "replicates over evaluation steps, trials and seeds, see repro.evidence; direct: first B whose "
           "K* exceeds the linear-scaling prediction from the smallest B by the golden factor)")
     return 0
 

@@ -225,3 +225,21 @@ def from_rows(rows) -> Evidence:
             values[idx] = np.resize(finite, row.size)
     return Evidence(batch_sizes=np.asarray(batch), sparsities=tuple(spars), trials=values,
                     capped=np.zeros(values.shape, bool))
+
+
+def fit_intervals(ds, panel, n_boot=N_BOOT, seed=0) -> dict:
+    """Prop. 4.1 fits per sparsity of a results panel with 95 % intervals from the same
+    resampling the claims use (quantisation, trials, seeds): {sparsity: {c1, c2, b_crit,
+    rms_log_residual, n_points (the fit of the point estimate), "ci": {c1, c2, b_crit: (lo, hi)},
+    "n_boot", "uncertainty"}}."""
+    ev = from_dataset(ds, panel)
+    est, reps = point_estimate(ev), replicates(ev, n_boot=n_boot, seed=seed)
+    out = {}
+    for j, s in enumerate(ev.sparsities):
+        fit = analysis.fit_prop41(ev.batch_sizes, est[j])
+        start = (fit["c1"], fit["c2"]) if math.isfinite(fit["c1"]) else None
+        cols = fit_replicates(ev.batch_sizes, reps[:, j], start=start)
+        ci = {name: interval(cols[:, i]) for i, name in enumerate(("c1", "c2", "b_crit"))}
+        ci = {k: (v if all(map(math.isfinite, v)) else (math.nan, math.nan)) for k, v in ci.items()}
+        out[float(s)] = {**fit, "ci": ci, "n_boot": n_boot, "uncertainty": ", ".join(ev.sources())}
+    return out

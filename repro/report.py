@@ -283,14 +283,15 @@ def _kstar_cell(ds, pid, s, b, hps, trials):
 
 
 def fit_rows(ds, spec, n_boot):
-    """Prop. 4.1 fits (K* = c1/B + c2) per panel and sparsity, with bootstrap 95 % intervals."""
-    from . import analysis
+    """Prop. 4.1 fits (K* = c1/B + c2) per panel and sparsity, with the 95 % intervals the
+    claims use (repro.evidence: quantisation, trials, seeds)."""
+    from . import evidence
     rows = []
     panels_in = [str(p) for p in ds["panel"].values]
     for panel in spec.panels:
         if panel.id not in panels_in or not bool(ds["steps_to_result"].sel(panel=panel.id).notnull().any()):
             continue
-        for s, f in analysis.bootstrap_fits(ds, panel.id, n_boot=n_boot).items():
+        for s, f in evidence.fit_intervals(ds, panel.id, n_boot=n_boot).items():
             rows.append({"panel": panel.id, "sparsity": s, **f})
     return rows
 

@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from repro import __main__ as cli  # noqa: E402
-from repro import analysis, claims, plan as plan_mod, report, spec as spec_mod, store, verify  # noqa: E402
+from repro import claims, evidence, plan as plan_mod, report, spec as spec_mod, store, verify  # noqa: E402
 from repro.errors import UsageError  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -274,7 +274,7 @@ def test_kstar_tables_hold_the_results_and_best_trials(built):
 def test_fits_with_intervals_match_the_analysis(built):
     root, rep, page, specs, verdicts = built
     ds = store.open_results(root / "results" / "figure-1.nc")
-    fits = analysis.bootstrap_fits(ds, "b", n_boot=N_BOOT)
+    fits = evidence.fit_intervals(ds, "b", n_boot=N_BOOT)
     rows = [r for r in page.fits if r["tds"][0] == "b"]
     assert len(rows) == 2
     for r in rows:
