@@ -6,7 +6,6 @@ outcome is known in advance. No training is involved.
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
