@@ -395,7 +395,9 @@ def _figure_image(section, ds, figures_dir, work, grid):
     stem = section.results_file.stem
     png = pathlib.Path(figures_dir) / f"{stem}.png"
     target = work / "figures" / f"{stem}.png"
-    plot = f"python -m repro plot {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}")
+    plot = f"python -m repro plot {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}") + \
+        ("" if str(section.results_file.parent) == "results" else f" --results {section.results_file.parent}") + \
+        ("" if str(figures_dir) == "figures" else f" --figures {figures_dir}")
     older = png.exists() and section.results_file.exists() and \
         png.stat().st_mtime < section.results_file.stat().st_mtime
     if png.exists() and (not older or ds is None):
@@ -477,6 +479,7 @@ th { background: #f2f2f2; } td.num, th.num { text-align: right; white-space: now
 .INCONCLUSIVE { background: #fff0c0; color: #6b5200; } .NOT-RUN { background: #e6e6e6; color: #444; }
 .banner { padding: .6em 1em; border-radius: 4px; margin: .8em 0; }
 .bad { background: #fbe3e3; border: 1px solid #d99; } .ok { background: #e6f5e6; border: 1px solid #9c9; }
+.warn { background: #fff6db; border: 1px solid #e0c97a; }
 .note { color: #555; font-size: .92em; } .sub { color: #666; font-size: .85em; display: block; }
 code, pre { font: 12.5px/1.4 ui-monospace, monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } td code { white-space: normal; word-break: break-word; }
@@ -575,7 +578,7 @@ def _html_section(s, d):
         h.append(f'<div class="banner bad"><b>Results not current:</b> <code>{_e(s.stale_file)}</code> '
                  f"{_e(s.why)}.<br>To fix it: {_commands(s.rebuild)}</div>")
     elif s.state == MISSING:
-        h.append(f'<div class="banner bad"><b>No results file</b> {_e(s.results_file)}. Run: '
+        h.append(f'<div class="banner warn"><b>No results file</b> {_e(s.results_file)}. Run: '
                  f"<code>{_e(s.rebuild)}</code></div>")
     else:
         h.append(f'<p class="note">Results: <a href="{_e(link)}">{_e(s.results_file)}</a> '
