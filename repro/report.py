@@ -362,17 +362,23 @@ def _trial_provenance(ds, spec, grid) -> dict:
     """Trials stored, trained/reused and time, from the results file."""
     a = ds.attrs
     smooth = a.get("kind") == "smoothness"
-    if smooth:
-        stored = int((ds["status"] != "not_run").sum())
-        total = int(ds["status"].size)
-    else:
-        stored = int((ds["status"] > 0).sum())
-        total = sum(len(p.grids[grid].batch_sizes) * len(p.grids[grid].sparsities) * p.grids[grid].trials
-                    for p in spec.panels if grid in p.grids)
+    panels = {}  # panel id -> (stored, total) trials (or runs)
+    panels_in = [str(x) for x in ds["panel"].values]
+    for p in spec.panels:
+        g = p.grids.get(grid)
+        if g is None:
+            continue
+        if smooth:
+            n = int((ds["status"].sel(panel=p.id) != "not_run").sum()) if p.id in panels_in else 0
+            panels[p.id] = (n, len(g.sparsities))
+        else:
+            n = int((ds["status"].sel(panel=p.id) > 0).sum()) if p.id in panels_in else 0
+            panels[p.id] = (n, len(g.batch_sizes) * len(g.sparsities) * g.trials)
+    stored, total = sum(n for n, _ in panels.values()), sum(t for _, t in panels.values())
     trial_time = float(np.nansum(ds["wall_time"].values)) if "wall_time" in ds else math.nan
     trained, reused = a.get("trials_trained"), a.get("trials_reused")
     return {
-        "unit": "runs" if smooth else "trials",
+        "unit": "runs" if smooth else "trials", "panels": panels,
         "stored": stored, "total": total,
         "trained": "not recorded" if trained is None else int(trained),
         "reused": "not recorded" if reused is None else int(reused),
@@ -507,6 +513,27 @@ def _link(target, out) -> str:
     return os.path.relpath(pathlib.Path(target).resolve(), pathlib.Path(out).resolve()).replace(os.sep, "/")
 
 
+def _partial_text(section) -> str:
+    """For current results with trials still to run: which panels, and what that means."""
+    p = section.provenance
+    if section.state != CURRENT or not p or p["stored"] >= p["total"]:
+        return ""
+    unit = p["unit"]
+    none = [pid for pid, (n, t) in p["panels"].items() if n == 0]
+    some = [f"({pid}) {n} of {t}" for pid, (n, t) in p["panels"].items() if 0 < n < t]
+    parts = []
+    if some:
+        parts.append("panel " + ", ".join(some))
+    if none:
+        parts.append("panel " + ", ".join(f"({pid})" for pid in none) + " not run")
+    why = (" K* exists only at points whose every trial has run, so the claims read part of the grid."
+           if some and unit == "trials" else "")
+    g = "" if section.results_file.stem == section.spec.id else f" --grid {p['grid']}"
+    res = "" if str(section.results_file.parent) == "results" else f" --results {section.results_file.parent}"
+    return (f"Not complete: {p['stored']} of {p['total']} {unit} stored ({'; '.join(parts)}).{why} "
+            f"To run the rest (stored {unit} are reused): python -m repro run {section.spec.path}{g}{res}")
+
+
 def _trained(p) -> str:
     """'trained / reused' of the last run, or 'not recorded'."""
     if p["trained"] == p["reused"] == "not recorded":
@@ -583,6 +610,9 @@ def _html_section(s, d):
     else:
         h.append(f'<p class="note">Results: <a href="{_e(link)}">{_e(s.results_file)}</a> '
                  f"(spec <code>{_e(_show(spec.path))}</code>, tolerances <code>{_e(_show(s.golden_file))}</code>)</p>")
+    partial = _partial_text(s)
+    if partial:
+        h.append(f'<div class="banner warn">{_commands(partial)}</div>')
     if s.image:
         h.append(f'<p><img class="figure" src="{_e(s.image)}" alt="{_e(spec.id)}: {_e(spec.title)}"><br>'
                  f'<span class="note">Figure: {_e(s.image_note)}</span></p>')
@@ -755,6 +785,8 @@ def render_markdown(d) -> str:
         else:
             m += [f"Results: [{s.results_file}]({_link(s.results_file, d['out'])}); spec `{_show(spec.path)}`; "
                   f"tolerances `{_show(s.golden_file)}`.", ""]
+        if _partial_text(s):
+            m += [f"**{_partial_text(s)}**", ""]
         m += ([f"![{spec.id}]({s.image})", "", f"Figure: {s.image_note}", ""] if s.image else [s.image_note, ""])
         m += ["| panel | claim | verdict | measured | tolerance | paper | source | notes / how to run |",
               "|---|---|---|---|---|---|---|---|"]
