@@ -363,17 +363,23 @@ def _trial_provenance(ds, spec, grid) -> dict:
     """Trials stored, trained/reused and time, from the results file."""
     a = ds.attrs
     smooth = a.get("kind") == "smoothness"
-    if smooth:
-        stored = int((ds["status"] != "not_run").sum())
-        total = int(ds["status"].size)
-    else:
-        stored = int((ds["status"] > 0).sum())
-        total = sum(len(p.grids[grid].batch_sizes) * len(p.grids[grid].sparsities) * p.grids[grid].trials
-                    for p in spec.panels if grid in p.grids)
+    panels = {}  # panel id -> (stored, total) trials (or runs)
+    panels_in = [str(x) for x in ds["panel"].values]
+    for p in spec.panels:
+        g = p.grids.get(grid)
+        if g is None:
+            continue
+        if smooth:
+            n = int((ds["status"].sel(panel=p.id) != "not_run").sum()) if p.id in panels_in else 0
+            panels[p.id] = (n, len(g.sparsities))
+        else:
+            n = int((ds["status"].sel(panel=p.id) > 0).sum()) if p.id in panels_in else 0
+            panels[p.id] = (n, len(g.batch_sizes) * len(g.sparsities) * g.trials)
+    stored, total = sum(n for n, _ in panels.values()), sum(t for _, t in panels.values())
     trial_time = float(np.nansum(ds["wall_time"].values)) if "wall_time" in ds else math.nan
     trained, reused = a.get("trials_trained"), a.get("trials_reused")
     return {
-        "unit": "runs" if smooth else "trials",
+        "unit": "runs" if smooth else "trials", "panels": panels,
         "stored": stored, "total": total,
         "trained": "not recorded" if trained is None else int(trained),
         "reused": "not recorded" if reused is None else int(reused),
@@ -396,7 +402,9 @@ def _figure_image(section, ds, figures_dir, work, grid):
     stem = section.results_file.stem
     png = pathlib.Path(figures_dir) / f"{stem}.png"
     target = work / "figures" / f"{stem}.png"
-    plot = f"python -m repro plot {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}")
+    plot = f"python -m repro plot {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}") + \
+        ("" if str(section.results_file.parent) == "results" else f" --results {section.results_file.parent}") + \
+        ("" if str(figures_dir) == "figures" else f" --figures {figures_dir}")
     older = png.exists() and section.results_file.exists() and \
         png.stat().st_mtime < section.results_file.stat().st_mtime
     if png.exists() and (not older or ds is None):
@@ -478,6 +486,7 @@ th { background: #f2f2f2; } td.num, th.num { text-align: right; white-space: now
 .INCONCLUSIVE { background: #fff0c0; color: #6b5200; } .NOT-RUN { background: #e6e6e6; color: #444; }
 .banner { padding: .6em 1em; border-radius: 4px; margin: .8em 0; }
 .bad { background: #fbe3e3; border: 1px solid #d99; } .ok { background: #e6f5e6; border: 1px solid #9c9; }
+.warn { background: #fff6db; border: 1px solid #e0c97a; }
 .note { color: #555; font-size: .92em; } .sub { color: #666; font-size: .85em; display: block; }
 code, pre { font: 12.5px/1.4 ui-monospace, monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } td code { white-space: normal; word-break: break-word; }
@@ -503,6 +512,27 @@ def _commands(text) -> str:
 def _link(target, out) -> str:
     """Relative path from the report folder to `target` (as a URL path)."""
     return os.path.relpath(pathlib.Path(target).resolve(), pathlib.Path(out).resolve()).replace(os.sep, "/")
+
+
+def _partial_text(section) -> str:
+    """For current results with trials still to run: which panels, and what that means."""
+    p = section.provenance
+    if section.state != CURRENT or not p or p["stored"] >= p["total"]:
+        return ""
+    unit = p["unit"]
+    none = [pid for pid, (n, t) in p["panels"].items() if n == 0]
+    some = [f"({pid}) {n} of {t}" for pid, (n, t) in p["panels"].items() if 0 < n < t]
+    parts = []
+    if some:
+        parts.append("panel " + ", ".join(some))
+    if none:
+        parts.append("panel " + ", ".join(f"({pid})" for pid in none) + " not run")
+    why = (" K* exists only at points whose every trial has run, so the claims read part of the grid."
+           if some and unit == "trials" else "")
+    g = "" if section.results_file.stem == section.spec.id else f" --grid {p['grid']}"
+    res = "" if str(section.results_file.parent) == "results" else f" --results {section.results_file.parent}"
+    return (f"Not complete: {p['stored']} of {p['total']} {unit} stored ({'; '.join(parts)}).{why} "
+            f"To run the rest (stored {unit} are reused): python -m repro run {section.spec.path}{g}{res}")
 
 
 def _trained(p) -> str:
@@ -576,11 +606,14 @@ def _html_section(s, d):
         h.append(f'<div class="banner bad"><b>Results not current:</b> <code>{_e(s.stale_file)}</code> '
                  f"{_e(s.why)}.<br>To fix it: {_commands(s.rebuild)}</div>")
     elif s.state == MISSING:
-        h.append(f'<div class="banner bad"><b>No results file</b> {_e(s.results_file)}. Run: '
+        h.append(f'<div class="banner warn"><b>No results file</b> {_e(s.results_file)}. Run: '
                  f"<code>{_e(s.rebuild)}</code></div>")
     else:
         h.append(f'<p class="note">Results: <a href="{_e(link)}">{_e(s.results_file)}</a> '
                  f"(spec <code>{_e(_show(spec.path))}</code>, tolerances <code>{_e(_show(s.golden_file))}</code>)</p>")
+    partial = _partial_text(s)
+    if partial:
+        h.append(f'<div class="banner warn">{_commands(partial)}</div>')
     if s.image:
         h.append(f'<p><img class="figure" src="{_e(s.image)}" alt="{_e(spec.id)}: {_e(spec.title)}"><br>'
                  f'<span class="note">Figure: {_e(s.image_note)}</span></p>')
@@ -753,6 +786,8 @@ def render_markdown(d) -> str:
         else:
             m += [f"Results: [{s.results_file}]({_link(s.results_file, d['out'])}); spec `{_show(spec.path)}`; "
                   f"tolerances `{_show(s.golden_file)}`.", ""]
+        if _partial_text(s):
+            m += [f"**{_partial_text(s)}**", ""]
         m += ([f"![{spec.id}]({s.image})", "", f"Figure: {s.image_note}", ""] if s.image else [s.image_note, ""])
         m += ["| panel | claim | verdict | measured | tolerance | paper | source | notes / how to run |",
               "|---|---|---|---|---|---|---|---|"]

@@ -290,6 +290,8 @@ def test_provenance(built):
     sp = next(s for s in specs if s.id == "figure-1")
     assert sp.sha256[:12] in text and sp.sha256 in md
     assert report._sha256(root / "results" / "figure-1.nc") in md
+    assert "Not complete: 144 of 192 trials stored (panel (d) not run)" in text  # CIFAR-10 panel
+    assert "Not complete: 144 of 192 trials stored (panel (d) not run)" in md
     assert "100 / 44" in text and "123 s (2.1 min)" in text  # trained / reused, run wall time
     assert f"{os.cpu_count()} cores" in text and "xarray" in text and "commit" in text
     assert "`results/figure-2.nc`: missing. Run: `python -m repro run specs/figure-2.toml`" in md
