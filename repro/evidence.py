@@ -127,7 +127,8 @@ def replicates(ev: Evidence, n_boot=N_BOOT, seed=0) -> np.ndarray:
                     finite = np.isfinite(k)
                     prev = _previous_eval(ev, b, np.where(finite, k, 0.0))
                     u = rng.random(n_boot)
-                    k = np.where(finite, k - u * (k - prev), k)
+                    k_safe = np.where(finite, k, 0.0)
+                    k = np.where(finite, k_safe - u * (k_safe - prev), k)
                 per_seed.append(np.where(np.isfinite(k), k, np.nan))
             if not per_seed:
                 continue
