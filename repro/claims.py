@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from repro import analysis, evidence
+from repro import spec as spec_mod
 from repro.errors import UsageError
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN"
@@ -947,23 +948,9 @@ def _check_sparse_loss_higher(ctx, tol):
                    {"final_loss": loss, "ratio": value, "interval": iv})
 
 
-CLAIMS = {
-    "linear_scaling": _check_linear_scaling,
-    "plateau": _check_plateau,
-    "diminishing_returns": _check_diminishing_returns,
-    "sparse_slower": _check_sparse_slower,
-    "sparse_c1_larger": _check_sparse_c1_larger,
-    "sparse_ratio_band": _check_sparse_ratio_band,
-    "sparse_critical_batch_no_smaller": _check_sparse_critical_batch_no_smaller,
-    "c1_increasing_with_sparsity": _check_c1_increasing_with_sparsity,
-    "best_lr_nondecreasing": _check_best_lr_nondecreasing,
-    "momentum_beats_sgd": _check_momentum_beats_sgd,
-    "feasible_lr_range_shrinks": _check_feasible_lr_range_shrinks,
-    "lipschitz_increasing": _check_lipschitz_increasing,
-    "c1_decomposition": _check_c1_decomposition,
-    "noise_scale_vs_critical_batch": _check_noise_scale_vs_critical_batch,
-    "sparse_loss_higher": _check_sparse_loss_higher,
-}
+# The claim names are defined once, in repro.spec (a spec's `claims` list is checked against
+# them); each has its check here.
+CLAIMS = {name: globals()[f"_check_{name}"] for name in spec_mod.CLAIMS}
 SMOOTHNESS_CLAIMS = ("lipschitz_increasing", "c1_decomposition", "noise_scale_vs_critical_batch",
                      "sparse_loss_higher")
 # Claims a K* table alone can decide (``verify --table``): no per-trial metaparameters,
