@@ -264,7 +264,8 @@ class Engine:
 
     def state_bytes(self):
         """Bytes of one saved trial state (for sizing a race's groups)."""
-        return sum(int(np.prod(v.shape)) * v.dtype.size for v in self.state_variables())
+        return sum(int(np.prod(v.shape)) * np.dtype(str(getattr(v.dtype, "name", v.dtype))).itemsize
+                   for v in self.state_variables())
 
     def start_trial(self, *, order, batch_size, init, mask, hp, goal, early_exit=True,
                     exit_goal=None, keep_state=False):
