@@ -147,6 +147,10 @@ def test_a_race_equals_the_sequential_capped_search_with_fewer_trial_steps(tmp_p
     seq_again, report = do_run(plan, tmp_path / "race", capping=True)
     assert report["trials_trained"] == 0
     assert seq_again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
+    # a race over a finished sequential search re-reads its records
+    race_over_seq, report = do_run(plan, tmp_path / "seq", capping=True, race=True)
+    assert report["trials_trained"] == 0
+    assert_same_search(race_over_seq, seq)
 
 
 def test_capping_off_every_raced_trial_is_the_trial_run_alone_bit_for_bit(tmp_path):
