@@ -81,6 +81,7 @@ def check_args(args):
     _in_range(args, "port", 1, 65535, "use a TCP port in 1..65535, e.g. 8000")
     _in_range(args, "n_boot", 1, MAX_N_BOOT, "e.g. --n-boot 500")
     _in_range(args, "max_device_batch", 1, None, "e.g. --max-device-batch 8192")
+    _in_range(args, "race_group", 1, None, "e.g. --race-group 8")
     if args.command == "bench":
         _in_range(args, "trials", 1, spec_mod.MAX_TRIALS, "e.g. --trials 2")
     goal = getattr(args, "goal", None)
@@ -222,7 +223,8 @@ def cmd_run(args):
         ds, report = run_mod.run_plan(plan, args.results, capping=sp.capping and not args.no_capping,
                                       workers=args.workers, early_exit=not args.exact_curves,
                                       reorder=not args.sobol_order,
-                                      max_device_batch=args.max_device_batch)
+                                      max_device_batch=args.max_device_batch,
+                                      race=args.race, race_group=args.race_group)
         if args.goal is not None:
             ds.attrs["goal"] = args.goal
         ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"],
@@ -500,6 +502,12 @@ def parser():
                          "the goal is missed, which changes no outcome)")
     sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="parallel processes over study points (default: one per core)")
+    sp.add_argument("--race", action="store_true",
+                    help="run each study point's trials together, every one stopped at the first "
+                         "evaluation where some trial meets the goal (same K* and best trial)")
+    sp.add_argument("--race-group", type=int, metavar="N",
+                    help="with --race: at most N trials race at once (default: as many as fit "
+                         "in 1 GiB of saved trial states); later groups are capped by earlier ones")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")

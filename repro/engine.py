@@ -247,6 +247,32 @@ class Engine:
             return math.nan, True
         return float(errors) / self.n_val, int(seen) == self.n_val
 
+    def state_variables(self):
+        """Every variable `reset` sets or a trial changes: a trial's whole state (see save_state)."""
+        return [*self.weights, *self.masks, *self.velocities, self.lr, self.momentum,
+                self.decay_steps, self.end_factor, self.step, self.val_order, self.val_margin,
+                *self.model.non_trainable_variables]
+
+    def save_state(self):
+        """This trial's state as numpy arrays: `load_state` puts it back bit for bit, so trials
+        can take turns on one engine (a race) and each computes exactly as if run alone."""
+        return [v.numpy() for v in self.state_variables()]
+
+    def load_state(self, state):
+        for v, a in zip(self.state_variables(), state):
+            v.assign(a)
+
+    def state_bytes(self):
+        """Bytes of one saved trial state (for sizing a race's groups)."""
+        return sum(int(np.prod(v.shape)) * np.dtype(str(getattr(v.dtype, "name", v.dtype))).itemsize
+                   for v in self.state_variables())
+
+    def start_trial(self, *, order, batch_size, init, mask, hp, goal, early_exit=True,
+                    exit_goal=None, keep_state=False):
+        """A trial at its start, to be advanced one evaluation at a time (TrialRun.advance)."""
+        return TrialRun(self, order, batch_size, init, mask, hp, goal, early_exit, exit_goal,
+                        keep_state)
+
     def run_trial(self, *, order, batch_size, init, mask, hp, eval_steps, goal, max_steps=None,
                   early_exit=True, exit_goal=None, cap_now=None):
         """Train from `init` (masked by `mask`) with metaparameters `hp` until the goal.
@@ -259,42 +285,76 @@ class Engine:
         before each evaluation interval for the last step the trial may now run to (None: no
         cap yet); a cap that arrives mid-run (repro.ahead) stops it like `max_steps`.
         """
-        if exit_goal is not None:
-            early_exit = True
-        exit_at = max(goal, exit_goal if exit_goal is not None else goal)
-        t0, evaluated = time.perf_counter(), self.examples_evaluated
-        self.reset(init, mask, hp)
-        steps = [s for s in eval_steps if max_steps is None or s <= max_steps]
-        done, curve, status, message = 0, [], INCOMPLETE, ""
-        for s in steps:
+        t0 = time.perf_counter()
+        run = self.start_trial(order=order, batch_size=batch_size, init=init, mask=mask, hp=hp,
+                               goal=goal, early_exit=early_exit, exit_goal=exit_goal)
+        for s in [s for s in eval_steps if max_steps is None or s <= max_steps]:
             if cap_now is not None and (c := cap_now()) is not None and s > c:
                 break  # capped now: the same record as a run started with max_steps = c
-            ran, finite, loss, weights_finite = self._train(order.indices(done, s, batch_size))
-            done += int(ran)
-            if not bool(finite):
-                status, message = INFEASIBLE, f"training loss {float(loss)} at step {done}"
+            if run.advance(s):
                 break
-            if not bool(weights_finite):
-                status, message = INFEASIBLE, f"non-finite weights after step {done}"
-                break
-            err, exact = self.validation_error(exit_at if early_exit else None)
-            curve.append((s, err, exact))
+        return run.result(wall_time=time.perf_counter() - t0)
+
+
+class TrialRun:
+    """One trial's progress along the evaluation schedule: `advance(s)` trains to step s and
+    evaluates there. With `keep_state`, the trial's variables are saved after each advance and
+    loaded before the next, so several trials can take turns on one engine (repro.race), each
+    bit for bit as if it ran alone."""
+
+    def __init__(self, engine, order, batch_size, init, mask, hp, goal, early_exit, exit_goal,
+                 keep_state=False):
+        if exit_goal is not None:
+            early_exit = True
+        self.engine, self.order, self.batch_size, self.goal = engine, order, batch_size, goal
+        self.exit_at = (max(goal, exit_goal if exit_goal is not None else goal)
+                        if early_exit else None)
+        self.done, self.curve, self.status, self.message = 0, [], INCOMPLETE, ""
+        self.examples_evaluated, self.keep_state = 0, keep_state
+        engine.reset(init, mask, hp)
+        self.state = engine.save_state() if keep_state else None
+
+    @property
+    def finished(self):
+        return self.status != INCOMPLETE
+
+    def advance(self, s):
+        """Train steps [done, s), evaluate at s; True once the trial has its outcome
+        (goal met: complete; non-finite loss, weights or logits: infeasible)."""
+        eng = self.engine
+        if self.keep_state:
+            eng.load_state(self.state)
+        ran, finite, loss, weights_finite = eng._train(self.order.indices(self.done, s, self.batch_size))
+        self.done += int(ran)
+        if not bool(finite):
+            self.status, self.message = INFEASIBLE, f"training loss {float(loss)} at step {self.done}"
+        elif not bool(weights_finite):
+            self.status, self.message = INFEASIBLE, f"non-finite weights after step {self.done}"
+        else:
+            before = eng.examples_evaluated
+            err, exact = eng.validation_error(self.exit_at)
+            self.examples_evaluated += eng.examples_evaluated - before
+            self.curve.append((s, err, exact))
             if math.isnan(err):
-                status, message = INFEASIBLE, f"non-finite logits at step {s}"
-                break
-            if err <= goal:
-                status = COMPLETE
-                break
+                self.status, self.message = INFEASIBLE, f"non-finite logits at step {s}"
+            elif err <= self.goal:
+                self.status = COMPLETE
+        if self.keep_state:
+            self.state = None if self.finished else eng.save_state()
+        return self.finished
+
+    def result(self, wall_time):
+        complete = self.status == COMPLETE
         return TrialResult(
-            status=status,
-            steps_to_result=curve[-1][0] if status == COMPLETE else None,
-            steps=done,
-            eval_steps=[c[0] for c in curve],
-            val_errors=[c[1] for c in curve],
-            val_exact=[c[2] for c in curve],
-            examples_evaluated=self.examples_evaluated - evaluated,
-            wall_time=time.perf_counter() - t0,
-            message=message,
+            status=self.status,
+            steps_to_result=self.curve[-1][0] if complete else None,
+            steps=self.done,
+            eval_steps=[c[0] for c in self.curve],
+            val_errors=[c[1] for c in self.curve],
+            val_exact=[c[2] for c in self.curve],
+            examples_evaluated=self.examples_evaluated,
+            wall_time=wall_time,
+            message=self.message,
         )
 
 

@@ -217,10 +217,14 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
     with no usable record: later ones were capped by a best that may include it.
     """
     store = store_mod.RunStore(results_dir)
+    _, values = _sobol(spec, pp)
     if order is None:
         path = _order_path(spec, pp, sparsity, batch_size, results_dir, capping)
-        order = json.loads(path.read_text())["order"] if path.exists() else list(range(pp.grid.trials))
-    _, values = _sobol(spec, pp)
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        order = doc.get("order", list(range(pp.grid.trials)))
+        if doc.get("race"):  # raced (race_point): the best at this goal first, then index order
+            order = race_order(pp, [store.get(_trial_id(spec, pp, sparsity, batch_size, i, values[i]))
+                                    for i in range(pp.grid.trials)])
     out, best = {}, None
     for i in order[:upto]:
         old = store.get(_trial_id(spec, pp, sparsity, batch_size, i, values[i]))
@@ -234,6 +238,27 @@ def _walk(spec, pp, sparsity, batch_size, results_dir, capping, order=None, upto
         if k is not None and (best is None or (k, i) < best):
             best = (k, i)
     return out, best
+
+
+def stored_best(pp, records, early_exit=True):
+    """(K, trial) of the best complete trial that stored `records` (one per trial index, None:
+    not stored) show at the panel's goal, each read at its own cap; None if none is complete."""
+    best = None
+    for i, old in enumerate(records):
+        rec = store_mod.goal_view(old, pp.panel.goal_error, old.get("cap")) if old else None
+        if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
+            rec = None
+        if rec is not None and rec["status"] == "complete" and \
+                (best is None or (rec["steps_to_result"], i) < best):
+            best = (rec["steps_to_result"], i)
+    return best
+
+
+def race_order(pp, records):
+    """A raced point's run order: its best trial (`stored_best`) first, the rest by index.
+    Read in this order, each trial's cap (`cap_for`) is the one the race gave it."""
+    best = stored_best(pp, records)
+    return ([best[1]] if best else []) + [i for i in range(pp.grid.trials) if not best or i != best[1]]
 
 
 def _trial_id(spec, pp, sparsity, batch_size, i, values):
@@ -300,16 +325,21 @@ def train_or_reuse(spec, pp, sparsity, batch_size, i, values, results_dir, cap=N
     train_cap = tightest[0]
     if train_cap is not None:  # a cap that arrived one interval late: the record reaches past it
         train_cap = max(train_cap, res.steps)
-    status = "capped" if res.status == "incomplete" and train_cap is not None else res.status
-    rec = {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
-           "goal": goal, "exit_goal": exit_goal,
-           "steps_to_result": res.steps_to_result, "steps": res.steps,
-           "eval_steps": res.eval_steps, "val_errors": res.val_errors,
-           "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
-           "examples_trained": res.steps * batch_size,
-           "wall_time": res.wall_time, "message": res.message, "cap": train_cap}
+    rec = _record(rid, ident, res, goal, exit_goal, batch_size, train_cap)
     store.put(rid, rec)
     return store_mod.goal_view(rec, panel.goal_error, cap if cap_now is None else train_cap), False
+
+
+def _record(rid, ident, res, goal, exit_goal, batch_size, cap):
+    """The stored record of a trained trial (docs/results-format.md, "Trial records")."""
+    status = "capped" if res.status == "incomplete" and cap is not None else res.status
+    return {"run_id": rid, "identity": ident, "values": ident["values"], "status": status,
+            "goal": goal, "exit_goal": exit_goal,
+            "steps_to_result": res.steps_to_result, "steps": res.steps,
+            "eval_steps": res.eval_steps, "val_errors": res.val_errors,
+            "val_exact": res.val_exact, "examples_evaluated": res.examples_evaluated,
+            "examples_trained": res.steps * batch_size,
+            "wall_time": res.wall_time, "message": res.message, "cap": cap}
 
 
 def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
@@ -381,6 +411,86 @@ def run_point(spec, pp, sparsity, batch_size, results_dir, capping, report, earl
         shutil.rmtree(directory / name, ignore_errors=True)
         t = tuner()
     t.search(verbose=0)
+    return None
+
+
+RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
+
+
+def race_group(engine, memory=RACE_MEMORY):
+    """How many trials of a point race at once: as many saved states as fit in `memory`."""
+    return max(1, memory // max(1, engine.state_bytes()))
+
+
+def race_point(spec, pp, sparsity, batch_size, results_dir, capping, report, early_exit=True,
+               replicas=1, group=None):
+    """Search one study point as a race (repro.race); `report(event dict)` after every trial.
+
+    Stored records are re-read, not retrained: a trial whose record answers the point's goal at
+    the cap the race gives it is reused (shared runs, other goals, a resumed race), and complete
+    ones cap the race from its start. The other trials race in groups of `group` (default:
+    `race_group`), in index order, each group capped by the best of everything before it.
+    Every trial's record is stored as it leaves the race, so a killed race resumes with the
+    trials that have none. Finally the point's run order is stored with the best trial first:
+    read in that order, the records give the sequential capped search's caps (`_walk`)."""
+    from . import models, race as race_mod
+    panel, grid, goal = pp.panel, pp.grid, pp.panel.goal_error
+    store, max_steps = store_mod.RunStore(results_dir), grid.max_steps_for(batch_size)
+    _, values = _sobol(spec, pp)
+    n = grid.trials
+    idents = [identity(panel, grid, spec, sparsity, batch_size, i, values[i]) for i in range(n)]
+    rids = [store_mod.run_id(ident) for ident in idents]
+    olds = [store.get(rid) for rid in rids]
+
+    def view(i, cap):
+        """Trial i's record as the search sees it under `cap` (None: it must train)."""
+        rec = store_mod.goal_view(olds[i], goal, cap) if olds[i] else None
+        if rec is not None and not early_exit and not all(rec.get("val_exact", [True])):
+            return None  # exact curves were asked for; this record has lower bounds
+        return rec
+
+    def usable(i, best):
+        return view(i, cap_for(best, i, capping, max_steps)) is not None
+
+    best, trained = stored_best(pp, olds, early_exit), set()  # what the records already tell
+    w = workload(panel, spec, results_dir, replicas)
+    pending = [i for i in range(n) if not usable(i, best)]
+    size = group or race_group(w.engine)
+    while pending:
+        chunk, pending = pending[:size], pending[size:]
+        chunk = [i for i in chunk if not usable(i, best)]  # the best may have improved since
+        exit_goals = {}
+        runs = {}
+        for i in chunk:
+            loosest = [goal, *panel.read_goals]
+            if olds[i]:  # keep the curve exact up to what the record it replaces answered
+                old_goal = store_mod.record_goal(olds[i])
+                loosest += [g for g in (old_goal, olds[i].get("exit_goal")) if g is not None]
+            exit_goals[i] = max(loosest) if early_exit else None
+            init = models.initial_weights(w.engine.model, spec.seed + i)
+            runs[i] = w.engine.start_trial(
+                order=w.order_for(spec.seed), batch_size=batch_size, init=init,
+                mask=w.mask(spec.seed + i, init, sparsity), hp=values[i], goal=goal,
+                early_exit=early_exit, exit_goal=exit_goals[i], keep_state=True)
+
+        def store_one(i, res, cap):
+            cap = None if cap is None or res.status == "complete" else max(cap, res.steps)
+            olds[i] = _record(rids[i], idents[i], res, goal, exit_goals[i], batch_size, cap)
+            store.put(rids[i], olds[i])
+            trained.add(i)
+            report(_event(spec, pp, sparsity, batch_size, i, values[i], olds[i], False, best=None))
+
+        _, best = race_mod.race(runs, pp.eval_steps, max_steps, capping, best, store_one)
+        del runs
+    for i in range(n):
+        if i not in trained:
+            report(_event(spec, pp, sparsity, batch_size, i, values[i],
+                          view(i, cap_for(best, i, capping, max_steps)), True,
+                          best=None if best is None else best[0]))
+    point = (spec, pp, sparsity, batch_size, results_dir, capping)
+    if trained or len(replay_point(*point)) < n:  # else a stored order reads every record as is
+        doc = {"order": race_order(pp, olds), "anchor": None, "race": True}
+        store_mod.atomic_write(_order_path(*point), json.dumps(doc).encode())
     return None
 
 
@@ -510,6 +620,32 @@ def _worker_ahead(args):
                       ahead=rec.get("cap")))
 
 
+def _worker_race(args):
+    *args, early_exit, group = args
+    return race_point(*args, report=_QUEUE.put, early_exit=early_exit, group=group)
+
+
+def _race_plan(mirrored, tasks, replicas, workers, progress, early_exit, group):
+    """Race every point: mirrored ones here, the rest in `workers` processes (one point each)."""
+    for t in mirrored + (tasks if workers <= 1 else []):
+        race_point(*t, report=progress, early_exit=early_exit, group=group,
+                   replicas=replicas[t[3]][1] if t in mirrored else 1)
+    if workers <= 1 or not tasks:
+        return
+    ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
+    queue, counter = ctx.Queue(), ctx.Value("i", 0)
+    with ctx.Pool(workers, _worker_init, (queue, counter)) as pool:
+        running = [pool.apply_async(_worker_race, (t + (early_exit, group),)) for t in tasks]
+        while running or not queue.empty():
+            try:
+                progress(queue.get(timeout=0.5))
+            except Exception:  # queue.Empty
+                pass
+            for r in [r for r in running if r.ready()]:
+                running.remove(r)
+                r.get()  # re-raises a worker's error here
+
+
 def anchor_candidates(tasks):
     """For each task (spec, pp, sparsity, B, ...), the tasks its run order may anchor on, in
     order of preference (indices into `tasks`): the same sparsity at the next smaller batch
@@ -569,8 +705,10 @@ def next_ready(todo, tasks, candidates, done, first):
 
 
 def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, early_exit=True,
-             reorder=True, max_device_batch=None):
-    """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}})."""
+             reorder=True, max_device_batch=None, race=False, race_group=None):
+    """Run every study point of `plan`; returns (dataset, {"missing": {panel: message}}).
+
+    With `race`, each point runs as a race (`race_point`, trials per group: `race_group`)."""
     spec, results_dir = plan.spec, str(results_dir)
     from . import engine
     if workers <= 1 and not engine.pin_threads():  # trials run in this process
@@ -616,6 +754,9 @@ def run_plan(plan, results_dir="results", capping=True, workers=1, log=print, ea
                              "run on more devices, or raise --max-device-batch") from None
     mirrored = [t for t in tasks if replicas[t[3]][0] == "mirrored"]
     tasks = [t for t in tasks if replicas[t[3]][0] != "mirrored"]
+    if race:  # points race one per worker; no run orders or anchors to wait for
+        _race_plan(mirrored, tasks, replicas, workers, progress, early_exit, race_group)
+        mirrored, tasks = [], []
     kw = {"early_exit": early_exit, "reorder": reorder}
     for group in (mirrored, tasks):
         candidates = anchor_candidates(group)

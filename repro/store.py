@@ -61,8 +61,8 @@ def capped_view(record, cap):
     deterministic and evaluation steps are fixed, so a longer run answers any shorter cap.
     """
     rcap = record.get("cap")
-    if rcap is not None and (cap is None or cap > rcap):
-        return None
+    if rcap is not None and record["status"] != "complete" and (cap is None or cap > rcap):
+        return None  # (a complete record met the goal under its cap: it answers any cap)
     if cap is None:
         return record
     ended = record["steps_to_result"] if record["status"] == "complete" else record["steps"]

@@ -1,0 +1,272 @@
+"""Tests for racing (repro.race, run.race_point): a point's trials advance together and stop at
+the first evaluation where one meets the goal, with the K* and best trial of the sequential
+capped search.
+
+SYNTHETIC data (conftest.py), patched into repro.data.load as in test_run.py.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from repro import data as data_mod
+from repro import engine, models
+from repro import plan as plan_mod
+from repro import race, run
+from repro import spec as spec_mod
+from conftest import make_data
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-tuner internals
+
+SPEC = """\
+[figure]
+id = "figure-race-test"
+title = "synthetic race test"
+seed = 0
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "{optimizer}"
+schedule = "{schedule}"
+goal_error = 0.01
+
+[panel.search]
+learning_rate = {{ min = {lr_min}, max = {lr_max}, scale = "log" }}
+{extra}
+[panel.grid.full]
+batch_sizes = {batch_sizes}
+sparsities = {sparsities}
+trials = {trials}
+max_steps = 64
+eval_every = 4
+"""
+
+DATA = dict(n_train=64, n_val=3000)  # 3 evaluation chunks of 1000: early exit can act
+
+
+@pytest.fixture(autouse=True)
+def synthetic(monkeypatch):
+    data = make_data(**DATA)
+    monkeypatch.setattr(data_mod, "load", lambda name: data)
+    monkeypatch.setattr(data_mod, "require", lambda name: None)
+    monkeypatch.setattr(run, "_WORKLOADS", {})
+
+
+def plan_for(tmp_path, lr_min=1e-3, lr_max=0.3, batch_sizes=(8, 16), sparsities=(0.0,), trials=6,
+             optimizer="sgd", schedule="constant", extra=""):
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.format(lr_min=lr_min, lr_max=lr_max, batch_sizes=json.dumps(list(batch_sizes)),
+                                sparsities=json.dumps(list(sparsities)), trials=trials,
+                                optimizer=optimizer, schedule=schedule, extra=extra))
+    return plan_mod.compile_plan(spec_mod.load_spec(path), "full")
+
+
+def do_run(plan, results, **kw):
+    ds, report = run.run_plan(plan, results, log=lambda line: None, **kw)
+    return ds, report
+
+
+def assert_same_search(race_ds, seq_ds):
+    """The issue's criterion: same K* and best trial; every trial the race did not cap has the
+    sequential search's status and steps."""
+    np.testing.assert_array_equal(race_ds["steps_to_result"].values, seq_ds["steps_to_result"].values)
+    np.testing.assert_array_equal(race_ds["best_trial"].values, seq_ds["best_trial"].values)
+    assert (race_ds["status"].values > 0).all()  # every trial has a record
+    uncapped = race_ds["status"].values != 4
+    np.testing.assert_array_equal(race_ds["status"].values[uncapped], seq_ds["status"].values[uncapped])
+    np.testing.assert_array_equal(race_ds["steps"].values[uncapped], seq_ds["steps"].values[uncapped])
+
+
+def records(plan, results, capping=True):
+    """{(s, B, trial): stored record} of every point (what the searches read)."""
+    out = {}
+    for pp in plan.panels:
+        for s, b in pp.points:
+            for key, rec in run.replay_point(plan.spec, pp, s, b, str(results), capping).items():
+                out[key[1:]] = rec
+    return out
+
+
+def trial_steps(ds):
+    return int(ds["steps"].where(ds["steps"] > 0).sum())
+
+
+# ------------------------------------------------------------------ the engine's part
+
+def test_trials_taking_turns_on_one_engine_are_bit_identical_to_each_run_alone():
+    """Saved and loaded states (weights, velocity, step counter of linear decay, the hardest-
+    first visiting order) make interleaved trials compute exactly as alone."""
+    eng = engine.Engine(make_data(**DATA), "simple_cnn", "nesterov", "linear_decay")
+    order, evals = engine.DataOrder(64, 0), list(range(4, 65, 4))
+    hps = [{"learning_rate": lr, "momentum": 0.9, "decay_steps": 40.0, "end_factor": 0.01}
+           for lr in (1e-4, 3e-4, 1e-3)]
+    inits = [models.initial_weights(eng.model, i) for i in range(3)]
+    kw = dict(order=order, batch_size=8, goal=0.0, exit_goal=0.3)
+    alone = [eng.run_trial(init=inits[i], mask=None, hp=hps[i], eval_steps=evals, **kw)
+             for i in range(3)]
+    runs = {i: eng.start_trial(init=inits[i], mask=None, hp=hps[i], keep_state=True, **kw)
+            for i in range(3)}
+    out, _ = race.race(runs, evals, 64, capping=False)
+    assert max(len(a.eval_steps) for a in alone) > 4  # some trial ran a while
+    for i in range(3):
+        a, r = alone[i], out[i][0]
+        assert (a.status, a.steps, a.eval_steps, a.val_errors, a.val_exact, a.examples_evaluated) == \
+            (r.status, r.steps, r.eval_steps, r.val_errors, r.val_exact, r.examples_evaluated)
+    assert any(not all(a.val_exact) for a in alone)  # early exit (order-dependent bounds) acted
+
+
+# ------------------------------------------------------------------ points as races
+
+def test_a_race_equals_the_sequential_capped_search_with_fewer_trial_steps(tmp_path):
+    plan = plan_for(tmp_path)
+    plain, _ = do_run(plan, tmp_path / "plain", capping=False, reorder=False)
+    seq, _ = do_run(plan, tmp_path / "seq", capping=True, reorder=False)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    assert np.isfinite(plain["steps_to_result"].values).all()  # the comparison means something
+    assert_same_search(raced, seq)
+    assert_same_search(raced, plain)
+    assert (raced["status"] == 4).any()
+    assert trial_steps(raced) <= trial_steps(seq) < trial_steps(plain)
+    # every trial stopped at K* (a trial after the best one reads as capped just below it)
+    for (s, b, t), rec in records(plan, tmp_path / "race").items():
+        k = int(raced["steps_to_result"].sel(panel="a", sparsity=s, batch_size=b))
+        assert rec["status"] == "infeasible" or rec["steps"] <= k
+    # collect re-reads it, a rerun trains nothing, and the sequential command reads it too
+    again, report = do_run(plan, tmp_path / "race", capping=True, race=True)
+    assert report["trials_trained"] == 0
+    assert again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
+    seq_again, report = do_run(plan, tmp_path / "race", capping=True)
+    assert report["trials_trained"] == 0
+    assert seq_again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
+    # a race over a finished sequential search re-reads its records
+    race_over_seq, report = do_run(plan, tmp_path / "seq", capping=True, race=True)
+    assert report["trials_trained"] == 0
+    assert_same_search(race_over_seq, seq)
+
+
+def test_capping_off_every_raced_trial_is_the_trial_run_alone_bit_for_bit(tmp_path):
+    plan = plan_for(tmp_path, optimizer="momentum", schedule="linear_decay",
+                    extra='momentum = { min = 0.5, max = 0.99, scale = "reverse_log" }\n'
+                          'decay_steps = { min = 8, max = 64, scale = "linear" }\n'
+                          'end_factor = { min = 0.01, max = 0.5, scale = "log" }\n',
+                    sparsities=(0.0, 0.5), batch_sizes=(8,), trials=4)
+    do_run(plan, tmp_path / "alone", capping=False, reorder=False)
+    do_run(plan, tmp_path / "race", capping=False, race=True)
+    alone, raced = records(plan, tmp_path / "alone", False), records(plan, tmp_path / "race", False)
+    assert alone.keys() == raced.keys() and len(alone) == 8
+    for key, a in alone.items():
+        r = raced[key]
+        assert {k: v for k, v in a.items() if k != "wall_time"} == \
+            {k: v for k, v in r.items() if k != "wall_time"}, key
+
+
+def test_a_point_raced_in_groups_gives_the_same_search(tmp_path):
+    plan = plan_for(tmp_path, batch_sizes=(8,))
+    whole, _ = do_run(plan, tmp_path / "whole", capping=True, race=True)
+    grouped, _ = do_run(plan, tmp_path / "grouped", capping=True, race=True, race_group=2)
+    assert_same_search(grouped, whole)
+    np.testing.assert_array_equal(grouped["status"].values, whole["status"].values)
+    np.testing.assert_array_equal(grouped["steps"].values, whole["steps"].values)
+
+
+def test_diverging_trials_leave_the_race_as_infeasible_and_the_race_goes_on(tmp_path):
+    plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,))
+    plain, _ = do_run(plan, tmp_path / "plain", capping=False, reorder=False)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    assert (raced["status"] == 3).any() and np.isfinite(raced["steps_to_result"].values).all()
+    assert_same_search(raced, plain)
+
+
+def test_a_point_where_nobody_meets_the_goal_runs_everyone_to_the_budget(tmp_path):
+    plan = plan_for(tmp_path, lr_min=1e-7, lr_max=1e-6, batch_sizes=(8,), trials=3)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    assert (raced["status"].values == 2).all() and (raced["steps"].values == 64).all()
+    assert np.isnan(raced["steps_to_result"].values).all()
+
+
+def test_stored_records_are_reused_and_a_partial_race_resumes_to_the_same_search(tmp_path):
+    plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,))
+    full, _ = do_run(plan, tmp_path / "full", capping=True, race=True)
+    recs = records(plan, tmp_path / "full")
+    for keep in ([t for (_, _, t), r in recs.items() if r["status"] == "infeasible"],  # a killed race
+                 [int(full["best_trial"].values.item())],  # the best stored: it caps the rest
+                 [0, 1]):
+        part = tmp_path / f"part-{'-'.join(map(str, keep))}"
+        for rid in (recs[(0.0, 8, t)]["run_id"] for t in keep):
+            src = tmp_path / "full" / "runs" / rid[:2] / f"{rid}.json"
+            (part / "runs" / rid[:2]).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, part / "runs" / rid[:2])
+        resumed, report = do_run(plan, part, capping=True, race=True)
+        assert report["trials_trained"] == 6 - len(keep)
+        assert resumed.attrs["trials_sha256"] == full.attrs["trials_sha256"], keep
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_data
+from repro import data as data_mod, plan as plan_mod, run, spec as spec_mod
+data = make_data(**{data!r})
+data_mod.load = lambda name: data
+data_mod.require = lambda name: None
+plan = plan_mod.compile_plan(spec_mod.load_spec({spec!r}), "full")
+run.run_plan(plan, {results!r}, capping=True, race=True, log=print)
+"""
+
+
+def test_kill_9_mid_race_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """Killed once its first record (a diverged trial) is stored, the race resumes with the
+    trials that have none and stores the same search."""
+    plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,), trials=8)
+    full, _ = do_run(plan, tmp_path / "full", capping=True, race=True)
+    results = tmp_path / "killed"
+    script = KILL_SCRIPT.format(tests=str(pathlib.Path(__file__).parent), data=DATA,
+                                spec=str(plan.spec.path), results=str(results))
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(run.__file__).parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(results.glob("runs/*/*.json")) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stored = len(list(results.glob("runs/*/*.json")))
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert 0 < stored < 8  # killed mid-race
+    resumed, report = do_run(plan, results, capping=True, race=True)
+    assert report["trials_trained"] < 8
+    assert resumed.attrs["trials_sha256"] == full.attrs["trials_sha256"]
+
+
+@pytest.mark.slow
+def test_a_race_on_real_mnist_equals_the_sequential_capped_search(tmp_path, monkeypatch):
+    """One real-MNIST point, 3 trials, a small budget: capping on and off."""
+    monkeypatch.undo()
+    data_mod.require("mnist")
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.format(lr_min=1e-2, lr_max=1.0, batch_sizes="[64]", sparsities="[0.0]",
+                                trials=3, optimizer="sgd", schedule="constant", extra="")
+                    .replace("goal_error = 0.01", "goal_error = 0.2")
+                    .replace("max_steps = 64", "max_steps = 200").replace("eval_every = 4", "eval_every = 20"))
+    plan = plan_mod.compile_plan(spec_mod.load_spec(path), "full")
+    seq, _ = do_run(plan, tmp_path / "seq", capping=True, reorder=False)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    assert np.isfinite(seq["steps_to_result"].values).all()
+    assert_same_search(raced, seq)
+    do_run(plan, tmp_path / "alone", capping=False, reorder=False)
+    do_run(plan, tmp_path / "race-off", capping=False, race=True)
+    alone, off = records(plan, tmp_path / "alone", False), records(plan, tmp_path / "race-off", False)
+    for key, a in alone.items():
+        assert {k: v for k, v in a.items() if k != "wall_time"} == \
+            {k: v for k, v in off[key].items() if k != "wall_time"}, key
