@@ -7,7 +7,8 @@ panel's input shape (a step costs the same whatever the pixels are), in a fresh 
 one TensorFlow thread, as `repro run`'s workers train. It measures a subset of the batch sizes
 (`probe_batches`: about every 4x) and `step_seconds` interpolates between them. Results are
 cached per host and device kind in `results/cache/throughput-<host>-<device>.json`, keyed by
-model, dataset, batch size and trials per race, and re-used until the TensorFlow version changes.
+model, input shape (MNIST and Fashion-MNIST share one), batch size and trials per race, and
+re-used until the TensorFlow version changes.
 
 `wall_hours` is a pure function: seconds = sum over batch sizes of steps x step time(B) plus
 validation examples read x time per example, spread over the parallel workers (see ASSUMPTIONS).
@@ -27,7 +28,7 @@ PROBE_VERSION = 1
 TRIALS_PER_RACE = 1      # a trial has a device to itself until racing (issue 18) shares one
 TARGET_S = 1.0           # seconds of timed training per probed batch size
 MAX_PROBE_STEPS = 300    # ... or this many steps, whichever comes first
-MAX_STEP_S = 1.0         # once one step takes this long, larger batch sizes are extrapolated
+MAX_STEP_S = 1.0         # larger batch sizes whose step would take longer are extrapolated
 PROBE_TRAIN_EXAMPLES = 8192
 
 ASSUMPTIONS = (
@@ -97,8 +98,13 @@ def cache_path(results_dir, kind, host=None):
     return pathlib.Path(results_dir) / "cache" / f"throughput-{host}-{kind}.json"
 
 
+def shape_key(dataset):
+    """The input shape a step's cost depends on, as text: '28x28x1' for MNIST and Fashion-MNIST."""
+    return "x".join(map(str, plan_mod.INPUT_SHAPES[dataset]))
+
+
 def entry_key(model, dataset, batch_size=None, race=TRIALS_PER_RACE):
-    return f"{model}/{dataset}/" + ("eval" if batch_size is None else f"B={int(batch_size)}/race={race}")
+    return f"{model}/{shape_key(dataset)}/" + ("eval" if batch_size is None else f"B={int(batch_size)}/race={race}")
 
 
 def read_cache(path, tf_version):
@@ -154,8 +160,9 @@ def _time_steps(eng, order, batch_size, clock=time.perf_counter):
 def probe(jobs, threads=1):
     """Measure {entry_key: entry} for `jobs` = [(model, dataset, [batch sizes])] on this device.
 
-    Batch sizes are timed smallest first; once a step takes over MAX_STEP_S the larger ones are
-    left to extrapolation (`step_seconds`). Runs in the calling process: see `probe_in_subprocess`."""
+    Batch sizes are timed smallest first; one whose step would take over MAX_STEP_S (at the
+    last one's time per example) is left to extrapolation (`step_seconds`), as are all above it.
+    Runs in the calling process: see `probe_in_subprocess`."""
     from . import engine, models
     engine.pin_threads(threads)
     out = {}
@@ -164,11 +171,13 @@ def probe(jobs, threads=1):
         eng = engine.Engine(data, model, "momentum", "constant")
         eng.reset(models.initial_weights(eng.model, 0), None, {"learning_rate": 1e-3, "momentum": 0.9})
         order = engine.DataOrder(len(data.y_train), 0)
+        last = None
         for b in sorted(batches):
+            if last is not None and last[1] * b / last[0] > MAX_STEP_S:
+                break
             s, n = _time_steps(eng, order, b)
             out[entry_key(model, dataset, b)] = {"step_s": s, "steps_timed": n}
-            if s > MAX_STEP_S:
-                break
+            last = (b, s)
         eng.validation_error()  # warm-up: traces the evaluation
         t0 = time.perf_counter()
         passes = 2
@@ -201,16 +210,22 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
     kind = devices.device_kind()
     path = cache_path(results_dir, kind)
     entries = read_cache(path, tf.__version__)
-    wanted = {}
+    wanted, dataset_of = {}, {}  # (model, input shape) -> batch sizes; -> a dataset of that shape
     for pp in plan.panels:
-        wanted.setdefault((pp.panel.model, pp.panel.dataset), set()).update(pp.grid.batch_sizes)
+        key = (pp.panel.model, shape_key(pp.panel.dataset))
+        wanted.setdefault(key, set()).update(pp.grid.batch_sizes)
+        dataset_of.setdefault(key, pp.panel.dataset)
     jobs = []
-    for (model, dataset), bs in wanted.items():
-        probed = probe_batches(bs)
-        missing = [b for b in probed if entry_key(model, dataset, b) not in entries]
-        # a missing B above one already too slow to time needs no probe (it is extrapolated)
-        slow = [b for b in probed if entries.get(entry_key(model, dataset, b), {}).get("step_s", 0) > MAX_STEP_S]
-        missing = [b for b in missing if not slow or b < min(slow)]
+    for key, bs in wanted.items():
+        model, dataset = key[0], dataset_of[key]
+        cached = {b: entries[entry_key(model, dataset, b)]["step_s"] for b in probe_batches(bs)
+                  if entry_key(model, dataset, b) in entries}
+        # a B whose step the largest cached one below it says takes over MAX_STEP_S is extrapolated
+        missing = []
+        for b in probe_batches(bs):
+            below = [c for c in cached if c < b]
+            if b not in cached and not (below and cached[max(below)] * b / max(below) > MAX_STEP_S):
+                missing.append(b)
         if missing or entry_key(model, dataset) not in entries:
             jobs.append((model, dataset, missing))
     probed_now = bool(jobs) and run_probe
@@ -220,13 +235,13 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
         write_cache(path, tf.__version__, kind, entries)
         probe_s = time.perf_counter() - t0
     out = {}
-    for (model, dataset), bs in wanted.items():
+    for (model, shape), bs in wanted.items():
         steps = {int(k.split("B=")[1].split("/")[0]): v["step_s"] for k, v in entries.items()
-                 if k.startswith(f"{model}/{dataset}/B=") and k.endswith(f"/race={TRIALS_PER_RACE}")}
-        ev = entries.get(entry_key(model, dataset))
+                 if k.startswith(f"{model}/{shape}/B=") and k.endswith(f"/race={TRIALS_PER_RACE}")}
+        ev = entries.get(f"{model}/{shape}/eval")
         if steps and ev:
-            out[(model, dataset)] = {"step_s": steps, "val_example_s": ev["val_example_s"],
-                                     "pass_s": ev.get("pass_s"), "n_val": ev.get("n_val")}
+            out[(model, shape)] = {"step_s": steps, "val_example_s": ev["val_example_s"],
+                                   "pass_s": ev.get("pass_s"), "n_val": ev.get("n_val")}
     return out, {"cache": str(path), "device": kind, "tensorflow": tf.__version__,
                  "probed_now": probed_now, "probe_seconds": round(probe_s, 1) if probed_now else None,
                  "missing": [f"{m}/{d}" for m, d, _ in jobs] if not run_probe else []}
@@ -246,7 +261,7 @@ def estimate_wall_time(plan, rows, results_dir, n_devices=8, max_device_batch=pl
                n_devices if gpus else 1)]
     panels, totals = [], {}
     for pp, row in zip(plan.panels, rows):
-        t = found.get((pp.panel.model, pp.panel.dataset))
+        t = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
         if t is None:
             panels.append({"panel": pp.panel.id, "hours": None})
             continue

@@ -74,7 +74,7 @@ def test_probe_cache_is_written_atomically_and_reused(tmp_path, monkeypatch):
     plan = _plan()
     found, src = throughput.tables(plan, tmp_path, prober=fake_prober)
     assert calls == [[("simple_cnn", "mnist", [16, 64, 256, 1024])]] and src["probed_now"]
-    assert found[("simple_cnn", "mnist")]["step_s"] == {16: 0.016, 64: 0.064, 256: 0.256, 1024: 1.024}
+    assert found[("simple_cnn", "28x28x1")]["step_s"] == {16: 0.016, 64: 0.064, 256: 0.256, 1024: 1.024}
     path = pathlib.Path(src["cache"])
     assert path.parent == tmp_path / "cache" and path.name.startswith("throughput-")
     assert path.name.endswith(f"-{src['device']}.json")
@@ -83,6 +83,9 @@ def test_probe_cache_is_written_atomically_and_reused(tmp_path, monkeypatch):
     assert len(calls) == 1 and not src2["probed_now"] and again == found
     # panel (a) adds B = 32 (between probed sizes: interpolated) and nothing new to probe
     throughput.tables(_plan("a"), tmp_path, prober=fake_prober)
+    assert len(calls) == 1
+    # panel (c), Fashion-MNIST, has MNIST's input shape: the same model costs the same
+    throughput.tables(_plan("c"), tmp_path, prober=fake_prober)
     assert len(calls) == 1
     # another TensorFlow version: the cache is ignored
     doc = json.loads(path.read_text())
@@ -106,9 +109,26 @@ def test_probe_times_the_engine_on_synthetic_data(monkeypatch):
     monkeypatch.setattr(throughput, "TARGET_S", 0.05)
     monkeypatch.setattr(throughput, "MAX_PROBE_STEPS", 4)
     out = throughput.probe([("simple_cnn", "mnist", [16, 32])])
-    assert set(out) == {"simple_cnn/mnist/B=16/race=1", "simple_cnn/mnist/B=32/race=1", "simple_cnn/mnist/eval"}
+    assert set(out) == {"simple_cnn/28x28x1/B=16/race=1", "simple_cnn/28x28x1/B=32/race=1", "simple_cnn/28x28x1/eval"}
     assert all(0 < v["step_s"] < 10 and 1 <= v["steps_timed"] <= 4 for k, v in out.items() if "B=" in k)
-    assert out["simple_cnn/mnist/eval"]["n_val"] == 6000 and out["simple_cnn/mnist/eval"]["val_example_s"] > 0
+    assert out["simple_cnn/28x28x1/eval"]["n_val"] == 6000 and out["simple_cnn/28x28x1/eval"]["val_example_s"] > 0
+    # a batch size whose step would take over MAX_STEP_S at B = 16's time per example is not timed
+    monkeypatch.setattr(throughput, "MAX_STEP_S", out["simple_cnn/28x28x1/B=16/race=1"]["step_s"] * 100)
+    big = throughput.probe([("simple_cnn", "mnist", [16, 8192])])
+    assert "simple_cnn/28x28x1/B=8192/race=1" not in big and "simple_cnn/28x28x1/B=16/race=1" in big
+
+
+def test_only_batches_a_cached_one_says_are_quick_enough_are_probed(tmp_path, monkeypatch):
+    import tensorflow as tf
+    from repro import devices
+    kind = devices.device_kind()
+    entries = {throughput.entry_key("simple_cnn", "mnist", 16): {"step_s": 0.005},
+               throughput.entry_key("simple_cnn", "mnist", 64): {"step_s": 0.3},  # 4.8 s at B = 1024
+               throughput.entry_key("simple_cnn", "mnist"): {"val_example_s": 1e-4}}
+    throughput.write_cache(throughput.cache_path(tmp_path, kind), tf.__version__, kind, entries)
+    calls = []
+    throughput.tables(_plan(), tmp_path, prober=lambda jobs: calls.append(jobs) or {})
+    assert calls == []  # 256 and 1024 are extrapolated from B = 64 (1.2 and 4.8 s a step)
 
 
 # ---------------------------------------------------------------- the command line
