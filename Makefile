@@ -3,7 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 GRID   ?= reduced
-STAMP  := $(VENV)/.installed-stamp
+# TensorFlow's build: the CUDA one (DEVICE=gpu) when `nvidia-smi -L` lists a GPU, else the CPU
+# one; `make figure-1 DEVICE=gpu` (or cpu) chooses. The stamp names the build, so a switch
+# reinstalls; the two builds write the same `tensorflow` package, so the other is removed first.
+NVIDIA_SMI ?= nvidia-smi
+ifndef DEVICE
+DEVICE := $(shell $(NVIDIA_SMI) -L 2>/dev/null | grep -q '^GPU [0-9]' && echo gpu || echo cpu)
+endif
+ifeq ($(filter cpu gpu,$(DEVICE)),)
+$(error DEVICE must be cpu or gpu, got '$(DEVICE)')
+endif
+OTHER_TF := $(if $(filter gpu,$(DEVICE)),tensorflow-cpu,tensorflow)
+OTHER_DEVICE := $(if $(filter gpu,$(DEVICE)),cpu,gpu)
+STAMP  := $(VENV)/.installed-$(DEVICE)
 
 # Figures with a spec; a static pattern rule, because make skips implicit rules for .PHONY targets.
 FIGURES := $(shell ls specs/figure-*.toml | sed 's|specs/||; s|\.toml||' | sort -t- -k2 -n)
@@ -13,7 +25,10 @@ FIGURES := $(shell ls specs/figure-*.toml | sed 's|specs/||; s|\.toml||' | sort 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	$(BIN)/pip uninstall -q -y $(OTHER_TF) 2>/dev/null || true
+	$(BIN)/pip install -q -e '.[$(DEVICE),test]'
+	@echo "installed TensorFlow's $(DEVICE) build into $(VENV) (switch: make venv DEVICE=$(OTHER_DEVICE))"
 	touch $@
 
 venv: $(STAMP)

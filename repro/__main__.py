@@ -82,6 +82,7 @@ def check_args(args):
     _in_range(args, "n_boot", 1, MAX_N_BOOT, "e.g. --n-boot 500")
     _in_range(args, "max_device_batch", 1, None, "e.g. --max-device-batch 8192")
     _in_range(args, "race_group", 1, None, "e.g. --race-group 8")
+    _in_range(args, "devices", 1, 1_000_000, "e.g. --devices 8")
     if args.command == "bench":
         _in_range(args, "trials", 1, spec_mod.MAX_TRIALS, "e.g. --trials 2")
     goal = getattr(args, "goal", None)
@@ -120,9 +121,14 @@ def cmd_plan(args):
         out.append(plan_mod.describe(plan))
         n = plan_mod.visible_devices()
         out[-1]["placement"] = {"devices": n, "max_device_batch": args.max_device_batch,
-                                "panels": plan_mod.describe_placement(plan, n, args.max_device_batch)}
+                                "panels": plan_mod.describe_placement(plan, n, args.max_device_batch),
+                                "workers": plan_mod.describe_workers()}
         if args.estimate:
             out[-1]["estimate"] = estimate_costs(plan, args)
+            from . import throughput
+            out[-1]["wall_time"] = throughput.estimate_wall_time(
+                plan, out[-1]["estimate"], args.results, args.devices, args.max_device_batch,
+                run_probe=not args.no_probe)
     sharing = None
     if len(plans) > 1:  # runs asked for by several figures are counted once
         from . import run as run_mod
@@ -156,6 +162,9 @@ def cmd_plan(args):
                     r = row[kind]
                     print(f"  {kind:8s} {r['steps']:>15,} steps {r['evaluations']:>12,} evaluations "
                           f"{r['examples_evaluated']:>16,} validation examples")
+        if "wall_time" in d:
+            from . import throughput
+            print("\n".join(throughput.format_wall_time(d["wall_time"])))
         print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
               f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
               f"evaluations and {d['totals']['steps_at_most']:,} steps")
@@ -176,6 +185,7 @@ def cmd_plan(args):
             for b, text in rows.items():
                 kinds.setdefault(text, []).append(b)
             print(f"    ({pid}) " + "; ".join(f"B {bs}: {text}" for text, bs in kinds.items()))
+        print(f"    {pl['workers']}")
     if sharing:
         print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
               "distinct runs (each shared run is trained once)")
@@ -202,6 +212,14 @@ def estimate_costs(plan, args):
     return cost.estimate(plan, ds)
 
 
+def _workers(args):
+    """--workers, else one per GPU (or per core without GPUs): see repro.devices.default_workers."""
+    if args.workers is None:
+        from . import devices
+        args.workers = devices.default_workers()
+    return args.workers
+
+
 def cmd_run(args):
     from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
     for sp in spec_mod.load_specs(args.spec):
@@ -210,7 +228,7 @@ def cmd_run(args):
             out = results_path(args.results, sp, args.grid)
             check_writable(out.parent)
             t0 = time.perf_counter()
-            ds = smoothness_run.run_study(sp, args.grid, args.results, args.workers, args.panel)
+            ds = smoothness_run.run_study(sp, args.grid, args.results, _workers(args), args.panel)
             ds.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
             store.write_dataset(ds, out)
             print(f"wrote {out}")
@@ -221,7 +239,7 @@ def cmd_run(args):
         check_writable(out.parent)
         t0 = time.perf_counter()
         ds, report = run_mod.run_plan(plan, args.results, capping=sp.capping and not args.no_capping,
-                                      workers=args.workers, early_exit=not args.exact_curves,
+                                      workers=_workers(args), early_exit=not args.exact_curves,
                                       reorder=not args.sobol_order,
                                       max_device_batch=args.max_device_batch,
                                       race=args.race, race_group=args.race_group)
@@ -479,6 +497,12 @@ def parser():
     sp.add_argument("--estimate", action="store_true",
                     help="predict steps and evaluations with and without repro's speed-ups "
                          "(measured from this spec's stored results where there are any)")
+    sp.add_argument("--devices", type=int, default=8,
+                    help="with --estimate: also give the wall time on this many devices like this "
+                         "machine's (GPUs, or one-thread workers on a CPU; default 8)")
+    sp.add_argument("--no-probe", action="store_true",
+                    help="with --estimate: use only cached throughput (results/cache/throughput-*.json), "
+                         "never time this device")
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_plan)
@@ -500,8 +524,9 @@ def parser():
     sp.add_argument("--exact-curves", action="store_true",
                     help="count every evaluation over the whole split (default: stop counting once "
                          "the goal is missed, which changes no outcome)")
-    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="parallel processes over study points (default: one per core)")
+    sp.add_argument("--workers", type=int,
+                    help="parallel processes over study points (default: one per GPU, each pinned "
+                         "to its own; without GPUs one per core)")
     sp.add_argument("--race", action="store_true",
                     help="run each study point's trials together, every one stopped at the first "
                          "evaluation where some trial meets the goal (same K* and best trial)")

@@ -112,46 +112,64 @@ def predicted_k(m, sparsity, batch_size):
                                   [math.log(k) for _, k in curve])))  # a power law between points
 
 
+def _point_costs(g, ev, s, b, n_val, m, space_share):
+    """{at_most[, naive, repro]} x {steps, evaluations, examples_evaluated} of study point (s, b),
+    one replicate (see estimate_panel)."""
+    budget = g.max_steps_for(b)
+    n_ev_max = _evals_until(ev, budget)
+    out = {"at_most": {"steps": g.trials * budget, "evaluations": g.trials * n_ev_max,
+                       "examples_evaluated": g.trials * n_ev_max * n_val}}
+    if m is None:
+        return out
+    k = predicted_k(m, s, b)
+    if not math.isfinite(k):
+        k = budget  # no trial expected to finish: every trial runs its budget
+    p = m["p"] * space_share if math.isfinite(k) and k < budget else 0.0
+    kbar = min(budget, k * m["kbar_over_kstar"])
+    per_trial = p * kbar + (1 - p) * budget
+    evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
+    naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
+    first = min(g.trials, 1 / p if p > 0 else g.trials)  # trials until one completes
+    repro_steps = first * per_trial + (g.trials - first) * k
+    repro_evals = first * evals_per_trial + (g.trials - first) * _evals_until(ev, k)
+    # every evaluation but a completing trial's last one misses the goal: early exit reads q
+    hits = p * first
+    out["naive"] = {"steps": naive_steps, "evaluations": naive_evals,
+                    "examples_evaluated": naive_evals * n_val}
+    out["repro"] = {"steps": repro_steps, "evaluations": repro_evals,
+                    "examples_evaluated": (hits + (repro_evals - hits) * m["q"]) * n_val}
+    return out
+
+
+def estimate_by_batch(pp, n_val, m=None, space_share=1.0):
+    """{batch_size: {at_most[, naive, repro]: {steps, evaluations, examples_evaluated}}}: the
+    panel's costs split by batch size (unrounded; replicate seeds included), which is what wall
+    time needs, since a step's time depends on B (repro.throughput)."""
+    g, ev = pp.grid, spec_mod.eval_steps(pp.grid)
+    seeds = getattr(g, "seeds", 1)
+    out = {}
+    for s, b in pp.points:
+        row = out.setdefault(int(b), {})
+        for kind, d in _point_costs(g, ev, s, b, n_val, m, space_share).items():
+            acc = row.setdefault(kind, {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0})
+            for name, v in d.items():
+                acc[name] += v * seeds
+    return out
+
+
 def estimate_panel(pp, n_val, m=None, space_share=1.0):
     """{at_most, naive, repro} x {steps, evaluations, examples_evaluated} for one panel.
 
     `space_share`: the share of this panel's search space the measurements covered; the
-    measured p is scaled by it (trials outside are taken to fail)."""
-    g, ev = pp.grid, spec_mod.eval_steps(pp.grid)
-    out = {k: {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0}
-           for k in ("at_most", "naive", "repro")}
-    for s, b in pp.points:
-        budget = g.max_steps_for(b)
-        n_ev_max = _evals_until(ev, budget)
-        out["at_most"]["steps"] += g.trials * budget
-        out["at_most"]["evaluations"] += g.trials * n_ev_max
-        if m is None:
-            continue
-        k = predicted_k(m, s, b)
-        if not math.isfinite(k):
-            k = budget  # no trial expected to finish: every trial runs its budget
-        p = m["p"] * space_share if math.isfinite(k) and k < budget else 0.0
-        kbar = min(budget, k * m["kbar_over_kstar"])
-        per_trial = p * kbar + (1 - p) * budget
-        evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
-        naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
-        first = min(g.trials, 1 / p if p > 0 else g.trials)  # trials until one completes
-        repro_steps = first * per_trial + (g.trials - first) * k
-        repro_evals = first * evals_per_trial + (g.trials - first) * _evals_until(ev, k)
-        # every evaluation but a completing trial's last one misses the goal: early exit reads q
-        hits = p * first
-        out["naive"]["steps"] += naive_steps
-        out["naive"]["evaluations"] += naive_evals
-        out["naive"]["examples_evaluated"] += naive_evals * n_val
-        out["repro"]["steps"] += repro_steps
-        out["repro"]["evaluations"] += repro_evals
-        out["repro"]["examples_evaluated"] += (hits + (repro_evals - hits) * m["q"]) * n_val
-    out["at_most"]["examples_evaluated"] = out["at_most"]["evaluations"] * n_val
-    if m is None:
-        del out["naive"], out["repro"]
-    # replicate searches (the grid's `seeds`) cost the same again each, as far as this model
-    # can tell (measured from replicate 0)
-    out = {k: {n: v * getattr(g, "seeds", 1) for n, v in d.items()} for k, d in out.items()}
+    measured p is scaled by it (trials outside are taken to fail). Replicate searches (the
+    grid's `seeds`) cost the same again each, as far as this model can tell (measured from
+    replicate 0)."""
+    kinds = ("at_most",) if m is None else ("at_most", "naive", "repro")
+    out = {k: {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0} for k in kinds}
+    for row in estimate_by_batch(pp, n_val, m, space_share).values():
+        for k in kinds:
+            for name, v in row[k].items():
+                out[k][name] += v
     return {k: {n: int(round(v)) for n, v in d.items()} for k, d in out.items()}
 
 
@@ -167,5 +185,6 @@ def estimate(plan, ds=None):
         rows.append({"panel": pp.panel.id, "measured_from": None if m is None else
                      {"grid": ds.attrs.get("grid"), "p": m["p"], "q": m["q"],
                       "kbar_over_kstar": m["kbar_over_kstar"], "space_share": share},
-                     **estimate_panel(pp, n_val, m, share)})
+                     **estimate_panel(pp, n_val, m, share),
+                     "by_batch": estimate_by_batch(pp, n_val, m, share)})
     return rows

@@ -3,8 +3,21 @@
 `REPRO_LOGICAL_CPUS=n` splits the CPU into n logical devices (TensorFlow's
 `set_logical_device_configuration`), so the multi-device paths -- a trial on a
 MirroredStrategy -- run and are tested on a machine without GPUs.
+
+On GPUs every process asks for device memory as it needs it (memory growth), so the
+`repro run` parent (which may train mirrored points) and its workers, one per GPU, share
+the devices instead of the first process taking all of each GPU's memory.
 """
 import os
+import re
+
+
+def _grow_gpu_memory(tf):
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):
+            pass  # already initialised: its setting stays
 
 
 def logical_devices():
@@ -17,11 +30,36 @@ def logical_devices():
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
         except RuntimeError:
             pass  # already initialised (configured earlier in this process)
+    _grow_gpu_memory(tf)
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         return [d.name for d in gpus]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     return cpus if n > 1 else cpus[:1]
+
+
+def gpu_count():
+    """GPUs TensorFlow can see, without starting its runtime on them (no memory is taken)."""
+    import tensorflow as tf
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def default_workers():
+    """`repro run`'s worker processes: one per GPU, else one per core (one thread each)."""
+    return gpu_count() or os.cpu_count() or 1
+
+
+def device_kind():
+    """What the devices trials run on are, as a file-name word: 'cpu' or e.g. 'nvidia-h200'."""
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "cpu"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "gpu")
+    except (RuntimeError, ValueError):
+        name = "gpu"
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "gpu"
 
 
 def pin_worker(index):
@@ -30,6 +68,7 @@ def pin_worker(index):
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.set_visible_devices(gpus[index % len(gpus)], "GPU")
+        _grow_gpu_memory(tf)
 
 
 def mirrored(replicas):

@@ -180,3 +180,19 @@ def describe(plan, with_parameters=True):
         "steps_at_most": sum(p.steps_at_most for p in plan.panels),
     }
     return out
+
+
+def describe_workers():
+    """How `repro run` spreads trials over this machine (printed by `repro plan`)."""
+    import os
+    from . import devices
+    gpus = devices.gpu_count()
+    if gpus:
+        text = (f"workers: one per GPU ({gpus}), each pinned to its own device; a study point's "
+                "trials run one after another on a worker")
+    else:
+        text = (f"workers: one per core ({os.cpu_count() or 1}), one TensorFlow thread each; a study "
+                "point's trials run one after another on a worker")
+    # TODO(issue 18): race a study point's trials on one device (several trials per device as one
+    # race) instead of one small trial per GPU; the estimate's TRIALS_PER_RACE follows it.
+    return text + " (racing a point's trials on one device: not yet, issue 18)"

@@ -16,3 +16,99 @@ def test_make_figure_runs_plots_and_verifies(spec):
     assert out.returncode == 0, out.stderr
     for verb in ("run", "plot", "verify"):
         assert f"-m repro {verb} specs/{spec}.toml --grid reduced" in out.stdout, out.stdout
+
+
+# ---------------------------------------------------------------- which TensorFlow build `make` installs
+# A stand-in nvidia-smi on a temporary PATH plays the GPU machine; `make -n` with VENV in a
+# temporary folder prints the install commands without running them, so nothing is installed.
+H200 = "GPU 0: NVIDIA H200 (UUID: GPU-6f1c2a4e-0000-0000-0000-000000000000)"
+NO_DRIVER = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+
+
+def _make_n(tmp_path, smi_output=None, smi_status=0, *args):
+    """`make -n venv` with a stand-in nvidia-smi (None: no nvidia-smi on PATH at all)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    if smi_output is not None:
+        smi.write_text(f"#!/bin/sh\necho '{smi_output}'\nexit {smi_status}\n")
+        smi.chmod(0o755)
+    # a PATH with make, sh and grep but no real nvidia-smi
+    path = f"{bin_dir}:/usr/bin:/bin"
+    out = subprocess.run(["make", "-n", "venv", f"VENV={tmp_path / 'venv'}", *args], cwd=ROOT,
+                         capture_output=True, text=True, env={"PATH": path, "HOME": str(tmp_path)})
+    return out
+
+
+def _installed_build(out):
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if "pip install -q -e" in ln]
+    assert len(lines) == 1, out.stdout
+    return lines[0].split("'.[")[1].split("]")[0]
+
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+
+
+@needs_make
+def test_make_installs_the_gpu_build_when_nvidia_smi_lists_a_gpu(tmp_path):
+    out = _make_n(tmp_path, H200)
+    assert _installed_build(out) == "gpu,test"
+    # the CPU build shares the `tensorflow` package: it is removed before the CUDA one goes in
+    assert "pip uninstall -q -y tensorflow-cpu" in out.stdout
+    assert out.stdout.index("uninstall") < out.stdout.index("pip install -q -e")
+    assert "touch " + str(tmp_path / "venv" / ".installed-gpu") in out.stdout
+
+
+@needs_make
+@pytest.mark.parametrize("smi", [None, (NO_DRIVER, 9), ("No devices were found", 6)],
+                         ids=["no-nvidia-smi", "no-driver", "no-devices"])
+def test_make_installs_the_cpu_build_without_a_gpu(tmp_path, smi):
+    out = _make_n(tmp_path, *(smi or (None,)))
+    assert _installed_build(out) == "cpu,test"
+    assert "pip uninstall -q -y tensorflow " in out.stdout + " "
+    assert "touch " + str(tmp_path / "venv" / ".installed-cpu") in out.stdout
+
+
+@needs_make
+def test_device_variable_overrides_the_detection(tmp_path):
+    assert _installed_build(_make_n(tmp_path, H200, 0, "DEVICE=cpu")) == "cpu,test"
+    assert _installed_build(_make_n(tmp_path, None, 0, "DEVICE=gpu")) == "gpu,test"
+    bad = _make_n(tmp_path, None, 0, "DEVICE=tpu")
+    assert bad.returncode != 0 and "DEVICE must be cpu or gpu, got 'tpu'" in bad.stderr
+
+
+@needs_make
+def test_switching_build_reinstalls_and_the_same_build_does_not(tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed-cpu").touch()  # a CPU install newer than pyproject.toml
+    same = _make_n(tmp_path, None, 0, "DEVICE=cpu")
+    assert same.returncode == 0 and "pip install" not in same.stdout, same.stdout
+    switch = _make_n(tmp_path, H200)
+    assert _installed_build(switch) == "gpu,test"
+    assert f"rm -f {venv}/.installed-*" in switch.stdout  # the CPU stamp goes with the CPU build
+
+
+@needs_make
+def test_figure_target_installs_the_chosen_build(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\necho '{H200}'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    out = subprocess.run(["make", "-n", "figure-1", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                         capture_output=True, text=True,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert _installed_build(out) == "gpu,test"
+    assert "-m repro run specs/figure-1.toml --grid reduced" in out.stdout
+
+
+def test_cpu_and_gpu_extras_pin_the_same_tensorflow_versions():
+    import tomllib
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = meta["optional-dependencies"]
+    (cpu,), (gpu,) = extras["cpu"], extras["gpu"]
+    assert cpu.startswith("tensorflow-cpu>=") and gpu.startswith("tensorflow[and-cuda]>=")
+    assert cpu.split(">=", 1)[1] == gpu.split(">=", 1)[1]
+    # neither build in the base dependencies: installing .[gpu] must not pull the CPU build back
+    assert not any(d.startswith("tensorflow") for d in meta["dependencies"])
