@@ -269,6 +269,9 @@ def _to_decide(stat, iv, threshold, n_seeds):
     if gap <= 1e-12 * max(1.0, abs(threshold)):
         return f"the estimate sits on the threshold {threshold:g}; no amount of data decides it"
     need = math.ceil(n_seeds * (half / gap) ** 2)
+    if need <= n_seeds:  # a lopsided interval: its side towards the threshold is the long one
+        return (f"a narrower interval on the side of {threshold:g}: more replicate seeds "
+                f"(e.g. {2 * n_seeds}; grid key `seeds`, now {n_seeds})")
     return f"an interval {gap / half:.2f}x as wide, e.g. about {need} replicate seeds (grid key `seeds`; now {n_seeds})"
 
 
@@ -368,7 +371,8 @@ def _check_linear_scaling(ctx, tol):
             continue
         b_crit = point["b_crit"]
         window = ctx.b[ctx.b <= b_crit / 2]
-        unreached = [int(b) for b in window if not np.isfinite(row[ctx.b == b][0])]
+        unreached = [int(b) for b in window if not np.isfinite(row[ctx.b == b][0])
+                     and _ran(ctx, ctx.ev.s_index(s), int(np.nonzero(ctx.b == b)[0][0]))]
         measured_b = [b for b in window if np.isfinite(row[ctx.b == b][0])]
         if len(measured_b) < 2:
             parts.append(INCONCLUSIVE)

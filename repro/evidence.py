@@ -190,17 +190,21 @@ def from_dataset(ds, panel) -> Evidence:
             row = np.sort(row[row >= 0]).astype(float)
             if row.size:
                 eval_steps[int(b)], budget[int(b)] = row, float(row[-1])
-    # a batch size this panel's grid does not have is all not-run: keep it, it stays NaN
+    # Batch sizes of the file that this panel's grid does not have (the file's batch_size axis is
+    # the union over panels) are dropped: they are not points of this study.
+    in_grid = np.array([int(b) in eval_steps for b in batch]) if eval_steps else \
+        (status != 0).any(axis=(0, 1, 3))
     hp = {}
     for name in ("learning_rate", "momentum"):
         if name in sub:  # seed 0's search (the main variables): best_lr and lr-range claims read it
             hp[name] = sub[name].transpose("sparsity", "batch_size", "trial").values[None].astype(float)
     sparsities = tuple(float(s) for s in ds["sparsity"].values)
     keep = [j for j in range(len(sparsities)) if (status[:, j] != 0).any()]
-    return Evidence(batch_sizes=batch.astype(float), sparsities=tuple(sparsities[j] for j in keep),
-                    trials=values[:, keep], capped=(status == 4)[:, keep],
+    values, status = values[:, keep][:, :, in_grid], status[:, keep][:, :, in_grid]
+    return Evidence(batch_sizes=batch[in_grid].astype(float), sparsities=tuple(sparsities[j] for j in keep),
+                    trials=values, capped=status == 4,
                     eval_steps=eval_steps or None, budget=budget or None,
-                    hp={k: v[:, keep] for k, v in hp.items()})
+                    hp={k: v[:, keep][:, :, in_grid] for k, v in hp.items()})
 
 
 def from_rows(rows) -> Evidence:
