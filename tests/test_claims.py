@@ -417,3 +417,28 @@ def test_feasible_lr_range_shrinks_compares_decades_of_goal_reaching_learning_ra
     assert check(none, "feasible_lr_range_shrinks").status == claims.INCONCLUSIVE  # never a vacuous PASS
     unfinished = landscape(lrs, {0.0: [1, 1, 1, 0, 1, 1, 1, 1], 0.9: [1, 1, 1, 1, 1, 1, 1, 1]})
     assert check(unfinished, "feasible_lr_range_shrinks").status == claims.NOT_RUN
+
+
+def smooth_ds(lip_dense, lip_sparse, loss_dense, loss_sparse):
+    """SYNTHETIC smoothness results (docs/results-format.md): per-step L and training loss."""
+    steps = np.arange(len(lip_dense))
+    ds = xr.Dataset({
+        "lipschitz": (("panel", "sparsity", "step"), np.array([[lip_dense, lip_sparse]], float)),
+        "train_loss": (("panel", "sparsity", "step"), np.array([[loss_dense, loss_sparse]], float)),
+        "final_loss": (("panel", "sparsity"), np.array([[loss_dense[-1], loss_sparse[-1]]], float)),
+        "status": (("panel", "sparsity"), np.array([["complete", "complete"]], dtype=object)),
+    }, coords={"panel": ["a"], "sparsity": [0.0, 0.9], "step": steps})
+    ds.attrs["kind"] = "smoothness"
+    return ds
+
+
+def test_smoothness_claims_fail_on_data_that_contradict_them():
+    rng = np.random.default_rng(0)
+    low, high = 0.5 + 0.05 * rng.random(12), 1.5 + 0.05 * rng.random(12)
+    golden = {"lipschitz_increasing": {"min_ratio": 1.0, "source": "test", "why": "test"},
+              "sparse_loss_higher": {"min_ratio": 1.0, "source": "test", "why": "test"}}
+    holds = smooth_ds(low, high, low, high)
+    contradicts = smooth_ds(high, low, high, low)  # the sparse network is smoother and fits better
+    for claim in golden:
+        assert claims.check_one(holds, "figure-4", "a", claim, golden).status == claims.PASS, claim
+        assert claims.check_one(contradicts, "figure-4", "a", claim, golden).status == claims.FAIL, claim
