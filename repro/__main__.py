@@ -238,11 +238,11 @@ def cmd_run(args):
         out = results_path(args.results, sp, args.grid, args.goal)
         check_writable(out.parent)
         t0 = time.perf_counter()
-        ds, report = run_mod.run_plan(plan, args.results, capping=sp.capping and not args.no_capping,
-                                      workers=_workers(args), early_exit=not args.exact_curves,
-                                      reorder=not args.sobol_order,
-                                      max_device_batch=args.max_device_batch,
-                                      race=args.race, race_group=args.race_group)
+        options = run_mod.RunOptions(results_dir=args.results,
+                                     capping=sp.capping and not args.no_capping,
+                                     early_exit=not args.exact_curves, race_group=args.race_group)
+        ds, report = run_mod.run_plan(plan, options, workers=_workers(args),
+                                      max_device_batch=args.max_device_batch)
         if args.goal is not None:
             ds.attrs["goal"] = args.goal
         ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"],
@@ -518,21 +518,16 @@ def parser():
     sp.add_argument("--no-capping", action="store_true",
                     help="run every trial to its own outcome (no best-so-far cap)")
     add_max_device_batch(sp)
-    sp.add_argument("--sobol-order", action="store_true",
-                    help="run trials in Sobol order (default: nearest to a finished neighbouring "
-                         "study point's best first, so capping bites sooner; same results)")
     sp.add_argument("--exact-curves", action="store_true",
                     help="count every evaluation over the whole split (default: stop counting once "
                          "the goal is missed, which changes no outcome)")
     sp.add_argument("--workers", type=int,
                     help="parallel processes over study points (default: one per GPU, each pinned "
                          "to its own; without GPUs one per core)")
-    sp.add_argument("--race", action="store_true",
-                    help="run each study point's trials together, every one stopped at the first "
-                         "evaluation where some trial meets the goal (same K* and best trial)")
     sp.add_argument("--race-group", type=int, metavar="N",
-                    help="with --race: at most N trials race at once (default: as many as fit "
-                         "in 1 GiB of saved trial states); later groups are capped by earlier ones")
+                    help="at most N trials of a study point race at once (default: as many as "
+                         "fit in 1 GiB of saved trial states); later groups are capped by earlier "
+                         "ones (same K* and best trial)")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")

@@ -274,23 +274,19 @@ class Engine:
                         keep_state)
 
     def run_trial(self, *, order, batch_size, init, mask, hp, eval_steps, goal, max_steps=None,
-                  early_exit=True, exit_goal=None, cap_now=None):
+                  early_exit=True, exit_goal=None):
         """Train from `init` (masked by `mask`) with metaparameters `hp` until the goal.
 
         Evaluates the validation split at each of `eval_steps` and stops at the first evaluation
         with error <= goal. With `early_exit`, an evaluation stops counting once the errors
         exceed `exit_goal` (default: `goal`; a looser one keeps the curve exact up to it, so the
         run answers that goal too): same outcome, fewer examples; that point is a lower bound.
-        `exit_goal` alone (not None) also turns early exit on. `cap_now()`, if given, is asked
-        before each evaluation interval for the last step the trial may now run to (None: no
-        cap yet); a cap that arrives mid-run (repro.ahead) stops it like `max_steps`.
+        `exit_goal` alone (not None) also turns early exit on.
         """
         t0 = time.perf_counter()
         run = self.start_trial(order=order, batch_size=batch_size, init=init, mask=mask, hp=hp,
                                goal=goal, early_exit=early_exit, exit_goal=exit_goal)
         for s in [s for s in eval_steps if max_steps is None or s <= max_steps]:
-            if cap_now is not None and (c := cap_now()) is not None and s > c:
-                break  # capped now: the same record as a run started with max_steps = c
             if run.advance(s):
                 break
         return run.result(wall_time=time.perf_counter() - t0)

@@ -8,10 +8,11 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (
 
 # Replicate r of a grid with `seeds` > 1 runs the whole search again as if the figure's seed
 # were seed + r * REPLICATE_SEED_STRIDE. Trial i initialises with seed + i and the data order is
-# seeded by seed (repro.run.identity, Workload), so replicates never share an initialisation
+# seeded by seed (StudyPoint.trial_identity, run.Workload), so replicates never share an initialisation
 # seed while a search has fewer than 2**20 trials, and each has its own data order. Replicate 0
 # is the figure's own seed: exactly the run made without `seeds` (same run ids, records, orders).
 REPLICATE_SEED_STRIDE = 2 ** 20
+SNIP_VERSION = 1  # part of every trial's identity: bump if repro.pruning's scores change
 
 
 def replicate_spec(spec, r):
@@ -31,7 +32,7 @@ class PanelPlan:
 
     panel: object          # spec.Panel
     grid: object           # spec.Grid
-    points: tuple          # ((sparsity, batch_size), ...) in run order
+    points: tuple          # ((sparsity, batch_size), ...): sparsities, then batch sizes
     eval_steps: tuple      # evaluation schedule, identical for every trial of the panel
 
     @property
@@ -58,6 +59,71 @@ class Plan:
     spec: object
     grid_name: str
     panels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPoint:
+    """One search: every trial of one (sparsity, batch size) of a panel, under one figure seed.
+
+    A replicate search (the grid's `seeds`) is the same point with `spec` carrying its own
+    seed (`replicate_spec`); the trials' run ids, initialisations and data order follow it."""
+
+    spec: object           # spec.Spec (a replicate's: its seed is this search's figure seed)
+    panel: PanelPlan       # the panel's grid, search space and evaluation steps
+    sparsity: float        # fraction of weights SNIP prunes before training
+    batch_size: int        # examples per training step
+
+    @property
+    def trials(self):
+        return self.panel.grid.trials
+
+    @property
+    def goal(self):
+        """The validation error a trial must reach."""
+        return self.panel.panel.goal_error
+
+    @property
+    def max_steps(self):
+        """A trial's step budget at this batch size."""
+        return self.panel.grid.max_steps_for(self.batch_size)
+
+    @property
+    def key(self):
+        """(figure seed, panel id, sparsity, batch size): the point's name in events and tests."""
+        return (self.spec.seed, self.panel.panel.id, self.sparsity, self.batch_size)
+
+    def trial_values(self):
+        """Metaparameters of every trial, in Sobol order (trial i takes Sobol point i)."""
+        from . import search
+        return search.first_points(self.panel.grid.search, self.trials,
+                                   scrambled=self.spec.sobol == "scrambled", seed=self.spec.sobol_seed)
+
+    def trial_identity(self, trial, values):
+        """Everything that determines trial `trial`'s training (its run id is a hash of this).
+
+        Not the figure and not the goal: figures that ask for the same workload, study point,
+        trial and metaparameters share one run, and its stored curve is re-read at each goal
+        (store.TrialRecord.view); a goal the curve cannot answer trains the run further."""
+        panel, grid = self.panel.panel, self.panel.grid
+        return {
+            "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
+            "schedule": panel.schedule, "sparsity": self.sparsity, "batch_size": self.batch_size,
+            "trial": trial, "seed": self.spec.seed,
+            "values": {k: float(v) for k, v in values.items()},
+            "max_steps": self.max_steps, "eval_every": grid.eval_every,
+            "eval_per_octave": grid.eval_per_octave, "snip": SNIP_VERSION,
+        }
+
+    def trial_ids(self):
+        """Run id of every trial, in trial order."""
+        from .store import run_id
+        return [run_id(self.trial_identity(i, v)) for i, v in enumerate(self.trial_values())]
+
+
+def study_points(plan):
+    """Every search `plan` asks for: each panel's points, once per replicate seed."""
+    return [StudyPoint(replicate_spec(plan.spec, r), pp, s, b)
+            for pp in plan.panels for r in range(pp.seeds) for s, b in pp.points]
 
 
 def compile_plan(spec, grid_name="reduced", panels=None, goal=None):

@@ -45,7 +45,7 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
     """Train one run and measure it (module docstring); returns its record."""
     from . import run as run_mod
     t0 = time.perf_counter()
-    work = run_mod.workload(panel, spec, results_dir)   # engine, data order, SNIP cache
+    work = run_mod.workload(panel, results_dir)   # engine, data order, SNIP cache
     eng, d = work.engine, work.data
     init = models.initial_weights(eng.model, spec.seed)
     mask = work.mask(spec.seed, init, sparsity)

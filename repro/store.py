@@ -4,6 +4,7 @@ Records are the source of truth: each is written atomically before the next tria
 a killed run loses at most the trial in flight. `results/<figure>.nc` is rebuilt from them.
 Layout of the netCDF file: docs/results-format.md.
 """
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -31,7 +32,10 @@ def run_id(identity):
 
 
 class RunStore:
-    """Finished trials as results/runs/<id[:2]>/<id>.json, shared by every figure."""
+    """Finished runs as results/runs/<id[:2]>/<id>.json, shared by every figure.
+
+    `trial`/`put_trial` read and write a search trial's record (TrialRecord); `get`/`put` the
+    raw JSON of any run (the smoothness studies keep their own fields)."""
 
     def __init__(self, root):
         self.root = pathlib.Path(root) / "runs"
@@ -40,7 +44,7 @@ class RunStore:
         return self.root / rid[:2] / f"{rid}.json"
 
     def get(self, rid):
-        """The record for run `rid`, or None if it has not finished."""
+        """The stored JSON of run `rid`, or None if it has not finished."""
         p = self.path(rid)
         if not p.exists():
             return None
@@ -53,69 +57,132 @@ class RunStore:
     def put(self, rid, record):
         atomic_write(self.path(rid), json.dumps(record, indent=1).encode())
 
+    def trial(self, rid):
+        """The TrialRecord of search trial `rid`, or None if it has not finished."""
+        doc = self.get(rid)
+        if doc is None:
+            return None
+        try:
+            return TrialRecord.from_json(doc)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(self.path(rid), None, f"not a trial record ({type(e).__name__}: {e})",
+                             "delete the file; the trial will be re-run") from None
 
-def capped_view(record, cap):
-    """A record as it would read had the trial been stopped after step `cap` (None: no cap).
-
-    Returns None when the record cannot answer (it was itself capped below `cap`). Training is
-    deterministic and evaluation steps are fixed, so a longer run answers any shorter cap.
-    """
-    rcap = record.get("cap")
-    if rcap is not None and record["status"] != "complete" and (cap is None or cap > rcap):
-        return None  # (a complete record met the goal under its cap: it answers any cap)
-    if cap is None:
-        return record
-    ended = record["steps_to_result"] if record["status"] == "complete" else record["steps"]
-    if record["status"] != "capped" and ended <= cap:
-        return record  # it stopped on its own before the cap
-    keep = [i for i, s in enumerate(record["eval_steps"]) if s <= cap]
-    return dict(record, status="capped", steps_to_result=None, cap=cap,
-                steps=record["eval_steps"][keep[-1]] if keep else 0,
-                eval_steps=[record["eval_steps"][i] for i in keep],
-                val_errors=[record["val_errors"][i] for i in keep],
-                **({"val_exact": [record["val_exact"][i] for i in keep]} if "val_exact" in record else {}))
+    def put_trial(self, record):
+        self.put(record.run_id, record.to_json())
 
 
-def record_goal(record):
-    """The goal a stored run trained to (records made before goals left the identity keep it
-    there); None if neither says."""
-    return record.get("goal", record.get("identity", {}).get("goal_error"))
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """One finished search trial, as stored (docs/results-format.md, "Trial records").
 
+    `view(goal, cap)` is how a search at `goal` whose trial was stopped after step `cap` reads
+    it: the one place that turns a stored curve into an outcome."""
 
-def goal_view(record, goal, cap=None):
-    """A record as a search for `goal`, capped at `cap`, would have seen it (None: it cannot tell).
+    run_id: str
+    identity: dict            # what determined the training (its sha256 is run_id)
+    status: str               # complete | incomplete | infeasible | capped
+    goal: float               # the run stopped at the first evaluation at or below this error
+    exit_goal: float | None   # errors were counted up to this goal (None: every evaluation in full)
+    cap: int | None           # the last step the search let it run to (None: its whole budget)
+    steps_to_result: int | None  # the evaluation step the goal was met (complete only)
+    steps: int                # training steps run
+    eval_steps: tuple         # steps of the evaluations made, in order
+    val_errors: tuple         # validation error at each (a lower bound where not exact)
+    val_exact: tuple          # whether each error was counted over the whole split
+    examples_evaluated: int = 0
+    examples_trained: int = 0
+    wall_time: float = 0.0
+    message: str = ""
 
-    A run's identity does not include its goal: the curve answers any goal it resolves. Walking
-    the evaluations in order, an exact error <= `goal` is the first time the goal is met; an
-    early-exited point (a lower bound) above `goal` is a known miss, one at or below it is
-    ambiguous (counting stopped at the run's own, tighter goal). A run that stopped at its own
-    goal without meeting `goal` cannot tell what came next; incomplete, infeasible and capped
-    runs keep their outcome. Then `capped_view` applies the cap.
-    """
-    own = record_goal(record)
-    if own is None or goal != own:
-        exact = record.get("val_exact", [True] * len(record["val_errors"]))
-        hit = None
-        for i, (err, ok) in enumerate(zip(record["val_errors"], exact)):
-            if err != err:  # NaN: the run diverged here
-                break
-            if err <= goal:
-                if not ok:
-                    return None
-                hit = i
-                break
-        if hit is not None:
-            keep = slice(0, hit + 1)
-            step = record["eval_steps"][hit]
-            record = dict(record, status="complete", steps_to_result=step, steps=step, cap=None,
-                          goal=goal, eval_steps=record["eval_steps"][keep],
-                          val_errors=record["val_errors"][keep],
-                          **({"val_exact": exact[keep]} if "val_exact" in record else {}))
-        elif record["status"] == "complete":
-            return None  # it met its own, looser goal and stopped: what came next is unknown
-        else:
-            record = dict(record, goal=goal)
-    return capped_view(record, cap)
+    @property
+    def values(self):
+        """The trial's metaparameters."""
+        return self.identity["values"]
+
+    @property
+    def k(self):
+        """Steps to the goal, or None when the trial did not meet it."""
+        return self.steps_to_result if self.status == "complete" else None
+
+    @property
+    def exact(self):
+        """Every evaluation counted over the whole split (no early-exit lower bounds)."""
+        return all(self.val_exact)
+
+    @classmethod
+    def from_json(cls, doc):
+        n = len(doc["val_errors"])
+        goal = doc.get("goal", doc.get("identity", {}).get("goal_error"))  # older records
+        return cls(run_id=doc.get("run_id", ""), identity=doc["identity"], status=doc["status"],
+                   goal=goal, exit_goal=doc.get("exit_goal"), cap=doc.get("cap"),
+                   steps_to_result=doc["steps_to_result"], steps=doc["steps"],
+                   eval_steps=tuple(doc["eval_steps"]), val_errors=tuple(doc["val_errors"]),
+                   val_exact=tuple(doc.get("val_exact", [True] * n)),
+                   examples_evaluated=doc.get("examples_evaluated", -1),  # -1: not recorded
+                   examples_trained=doc.get("examples_trained", 0),
+                   wall_time=doc.get("wall_time", 0.0), message=doc.get("message", ""))
+
+    def to_json(self):
+        return {**dataclasses.asdict(self), "values": self.values,
+                "eval_steps": list(self.eval_steps), "val_errors": list(self.val_errors),
+                "val_exact": list(self.val_exact)}
+
+    def _upto(self, n, **changes):
+        """The record cut to its first n evaluations, with `changes`."""
+        return dataclasses.replace(self, eval_steps=self.eval_steps[:n],
+                                   val_errors=self.val_errors[:n], val_exact=self.val_exact[:n],
+                                   **changes)
+
+    def capped(self, cap):
+        """The record as it would read had the trial been stopped after step `cap` (None: no
+        cap); None when it cannot answer (it was itself capped below `cap`). Training is
+        deterministic and evaluation steps are fixed, so a longer run answers any shorter cap."""
+        if self.cap is not None and self.status != "complete" and (cap is None or cap > self.cap):
+            return None  # (a complete record met the goal under its cap: it answers any cap)
+        if cap is None:
+            return self
+        ended = self.steps_to_result if self.status == "complete" else self.steps
+        if self.status != "capped" and ended <= cap:
+            return self  # it stopped on its own before the cap
+        n = sum(1 for s in self.eval_steps if s <= cap)
+        return self._upto(n, status="capped", steps_to_result=None, cap=cap,
+                          steps=self.eval_steps[n - 1] if n else 0)
+
+    def view(self, goal, cap=None):
+        """The record as a search for `goal`, capped at `cap`, would have seen it (None: it
+        cannot tell).
+
+        A run's identity does not include its goal: the curve answers any goal it resolves.
+        Walking the evaluations in order, an exact error <= `goal` is the first time the goal is
+        met; an early-exited point (a lower bound) above `goal` is a known miss, one at or below
+        it is ambiguous (counting stopped at the run's own, tighter goal). A run that stopped at
+        its own goal without meeting `goal` cannot tell what came next; incomplete, infeasible
+        and capped runs keep their outcome. The cap applies first where the run went past it:
+        a curve cut at the cap answers any goal its evaluations resolve.
+        """
+        rec = self.capped(cap)
+        if rec is None:
+            return None
+        if rec.goal is None or goal != rec.goal:
+            hit = None
+            for i, (err, ok) in enumerate(zip(rec.val_errors, rec.val_exact)):
+                if err != err:  # NaN: the run diverged here
+                    break
+                if err <= goal:
+                    if not ok:
+                        return None
+                    hit = i
+                    break
+            if hit is not None:
+                step = rec.eval_steps[hit]
+                rec = rec._upto(hit + 1, status="complete", steps_to_result=step, steps=step,
+                                cap=None, goal=goal)
+            elif rec.status == "complete":
+                return None  # it met its own, looser goal and stopped: what came next is unknown
+            else:
+                rec = dataclasses.replace(rec, goal=goal)
+        return rec
 
 
 def provenance(spec):
@@ -152,11 +219,11 @@ def _searches(plan, records, panels, sparsities, batches, trials):
     best = np.full(shape4[:3], -1, np.int64)
     for (panel, s, b, t), r in records.items():
         idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
-        status[idx] = STATUS[r["status"]]
-        steps[idx] = r["steps"]
-        k = r["steps_to_result"]
+        status[idx] = STATUS[r.status]
+        steps[idx] = r.steps
+        k = r.steps_to_result
         j = idx[:3]
-        if r["status"] == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
+        if r.status == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
                                           or (k == k_star[j] and t < best[j])):
             k_star[j], best[j] = k, t  # ties go to the lowest trial id
     # K* is a minimum over all of a point's trials: a point with a trial not run (or not
@@ -168,7 +235,7 @@ def _searches(plan, records, panels, sparsities, batches, trials):
 
 
 def collect(spec, plan, records, *, by_seed=None):
-    """Build the results dataset from `records`: {(panel, sparsity, batch, trial): record}.
+    """Build the results dataset from `records`: {(panel, sparsity, batch, trial): TrialRecord}.
 
     `by_seed`: {figure seed: records} of every replicate search (repro.plan.replicate_seeds,
     replicate 0 -- `records` -- first), read into the *_by_seed variables; default: `records`
@@ -205,14 +272,14 @@ def collect(spec, plan, records, *, by_seed=None):
                 eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
     for (panel, s, b, t), r in records.items():
         idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
-        wall[idx] = r["wall_time"]
-        rids[idx] = r.get("run_id", "")
-        evaluated[idx] = r.get("examples_evaluated", -1)
+        wall[idx] = r.wall_time
+        rids[idx] = r.run_id
+        evaluated[idx] = r.examples_evaluated
         for n in HP_NAMES:
-            if n in r["values"]:
-                hps[n][idx] = r["values"][n]
-        curve[idx][:len(r["val_errors"])] = r["val_errors"]
-        exact[idx][:len(r["val_errors"])] = r.get("val_exact", [True] * len(r["val_errors"]))
+            if n in r.values:
+                hps[n][idx] = r.values[n]
+        curve[idx][:len(r.val_errors)] = r.val_errors
+        exact[idx][:len(r.val_errors)] = r.val_exact
     dims4 = ("panel", "sparsity", "batch_size", "trial")
     seed4 = ("panel", "seed") + dims4[1:]
     seed3 = seed4[:4]
