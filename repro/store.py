@@ -158,31 +158,36 @@ class TrialRecord:
         met; an early-exited point (a lower bound) above `goal` is a known miss, one at or below
         it is ambiguous (counting stopped at the run's own, tighter goal). A run that stopped at
         its own goal without meeting `goal` cannot tell what came next; incomplete, infeasible
-        and capped runs keep their outcome. The cap applies first where the run went past it:
-        a curve cut at the cap answers any goal its evaluations resolve.
+        and capped runs keep their outcome. Then `capped` applies the cap. Where that cannot
+        tell, the curve cut at the cap may: it answers any goal its evaluations resolve.
         """
-        rec = self.capped(cap)
-        if rec is None:
-            return None
-        if rec.goal is None or goal != rec.goal:
-            hit = None
-            for i, (err, ok) in enumerate(zip(rec.val_errors, rec.val_exact)):
-                if err != err:  # NaN: the run diverged here
-                    break
-                if err <= goal:
-                    if not ok:
-                        return None
-                    hit = i
-                    break
-            if hit is not None:
-                step = rec.eval_steps[hit]
-                rec = rec._upto(hit + 1, status="complete", steps_to_result=step, steps=step,
-                                cap=None, goal=goal)
-            elif rec.status == "complete":
-                return None  # it met its own, looser goal and stopped: what came next is unknown
-            else:
-                rec = dataclasses.replace(rec, goal=goal)
+        rec = self._at_goal(goal)
+        rec = rec.capped(cap) if rec is not None else None
+        if rec is None and cap is not None:
+            cut = self.capped(cap)
+            rec = cut._at_goal(goal) if cut is not None else None
         return rec
+
+    def _at_goal(self, goal):
+        """The uncapped record read at `goal` (None: the curve cannot tell)."""
+        if self.goal is not None and goal == self.goal:
+            return self
+        hit = None
+        for i, (err, ok) in enumerate(zip(self.val_errors, self.val_exact)):
+            if err != err:  # NaN: the run diverged here
+                break
+            if err <= goal:
+                if not ok:
+                    return None
+                hit = i
+                break
+        if hit is not None:
+            step = self.eval_steps[hit]
+            return self._upto(hit + 1, status="complete", steps_to_result=step, steps=step,
+                              cap=None, goal=goal)
+        if self.status == "complete":
+            return None  # it met its own, looser goal and stopped: what came next is unknown
+        return dataclasses.replace(self, goal=goal)
 
 
 def provenance(spec):

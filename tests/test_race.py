@@ -1,6 +1,7 @@
-"""Tests for racing (repro.race, run.race_point): a point's trials advance together and stop at
+"""Tests for racing (repro.race, run.run_point): a point's trials advance together and stop at
 the first evaluation where one meets the goal, with the K* and best trial of the sequential
-capped search.
+capped search. The sequential search is written out here (`sequential`): trials one after
+another in Sobol order, each run alone by the engine, capped by the best so far.
 
 SYNTHETIC data (conftest.py), patched into repro.data.load as in test_run.py.
 """
@@ -70,29 +71,64 @@ def plan_for(tmp_path, lr_min=1e-3, lr_max=0.3, batch_sizes=(8, 16), sparsities=
     return plan_mod.compile_plan(spec_mod.load_spec(path), "full")
 
 
-def do_run(plan, results, **kw):
-    ds, report = run.run_plan(plan, results, log=lambda line: None, **kw)
-    return ds, report
+def do_run(plan, results, workers=1, **options):
+    """run_plan (races) into `results` with RunOptions `options`; (dataset, report)."""
+    return run.run_plan(plan, run.RunOptions(results_dir=str(results), **options),
+                        workers=workers, log=lambda line: None)
 
 
-def assert_same_search(race_ds, seq_ds):
-    """The issue's criterion: same K* and best trial; every trial the race did not cap has the
-    sequential search's status and steps."""
-    np.testing.assert_array_equal(race_ds["steps_to_result"].values, seq_ds["steps_to_result"].values)
-    np.testing.assert_array_equal(race_ds["best_trial"].values, seq_ds["best_trial"].values)
+def sequential(plan, capping=True, early_exit=True):
+    """The search the race must equal, done the plain way: per point, trial after trial in
+    Sobol order, each trained alone (engine.run_trial) up to the best-so-far cap.
+    Returns {(sparsity, B): {"k", "best", "status": [...], "steps": [...], "results": [...]}}."""
+    out = {}
+    for point in plan_mod.study_points(plan):
+        w = run.workload(point.panel.panel, "unused-results")
+        best, status, steps, results = None, [], [], []
+        for i, values in enumerate(point.trial_values()):
+            cap = run.cap_for(best, i, capping, point.max_steps)
+            init = models.initial_weights(w.engine.model, point.spec.seed + i)
+            res = w.engine.run_trial(
+                order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
+                mask=w.mask(point.spec.seed + i, init, point.sparsity), hp=values,
+                eval_steps=point.panel.eval_steps, goal=point.goal, early_exit=early_exit,
+                max_steps=point.max_steps if cap is None else cap)
+            results.append(res)
+            status.append("capped" if res.status == "incomplete" and cap is not None else res.status)
+            steps.append(res.steps)
+            if res.status == "complete" and (best is None or (res.steps_to_result, i) < best):
+                best = (res.steps_to_result, i)
+        out[(point.sparsity, point.batch_size)] = {
+            "k": None if best is None else best[0], "best": None if best is None else best[1],
+            "status": status, "steps": steps, "results": results}
+    return out
+
+
+CODES = {"complete": 1, "incomplete": 2, "infeasible": 3, "capped": 4}
+
+
+def assert_same_search(race_ds, seq):
+    """The issue's criterion: same K* and best trial as the sequential search `seq`; every trial
+    the race did not cap has its status and steps."""
     assert (race_ds["status"].values > 0).all()  # every trial has a record
-    uncapped = race_ds["status"].values != 4
-    np.testing.assert_array_equal(race_ds["status"].values[uncapped], seq_ds["status"].values[uncapped])
-    np.testing.assert_array_equal(race_ds["steps"].values[uncapped], seq_ds["steps"].values[uncapped])
+    for (s, b), ref in seq.items():
+        at = dict(panel="a", sparsity=s, batch_size=b)
+        k = float(race_ds["steps_to_result"].sel(**at))
+        assert (np.isnan(k) and ref["k"] is None) or k == ref["k"], (s, b, k, ref["k"])
+        assert int(race_ds["best_trial"].sel(**at)) == (-1 if ref["best"] is None else ref["best"])
+        status = race_ds["status"].sel(**at).values
+        steps = race_ds["steps"].sel(**at).values
+        for t, (st, n) in enumerate(zip(ref["status"], ref["steps"])):
+            if status[t] != 4:
+                assert (status[t], steps[t]) == (CODES[st], n), (s, b, t)
 
 
 def records(plan, results, capping=True):
-    """{(s, B, trial): stored record} of every point (what the searches read)."""
+    """{(s, B, trial): record as the point's search reads it}."""
     out = {}
-    for pp in plan.panels:
-        for s, b in pp.points:
-            for key, rec in run.replay_point(plan.spec, pp, s, b, str(results), capping).items():
-                out[key[1:]] = rec
+    for point in plan_mod.study_points(plan):
+        for key, rec in run.point_records(point, str(results), capping).items():
+            out[key[1:]] = rec
     return out
 
 
@@ -128,29 +164,24 @@ def test_trials_taking_turns_on_one_engine_are_bit_identical_to_each_run_alone()
 
 def test_a_race_equals_the_sequential_capped_search_with_fewer_trial_steps(tmp_path):
     plan = plan_for(tmp_path)
-    plain, _ = do_run(plan, tmp_path / "plain", capping=False, reorder=False)
-    seq, _ = do_run(plan, tmp_path / "seq", capping=True, reorder=False)
-    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
-    assert np.isfinite(plain["steps_to_result"].values).all()  # the comparison means something
+    seq, plain = sequential(plan, capping=True), sequential(plan, capping=False)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True)
+    assert all(ref["k"] is not None for ref in plain.values())  # the comparison means something
     assert_same_search(raced, seq)
     assert_same_search(raced, plain)
     assert (raced["status"] == 4).any()
-    assert trial_steps(raced) <= trial_steps(seq) < trial_steps(plain)
-    # every trial stopped at K* (a trial after the best one reads as capped just below it)
+    seq_steps = sum(sum(ref["steps"]) for ref in seq.values())
+    plain_steps = sum(sum(ref["steps"]) for ref in plain.values())
+    assert trial_steps(raced) <= seq_steps < plain_steps
+    # every trial stopped by K* (racing's n x K* bound)
     for (s, b, t), rec in records(plan, tmp_path / "race").items():
         k = int(raced["steps_to_result"].sel(panel="a", sparsity=s, batch_size=b))
-        assert rec["status"] == "infeasible" or rec["steps"] <= k
-    # collect re-reads it, a rerun trains nothing, and the sequential command reads it too
-    again, report = do_run(plan, tmp_path / "race", capping=True, race=True)
+        assert rec.status == "infeasible" or rec.steps <= k
+    # collect re-reads it, and a rerun trains nothing
+    again, report = do_run(plan, tmp_path / "race", capping=True)
     assert report["trials_trained"] == 0
     assert again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
-    seq_again, report = do_run(plan, tmp_path / "race", capping=True)
-    assert report["trials_trained"] == 0
-    assert seq_again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
-    # a race over a finished sequential search re-reads its records
-    race_over_seq, report = do_run(plan, tmp_path / "seq", capping=True, race=True)
-    assert report["trials_trained"] == 0
-    assert_same_search(race_over_seq, seq)
+    assert run.collect_plan(plan, tmp_path / "race").attrs["trials_sha256"] == raced.attrs["trials_sha256"]
 
 
 def test_capping_off_every_raced_trial_is_the_trial_run_alone_bit_for_bit(tmp_path):
@@ -159,53 +190,54 @@ def test_capping_off_every_raced_trial_is_the_trial_run_alone_bit_for_bit(tmp_pa
                           'decay_steps = { min = 8, max = 64, scale = "linear" }\n'
                           'end_factor = { min = 0.01, max = 0.5, scale = "log" }\n',
                     sparsities=(0.0, 0.5), batch_sizes=(8,), trials=4)
-    do_run(plan, tmp_path / "alone", capping=False, reorder=False)
-    do_run(plan, tmp_path / "race", capping=False, race=True)
-    alone, raced = records(plan, tmp_path / "alone", False), records(plan, tmp_path / "race", False)
-    assert alone.keys() == raced.keys() and len(alone) == 8
-    for key, a in alone.items():
-        r = raced[key]
-        assert {k: v for k, v in a.items() if k != "wall_time"} == \
-            {k: v for k, v in r.items() if k != "wall_time"}, key
+    alone = sequential(plan, capping=False)
+    do_run(plan, tmp_path / "race", capping=False)
+    raced = records(plan, tmp_path / "race", False)
+    assert len(raced) == 8
+    for (s, b, t), r in raced.items():
+        a = alone[(s, b)]["results"][t]
+        assert (a.status, a.steps_to_result, a.steps, tuple(a.eval_steps), tuple(a.val_errors),
+                tuple(a.val_exact), a.examples_evaluated) == \
+            (r.status, r.steps_to_result, r.steps, r.eval_steps, r.val_errors, r.val_exact,
+             r.examples_evaluated), (s, b, t)
 
 
 def test_a_point_raced_in_groups_gives_the_same_search(tmp_path):
     plan = plan_for(tmp_path, batch_sizes=(8,))
-    whole, _ = do_run(plan, tmp_path / "whole", capping=True, race=True)
-    grouped, _ = do_run(plan, tmp_path / "grouped", capping=True, race=True, race_group=2)
-    assert_same_search(grouped, whole)
+    whole, _ = do_run(plan, tmp_path / "whole", capping=True)
+    grouped, _ = do_run(plan, tmp_path / "grouped", capping=True, race_group=2)
+    assert_same_search(grouped, sequential(plan))
     np.testing.assert_array_equal(grouped["status"].values, whole["status"].values)
     np.testing.assert_array_equal(grouped["steps"].values, whole["steps"].values)
 
 
 def test_diverging_trials_leave_the_race_as_infeasible_and_the_race_goes_on(tmp_path):
     plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,))
-    plain, _ = do_run(plan, tmp_path / "plain", capping=False, reorder=False)
-    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True)
     assert (raced["status"] == 3).any() and np.isfinite(raced["steps_to_result"].values).all()
-    assert_same_search(raced, plain)
+    assert_same_search(raced, sequential(plan, capping=False))
 
 
 def test_a_point_where_nobody_meets_the_goal_runs_everyone_to_the_budget(tmp_path):
     plan = plan_for(tmp_path, lr_min=1e-7, lr_max=1e-6, batch_sizes=(8,), trials=3)
-    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True)
     assert (raced["status"].values == 2).all() and (raced["steps"].values == 64).all()
     assert np.isnan(raced["steps_to_result"].values).all()
 
 
 def test_stored_records_are_reused_and_a_partial_race_resumes_to_the_same_search(tmp_path):
     plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,))
-    full, _ = do_run(plan, tmp_path / "full", capping=True, race=True)
+    full, _ = do_run(plan, tmp_path / "full", capping=True)
     recs = records(plan, tmp_path / "full")
-    for keep in ([t for (_, _, t), r in recs.items() if r["status"] == "infeasible"],  # a killed race
+    for keep in ([t for (_, _, t), r in recs.items() if r.status == "infeasible"],  # a killed race
                  [int(full["best_trial"].values.item())],  # the best stored: it caps the rest
                  [0, 1]):
         part = tmp_path / f"part-{'-'.join(map(str, keep))}"
-        for rid in (recs[(0.0, 8, t)]["run_id"] for t in keep):
+        for rid in (recs[(0.0, 8, t)].run_id for t in keep):
             src = tmp_path / "full" / "runs" / rid[:2] / f"{rid}.json"
             (part / "runs" / rid[:2]).mkdir(parents=True, exist_ok=True)
             shutil.copy(src, part / "runs" / rid[:2])
-        resumed, report = do_run(plan, part, capping=True, race=True)
+        resumed, report = do_run(plan, part, capping=True)
         assert report["trials_trained"] == 6 - len(keep)
         assert resumed.attrs["trials_sha256"] == full.attrs["trials_sha256"], keep
 
@@ -219,7 +251,7 @@ data = make_data(**{data!r})
 data_mod.load = lambda name: data
 data_mod.require = lambda name: None
 plan = plan_mod.compile_plan(spec_mod.load_spec({spec!r}), "full")
-run.run_plan(plan, {results!r}, capping=True, race=True, log=print)
+run.run_plan(plan, run.RunOptions(results_dir={results!r}), log=print)
 """
 
 
@@ -227,7 +259,7 @@ def test_kill_9_mid_race_then_resume_equals_an_uninterrupted_run(tmp_path):
     """Killed once its first record (a diverged trial) is stored, the race resumes with the
     trials that have none and stores the same search."""
     plan = plan_for(tmp_path, lr_min=1e-2, lr_max=1e3, batch_sizes=(8,), trials=8)
-    full, _ = do_run(plan, tmp_path / "full", capping=True, race=True)
+    full, _ = do_run(plan, tmp_path / "full", capping=True)
     results = tmp_path / "killed"
     script = KILL_SCRIPT.format(tests=str(pathlib.Path(__file__).parent), data=DATA,
                                 spec=str(plan.spec.path), results=str(results))
@@ -244,7 +276,7 @@ def test_kill_9_mid_race_then_resume_equals_an_uninterrupted_run(tmp_path):
     finally:
         proc.wait()
     assert 0 < stored < 8  # killed mid-race
-    resumed, report = do_run(plan, results, capping=True, race=True)
+    resumed, report = do_run(plan, results, capping=True)
     assert report["trials_trained"] < 8
     assert resumed.attrs["trials_sha256"] == full.attrs["trials_sha256"]
 
@@ -260,13 +292,13 @@ def test_a_race_on_real_mnist_equals_the_sequential_capped_search(tmp_path, monk
                     .replace("goal_error = 0.01", "goal_error = 0.2")
                     .replace("max_steps = 64", "max_steps = 200").replace("eval_every = 4", "eval_every = 20"))
     plan = plan_mod.compile_plan(spec_mod.load_spec(path), "full")
-    seq, _ = do_run(plan, tmp_path / "seq", capping=True, reorder=False)
-    raced, _ = do_run(plan, tmp_path / "race", capping=True, race=True)
-    assert np.isfinite(seq["steps_to_result"].values).all()
+    seq = sequential(plan, capping=True)
+    raced, _ = do_run(plan, tmp_path / "race", capping=True)
+    assert all(ref["k"] is not None for ref in seq.values())
     assert_same_search(raced, seq)
-    do_run(plan, tmp_path / "alone", capping=False, reorder=False)
-    do_run(plan, tmp_path / "race-off", capping=False, race=True)
-    alone, off = records(plan, tmp_path / "alone", False), records(plan, tmp_path / "race-off", False)
-    for key, a in alone.items():
-        assert {k: v for k, v in a.items() if k != "wall_time"} == \
-            {k: v for k, v in off[key].items() if k != "wall_time"}, key
+    alone = sequential(plan, capping=False)
+    do_run(plan, tmp_path / "race-off", capping=False)
+    for (s, b, t), r in records(plan, tmp_path / "race-off", False).items():
+        a = alone[(s, b)]["results"][t]
+        assert (a.status, a.steps, tuple(a.val_errors), tuple(a.val_exact)) == \
+            (r.status, r.steps, r.val_errors, r.val_exact), (s, b, t)

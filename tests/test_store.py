@@ -3,6 +3,7 @@
 The plan is a tiny SYNTHETIC spec written to a temporary folder; trial records are written by
 hand (no training).
 """
+import dataclasses
 import json
 import math
 import shutil
@@ -64,11 +65,16 @@ eval_every = 16
 
 # ---------------------------------------------------------------- RunStore
 
-def record(status, k=None, steps=64, evals=(16, 32, 48, 64), errors=None, cap=None, **values):
+def record_json(status, k=None, steps=64, evals=(16, 32, 48, 64), errors=None, cap=None, **values):
+    """A trial record as stored (JSON), written by hand."""
     errors = errors if errors is not None else [0.5, 0.2, 0.1, 0.05][:len(evals)]
     return {"status": status, "steps_to_result": k, "steps": steps, "eval_steps": list(evals),
-            "val_errors": list(errors), "wall_time": 1.5, "values": values or {"learning_rate": 0.1},
-            "message": "", "cap": cap}
+            "val_errors": list(errors), "wall_time": 1.5, "message": "", "cap": cap,
+            "identity": {"values": values or {"learning_rate": 0.1}}}
+
+
+def record(*args, **kw):
+    return store.TrialRecord.from_json(record_json(*args, **kw))
 
 
 def test_runstore_round_trip(tmp_path):
@@ -77,9 +83,12 @@ def test_runstore_round_trip(tmp_path):
     assert rid == store.run_id({"b": [1, 2], "a": 1})  # key order does not matter
     assert rid != store.run_id({"a": 2, "b": [1, 2]})
     assert rs.get(rid) is None
-    rec = record("complete", 48, 48, (16, 32, 48), [0.5, 0.1, 0.01])
+    rec = record_json("complete", 48, 48, (16, 32, 48), [0.5, 0.1, 0.01])
     rs.put(rid, rec)
     assert rs.get(rid) == rec
+    typed = store.TrialRecord.from_json(dict(rec, run_id=rid))
+    rs.put_trial(typed)
+    assert rs.trial(rid) == typed  # a typed record round-trips through its JSON
     assert rs.path(rid) == tmp_path / "runs" / rid[:2] / f"{rid}.json"
     assert rs.path(rid).exists()
 
@@ -99,98 +108,99 @@ def test_corrupt_record_is_a_usage_error_naming_the_file(tmp_path):
 
 def test_capped_view_complete_below_cap_unchanged():
     r = record("complete", 32, 32, (16, 32), [0.5, 0.01])
-    assert store.capped_view(r, 40) == r
-    assert store.capped_view(r, 32) == r  # reached exactly at the cap: still its own result
-    assert store.capped_view(r, None) == r
+    assert r.capped(40) == r
+    assert r.capped(32) == r  # reached exactly at the cap: still its own result
+    assert r.capped(None) == r
 
 
 def test_capped_view_complete_above_cap_is_capped_and_truncated():
     r = record("complete", 64, 64, (16, 32, 48, 64), [0.5, 0.2, 0.1, 0.01])
-    v = store.capped_view(r, 40)
-    assert v["status"] == "capped" and v["steps_to_result"] is None and v["cap"] == 40
-    assert v["eval_steps"] == [16, 32] and v["val_errors"] == [0.5, 0.2] and v["steps"] == 32
-    assert r["status"] == "complete" and r["eval_steps"] == [16, 32, 48, 64]  # input untouched
-    v = store.capped_view(r, 10)  # before the first evaluation
-    assert v["status"] == "capped" and v["steps"] == 0 and v["eval_steps"] == []
+    v = r.capped(40)
+    assert v.status == "capped" and v.steps_to_result is None and v.cap == 40
+    assert v.eval_steps == (16, 32,) and v.val_errors == (0.5, 0.2,) and v.steps == 32
+    assert r.status == "complete" and r.eval_steps == (16, 32, 48, 64,)  # input untouched
+    v = r.capped(10)  # before the first evaluation
+    assert v.status == "capped" and v.steps == 0 and v.eval_steps == ()
 
 
 def test_capped_view_incomplete_above_cap_is_capped():
     r = record("incomplete", None, 64)
-    v = store.capped_view(r, 50)
-    assert v["status"] == "capped" and v["eval_steps"] == [16, 32, 48] and v["steps"] == 48
+    v = r.capped(50)
+    assert v.status == "capped" and v.eval_steps == (16, 32, 48,) and v.steps == 48
 
 
 def test_capped_record_cannot_answer_a_larger_or_no_cap():
     r = record("capped", None, 96, (16, 32, 48, 64, 80, 96), [0.5] * 6, cap=100)
-    assert store.capped_view(r, 200) is None
-    assert store.capped_view(r, None) is None
-    v = store.capped_view(r, 50)  # but it answers a smaller cap
-    assert v["status"] == "capped" and v["cap"] == 50 and v["eval_steps"] == [16, 32, 48]
-    assert store.capped_view(r, 100)["eval_steps"] == r["eval_steps"]
+    assert r.capped(200) is None
+    assert r.capped(None) is None
+    v = r.capped(50)  # but it answers a smaller cap
+    assert v.status == "capped" and v.cap == 50 and v.eval_steps == (16, 32, 48,)
+    assert r.capped(100).eval_steps == r.eval_steps
 
 
 def test_capped_view_infeasible_early_unchanged():
     r = record("infeasible", None, 5, (), [])
-    assert store.capped_view(r, 40) == r
+    assert r.capped(40) == r
     late = record("infeasible", None, 64, (16, 32, 48, 64), [0.5, 0.4, 0.3, math.nan])
-    v = store.capped_view(late, 40)  # would have been stopped before diverging
-    assert v["status"] == "capped" and v["eval_steps"] == [16, 32]
+    v = late.capped(40)  # would have been stopped before diverging
+    assert v.status == "capped" and v.eval_steps == (16, 32,)
 
 
 # ---------------------------------------------------------------- goal_view (one run, many goals)
 
 def at_goal(r, goal, exact=None):
-    return dict(r, goal=goal, **({} if exact is None else {"val_exact": exact}))
+    import dataclasses
+    return dataclasses.replace(r, goal=goal, **({} if exact is None else {"val_exact": tuple(exact)}))
 
 
 def test_goal_view_at_the_runs_own_goal_is_the_capped_view():
     r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.2, 0.1]), 0.12)
-    assert store.goal_view(r, 0.12) == r
-    assert store.goal_view(r, 0.12, 40) == store.capped_view(r, 40)
+    assert r.view(0.12) == r
+    assert r.view(0.12, 40) == r.capped(40)
 
 
 def test_goal_view_looser_goal_is_read_off_the_exact_curve():
     r = at_goal(record("complete", 64, 64, (16, 32, 48, 64), [0.5, 0.13, 0.125, 0.11]), 0.12)
-    v = store.goal_view(r, 0.14)
-    assert v["status"] == "complete" and v["steps_to_result"] == 32 and v["steps"] == 32
-    assert v["eval_steps"] == [16, 32] and v["val_errors"] == [0.5, 0.13] and v["goal"] == 0.14
-    assert store.goal_view(r, 0.5)["steps_to_result"] == 16  # at the first evaluation
-    assert store.goal_view(r, 0.14, 20)["status"] == "capped"  # the cap still applies
+    v = r.view(0.14)
+    assert v.status == "complete" and v.steps_to_result == 32 and v.steps == 32
+    assert v.eval_steps == (16, 32,) and v.val_errors == (0.5, 0.13,) and v.goal == 0.14
+    assert r.view(0.5).steps_to_result == 16  # at the first evaluation
+    assert r.view(0.14, 20).status == "capped"  # the cap still applies
 
 
 def test_goal_view_lower_bound_at_or_below_a_looser_goal_cannot_answer():
     # Counting stopped once errors passed 0.12: 0.13 is a lower bound, the truth may be 0.2.
     r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.13, 0.11]), 0.12,
                 exact=[False, False, True])
-    assert store.goal_view(r, 0.14) is None
-    assert store.goal_view(r, 0.125)["steps_to_result"] == 48  # 0.13 > 0.125: a known miss
+    assert r.view(0.14) is None
+    assert r.view(0.125).steps_to_result == 48  # 0.13 > 0.125: a known miss
 
 
 def test_goal_view_tighter_goal_needs_a_curve_that_reached_it():
     r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.2, 0.1]), 0.12)
-    assert store.goal_view(r, 0.05) is None  # stopped at 0.1: what came after is unknown
-    assert store.goal_view(r, 0.1)["steps_to_result"] == 48  # the last point meets it exactly
+    assert r.view(0.05) is None  # stopped at 0.1: what came after is unknown
+    assert r.view(0.1).steps_to_result == 48  # the last point meets it exactly
 
 
 @pytest.mark.parametrize("status", ["incomplete", "infeasible"])
 def test_goal_view_runs_that_never_met_their_goal_never_met_a_tighter_one(status):
     r = at_goal(record(status, None, 48, (16, 32, 48), [0.5, 0.3, 0.2]), 0.12)
-    v = store.goal_view(r, 0.05)
-    assert v["status"] == status and v["steps"] == 48
-    assert store.goal_view(r, 0.25)["steps_to_result"] == 48  # but a looser one they did
+    v = r.view(0.05)
+    assert v.status == status and v.steps == 48
+    assert r.view(0.25).steps_to_result == 48  # but a looser one they did
 
 
 def test_goal_view_capped_run_answers_other_goals_only_within_its_cap():
     r = at_goal(record("capped", None, 48, (16, 32, 48), [0.5, 0.3, 0.2], cap=50), 0.12)
-    assert store.goal_view(r, 0.3)["steps_to_result"] == 32
-    assert store.goal_view(r, 0.1, 50)["status"] == "capped"
-    assert store.goal_view(r, 0.1, 80) is None and store.goal_view(r, 0.1) is None
+    assert r.view(0.3).steps_to_result == 32
+    assert r.view(0.1, 50).status == "capped"
+    assert r.view(0.1, 80) is None and r.view(0.1) is None
 
 
 def test_goal_view_divergence_ends_the_curve():
     r = at_goal(record("infeasible", None, 48, (16, 32, 48), [0.5, 0.3, math.nan]), 0.12)
-    assert store.goal_view(r, 0.4)["steps_to_result"] == 32
-    assert store.goal_view(r, 0.2)["status"] == "infeasible"
+    assert r.view(0.4).steps_to_result == 32
+    assert r.view(0.2).status == "infeasible"
 
 
 # ---------------------------------------------------------------- collect / write_dataset
@@ -333,7 +343,7 @@ def test_open_results_errors(tmp_path):
 
 def test_results_file_carries_a_checksum_of_its_trials(spec_and_plan, tmp_path):
     sp, plan = spec_and_plan
-    recs = {k: dict(r, run_id=f"id{i}") for i, (k, r) in enumerate(synthetic_records().items())}
+    recs = {k: dataclasses.replace(r, run_id=f"id{i}") for i, (k, r) in enumerate(synthetic_records().items())}
     out = tmp_path / "r.nc"
     store.write_dataset(store.collect(sp, plan, recs), out)
     ds = store.open_results(out, sp)  # round trip keeps the checksum valid
@@ -364,3 +374,15 @@ def test_results_of_another_spec_version_are_refused(spec_and_plan, tmp_path):
     edited = spec_mod.load_spec(sp.path)
     with pytest.raises(UsageError, match="spec_sha256.*another version.*repro collect"):
         store.open_results(out, edited)
+
+
+def test_a_curve_cut_at_the_cap_answers_a_tighter_goal_within_it():
+    """A run that met its own goal 0.12 at step 48 cannot say when it would have met 0.05, but
+    a search that caps it at 40 needs only its evaluations up to 40: none met 0.05 there."""
+    r = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.2, 0.1]), 0.12)
+    assert r.view(0.05) is None
+    v = r.view(0.05, 40)
+    assert v.status == "capped" and v.eval_steps == (16, 32) and v.cap == 40 and v.goal == 0.05
+    assert r.view(0.05, 48) is None  # at 48 the curve shows 0.1 only: 0.05 came later or never
+    hit = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.04, 0.03]), 0.035)
+    assert hit.view(0.05, 40).steps_to_result == 32  # met within the cap: complete, not capped
