@@ -114,7 +114,8 @@ class TrialRecord:
     def from_json(cls, doc):
         n = len(doc["val_errors"])
         goal = doc.get("goal", doc.get("identity", {}).get("goal_error"))  # older records
-        return cls(run_id=doc.get("run_id", ""), identity=doc["identity"], status=doc["status"],
+        identity = doc["identity"] if "identity" in doc else {"values": doc["values"]}
+        return cls(run_id=doc.get("run_id", ""), identity=identity, status=doc["status"],
                    goal=goal, exit_goal=doc.get("exit_goal"), cap=doc.get("cap"),
                    steps_to_result=doc["steps_to_result"], steps=doc["steps"],
                    eval_steps=tuple(doc["eval_steps"]), val_errors=tuple(doc["val_errors"]),

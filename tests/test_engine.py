@@ -118,22 +118,6 @@ def test_max_steps_truncation_is_incomplete(eng, init):
     assert all(e > GOAL for e in r.val_errors)
 
 
-def test_a_cap_arriving_mid_run_stops_the_trial_as_max_steps_would(eng, init):
-    """cap_now (a trial run ahead of its search, repro.ahead): no cap for the first two
-    intervals, then 20; the result equals that of a run started with max_steps = 20."""
-    calls = []
-
-    def cap_now():
-        calls.append(1)
-        return None if len(calls) <= 2 else 20
-    slow = {"learning_rate": 1e-6}
-    late = trial(eng, init, hp=slow, cap_now=cap_now)
-    fixed = trial(eng, init, hp=slow, max_steps=20)
-    assert late.eval_steps == fixed.eval_steps == [8, 16] and late.steps == 16
-    assert (late.status, late.val_errors) == (fixed.status, fixed.val_errors)
-    assert len(calls) == 3  # asked before each interval, until it stopped
-
-
 def test_no_max_steps_runs_every_evaluation(eng, init):
     r = trial(eng, init, hp={"learning_rate": 1e-7}, eval_steps=[4, 8, 12])
     assert r.status == engine.INCOMPLETE

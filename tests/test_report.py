@@ -88,7 +88,7 @@ def make_project(root: pathlib.Path, figure_png=True):
         shutil.copy(ROOT / "golden" / f"{f}.toml", root / "golden")
     sp1 = spec_mod.load_spec(root / "specs" / "figure-1.toml")
     plan, recs = figure1_records(sp1)
-    ds = store.collect(sp1, plan, recs)
+    ds = store.collect(sp1, plan, {k: store.TrialRecord.from_json(v) for k, v in recs.items()})
     ds.attrs.update(trials_trained=100, trials_reused=44, run_wall_seconds=123.4)  # as `repro run` writes
     store.write_dataset(ds, root / "results" / "figure-1.nc")
     sp6 = spec_mod.load_spec(root / "specs" / "figure-6.toml")

@@ -9,7 +9,6 @@ command; then it runs to the end. Checks:
   steps, metaparameters, run ids and every validation curve (this is also the determinism test:
   the same spec in two folders, different processes, identical numbers).
 """
-import json
 import os
 import pathlib
 import re
@@ -51,7 +50,7 @@ trials = 3
 max_steps = 120
 eval_every = 8
 """
-TRIAL_LINE = re.compile(r"\((\w+)\) B=(\d+) s=([\d.]+) trial (\d+): (\w+).*?(stored)? \| K\* so far")
+TRIAL_LINE = re.compile(r"\((\w+)\) B=(\d+) s=([\d.]+) trial (\d+): (\w+) .*\) [\d.]+s( stored)?")
 KEYS = ("steps_to_result", "best_trial", "status", "steps", "learning_rate", "momentum",
         "run_id", "val_error", "eval_step")
 
@@ -125,10 +124,3 @@ def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path
             for key in KEYS:
                 np.testing.assert_array_equal(a[key].values, b[key].values, err_msg=f"{other}: {key}")
             assert (a["status"].values > 0).all()
-    # Each point starts only after the neighbour it anchors on, so the run orders (and what
-    # capping trains) are the same in both folders despite two workers and four kills.
-    orders = {name: {f.name: f.read_text() for f in (tmp_path / name / "results" / "orders").glob("*.json")}
-              for name in ("reference", "killed")}
-    assert len(orders["reference"]) == 4 and orders["reference"] == orders["killed"]
-    anchors = [json.loads(t)["anchor"] for t in orders["reference"].values()]
-    assert sum(a is None for a in anchors) == 1  # only the first point (B = 32, dense) has none

@@ -71,8 +71,6 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
         twin = first[key(rec)]
         assert rec["run_id"] != twin["run_id"]
         assert {**rec["identity"], "seed": 5} == twin["identity"]
-    # each replicate has its own run order per point (never shares an anchor)
-    assert len(list((results / "orders").glob("*.json"))) == 4
 
     # replicate 1 is exactly the search the spec would run with seed 5 + 2**20: re-read, no training
     alone, lines = do_run(seeded_plan(tmp_path, seed=5 + STRIDE, name="alone"), results)
@@ -97,17 +95,16 @@ class Interrupt(BaseException):
 
 def test_an_interrupted_run_with_seeds_resumes_training_only_what_is_missing(tmp_path, monkeypatch):
     plan = seeded_plan(tmp_path, seeds=2, batch_sizes=(8,))
-    trained, real = [], run.train_or_reuse
+    trained, real = [], store.RunStore.put_trial
 
-    def counting(spec, pp, sparsity, batch_size, i, values, *a, **kw):
-        rec, reused = real(spec, pp, sparsity, batch_size, i, values, *a, **kw)
-        if not reused:
-            trained.append((spec.seed, batch_size, i))
-            if len(trained) == 8:  # replicate 0's 6 trials and 2 of replicate 1's
-                raise Interrupt
-        return rec, reused
+    def counting(self, record):
+        real(self, record)  # stored, then stopped: as a kill right after a record is written
+        trained.append((record.identity["seed"], record.identity["batch_size"],
+                        record.identity["trial"]))
+        if len(trained) == 8:  # one replicate's 6 trials and 2 of the other's
+            raise Interrupt
 
-    monkeypatch.setattr(run, "train_or_reuse", counting)
+    monkeypatch.setattr(store.RunStore, "put_trial", counting)
     with pytest.raises(Interrupt):
         do_run(plan, tmp_path / "r")
     assert {s for s, *_ in trained} == {5, 5 + STRIDE}
@@ -115,7 +112,7 @@ def test_an_interrupted_run_with_seeds_resumes_training_only_what_is_missing(tmp
     assert any(re.search(r"resuming: 8 of 12 trials already stored", ln) for ln in lines)
     assert summary(lines) == (4, 8)
     assert len(trained) == len(set(trained)) == 12  # none lost, none trained twice
-    monkeypatch.setattr(run, "train_or_reuse", real)
+    monkeypatch.setattr(store.RunStore, "put_trial", real)
     fresh, lines = do_run(plan, tmp_path / "fresh")
     assert summary(lines) == (12, 0)
     for name in list(MAIN) + list(BY_SEED.values()) + ["run_id"]:
@@ -188,7 +185,8 @@ def test_collect_fills_the_replicates_a_panel_does_not_run(tmp_path):
     rep1 = {k: dict(v, status="capped", steps_to_result=None, steps=3)
             for k, v in full.items() if k[0] == "a" and k[3] > 0}
     rep1[("a", 0.0, 8, 0)] = dict(rec, steps_to_result=4, steps=4)
-    ds = store.collect(plan.spec, plan, full, by_seed={0: full, STRIDE: rep1})
+    typed = lambda recs: {k: store.TrialRecord.from_json(v) for k, v in recs.items()}  # noqa: E731
+    ds = store.collect(plan.spec, plan, typed(full), by_seed={0: typed(full), STRIDE: typed(rep1)})
     assert ds["seed"].values.tolist() == [0, STRIDE]
     a, b = ds.sel(panel="a", seed=STRIDE), ds.sel(panel="b", seed=STRIDE)
     assert float(a["steps_to_result_by_seed"].sel(sparsity=0.0, batch_size=8)) == 4
@@ -201,7 +199,7 @@ def test_collect_fills_the_replicates_a_panel_does_not_run(tmp_path):
     assert float(ds["steps_to_result"].sel(panel="a", sparsity=0.0, batch_size=8)) == 8
     # a partial replicate has no K*: only an upper bound
     del rep1[("a", 0.0, 8, 5)]
-    part = store.collect(plan.spec, plan, full, by_seed={0: full, STRIDE: rep1})
+    part = store.collect(plan.spec, plan, typed(full), by_seed={0: typed(full), STRIDE: typed(rep1)})
     assert np.isnan(float(part["steps_to_result_by_seed"].sel(panel="a", seed=STRIDE, sparsity=0.0,
                                                                batch_size=8)))
     assert part.attrs["trials_sha256"] != ds.attrs["trials_sha256"]  # by-seed data are checksummed
