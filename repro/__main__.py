@@ -11,7 +11,8 @@ import tempfile
 import time
 
 from .errors import UsageError
-from .verify import golden_path, results_path
+from .spec import results_path
+from .verify import golden_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
 
@@ -90,7 +91,7 @@ def check_args(args):
         _option("--goal", f"must lie in the open interval (0, 1), got {goal}",
                 "e.g. --goal 0.14 for 14 % validation error")
     tuner_id = getattr(args, "tuner_id", None)
-    if tuner_id is not None and (len(tuner_id) > spec_mod.MAX_NAME or not spec_mod._NAME.match(tuner_id)):
+    if tuner_id is not None and not spec_mod.is_name(tuner_id):
         _option("--tuner-id", f"'{tuner_id[:40]}{'...' if len(tuner_id) > 40 else ''}' is not a "
                 f"file name of at most {spec_mod.MAX_NAME} characters (it names the worker's folder)",
                 "use letters, digits, '_', '-', '.', starting with a letter or digit")
@@ -108,31 +109,16 @@ def check_args(args):
 
 
 def cmd_plan(args):
-    from . import plan as plan_mod, spec as spec_mod
-    out, plans = [], []
+    from . import run as run_mod, spec as spec_mod, study as study_mod
+    estimate = study_mod.EstimateRequest(results_dir=args.results, devices=args.devices,
+                                         run_probe=not args.no_probe) if args.estimate else None
+    studies, out = [], []
     for sp in spec_mod.load_specs(args.spec):
-        if sp.kind in spec_mod.SMOOTHNESS_KINDS:  # measured training runs, not a search
-            from . import smoothness_run
-            plans.append(smoothness_run.SmoothPlan(sp, args.grid, args.panel))
-            out.append(smoothness_run.describe(plans[-1]))
-            continue
-        plan = plan_mod.compile_plan(sp, args.grid, args.panel)
-        plans.append(plan)
-        out.append(plan_mod.describe(plan))
-        n = plan_mod.visible_devices()
-        out[-1]["placement"] = {"devices": n, "max_device_batch": args.max_device_batch,
-                                "panels": plan_mod.describe_placement(plan, n, args.max_device_batch),
-                                "workers": plan_mod.describe_workers()}
-        if args.estimate:
-            out[-1]["estimate"] = estimate_costs(plan, args)
-            from . import throughput
-            out[-1]["wall_time"] = throughput.estimate_wall_time(
-                plan, out[-1]["estimate"], args.results, args.devices, args.max_device_batch,
-                run_probe=not args.no_probe)
+        studies.append(study_mod.load_study(sp, grid_name=args.grid, panels=args.panel))
+        out.append(studies[-1].describe(max_device_batch=args.max_device_batch, estimate=estimate))
     sharing = None
-    if len(plans) > 1:  # runs asked for by several figures are counted once
-        from . import run as run_mod
-        sharing = run_mod.shared_runs(plans)
+    if len(studies) > 1:  # runs asked for by several figures are counted once
+        sharing = run_mod.shared_runs(studies)
         for d in out:
             d["runs"] = sharing["figures"][d["figure"]]
     if args.json:
@@ -140,76 +126,12 @@ def cmd_plan(args):
                          {"figures": out, "unique_runs": sharing["unique_runs"],
                           "trials_asked": sharing["trials_asked"]}, indent=2))
         return 0
-    for d in out:
-        if d.get("kind") == "smoothness":
-            from . import smoothness_run
-            print(smoothness_run.format_description(d))
-            print_sharing(d)
-            continue
-        for row in d.get("estimate", []):
-            src = row["measured_from"]
-            print(f"estimate ({row['panel']}): " + (
-                f"from the {src['grid']} grid's results (p = {src['p']:.2f} of trials reach the goal, "
-                f"completing trials take {src['kbar_over_kstar']:.2f} x K*, early exit reads "
-                f"{src['q']:.0%} of a failing evaluation"
-                + ("" if src["space_share"] == 1 else
-                   f"; they searched {src['space_share']:.0%} of this search space, trials outside "
-                   f"taken to fail: p = {src['p'] * src['space_share']:.2f}")
-                + ")" if src else
-                "no results to measure from: upper bound only (run the reduced grid first)"))
-            for kind in ("at_most", "naive", "repro"):
-                if kind in row:
-                    r = row[kind]
-                    print(f"  {kind:8s} {r['steps']:>15,} steps {r['evaluations']:>12,} evaluations "
-                          f"{r['examples_evaluated']:>16,} validation examples")
-        if "wall_time" in d:
-            from . import throughput
-            print("\n".join(throughput.format_wall_time(d["wall_time"])))
-        print(f"{d['figure']} ({d['grid']} grid): {d['totals']['study_points']} study points, "
-              f"{d['totals']['trials']} trials, at most {d['totals']['evaluations_at_most']:,} "
-              f"evaluations and {d['totals']['steps_at_most']:,} steps")
-        print_sharing(d)
-        for p in d["panels"]:
-            print(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']} / {p['schedule']}, "
-                  f"goal {p['goal_error']}: B {p['batch_sizes']} x s {p['sparsities']}, "
-                  f"{p['trials']} trials"
-                  + (f" x {p['seeds']} seeds (replicate searches)" if p.get("seeds", 1) > 1 else "")
-                  + f", max {p['max_steps']} steps, "
-                  f"{p['evaluations_per_trial_at_most']} evaluations per trial at most")
-        for m, v in d["models"].items():
-            print(f"  model {m}: {v['parameters']:,} parameters")
-        pl = d["placement"]
-        print(f"  placement on {pl['devices']} device(s), at most {pl['max_device_batch']} examples per device:")
-        for pid, rows in pl["panels"].items():
-            kinds = {}
-            for b, text in rows.items():
-                kinds.setdefault(text, []).append(b)
-            print(f"    ({pid}) " + "; ".join(f"B {bs}: {text}" for text, bs in kinds.items()))
-        print(f"    {pl['workers']}")
+    for study, d in zip(studies, out):
+        print(study.format_description(d))
     if sharing:
         print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
               "distinct runs (each shared run is trained once)")
     return 0
-
-
-def print_sharing(d):
-    """The `plan` line saying how many of a figure's runs earlier figures already ask for."""
-    if "runs" in d:
-        r = d["runs"]
-        print(f"  runs: {r['new_runs']} not asked for by a figure listed before it"
-              + "".join(f"; {n} shared with {o}" for o, n in r["shared_with"].items()))
-
-
-def estimate_costs(plan, args):
-    """repro.cost.estimate with measurements from this spec's results (this grid, else reduced)."""
-    from . import cost, store
-    ds = None
-    for grid in dict.fromkeys([args.grid, "reduced"]):
-        path = results_path(args.results, plan.spec, grid)
-        if path.exists():
-            ds = store.open_results(path, plan.spec, grid)
-            break
-    return cost.estimate(plan, ds)
 
 
 def _workers(args):
@@ -221,73 +143,42 @@ def _workers(args):
 
 
 def cmd_run(args):
-    from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
-        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
-            from . import smoothness_run
-            out = results_path(args.results, sp, args.grid)
-            check_writable(out.parent)
-            t0 = time.perf_counter()
-            ds = smoothness_run.run_study(sp, args.grid, args.results, _workers(args), args.panel)
-            ds.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
-            store.write_dataset(ds, out)
-            print(f"wrote {out}")
-            print(smoothness_run.summary(ds))
-            continue
-        plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
-        out = results_path(args.results, sp, args.grid, args.goal)
+        study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
+        out = study.results_path(args.results)
         check_writable(out.parent)
         t0 = time.perf_counter()
-        options = run_mod.RunOptions(results_dir=args.results,
-                                     capping=sp.capping and not args.no_capping,
-                                     early_exit=not args.exact_curves, race_group=args.race_group)
-        ds, report = run_mod.run_plan(plan, options, workers=_workers(args),
-                                      max_device_batch=args.max_device_batch)
-        if args.goal is not None:
-            ds.attrs["goal"] = args.goal
-        ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"],
-                        run_wall_seconds=round(time.perf_counter() - t0, 1))  # shown by `repro report`
+        ds = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
+                       early_exit=not args.exact_curves, race_group=args.race_group,
+                       max_device_batch=args.max_device_batch)
+        ds.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)  # shown by `repro report`
         store.write_dataset(ds, out)
         print(f"wrote {out}")
-        print(ds["steps_to_result"].to_dataframe().unstack("batch_size").to_string())
+        print(study.summary(ds))
     return 0
 
 
 def cmd_collect(args):
-    from . import plan as plan_mod, run as run_mod, spec as spec_mod, store
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
-        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
-            from . import smoothness_run
-            out = results_path(args.results, sp, args.grid)
-            check_writable(out.parent)
-            ds = smoothness_run.collect(sp, args.grid, args.results, args.panel)
-            store.write_dataset(ds, out)
-            print(f"wrote {out} from {int((ds['status'] != 'not_run').sum())} stored runs "
-                  f"of {ds['status'].size}")
-            continue
-        plan = plan_mod.compile_plan(sp, args.grid, args.panel, goal=args.goal)
-        out = results_path(args.results, sp, args.grid, args.goal)
+        study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
+        out = study.results_path(args.results)
         check_writable(out.parent)
-        ds = run_mod.collect_plan(plan, args.results, capping=sp.capping and not args.no_capping)
-        if args.goal is not None:
-            ds.attrs["goal"] = args.goal
+        ds = study.collect(results_dir=args.results, capping=not args.no_capping)
         store.write_dataset(ds, out)
-        n, total = int((ds["status_by_seed"] > 0).sum()), sum(p.trials_total for p in plan.panels)
-        print(f"wrote {out} from {n} stored trials ({total - n} of {total} not run yet"
-              + ("" if args.goal is None else f", or not answerable at goal {args.goal:g} by the stored curves")
-              + ")")
+        print(f"wrote {out} {study.describe_collected(ds)}")
     return 0
 
 
 def cmd_plot(args):
-    from . import analysis, figures, spec as spec_mod, store
+    from . import figures, spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
-        path = results_path(args.results, sp, args.grid, args.goal)
+        study = study_mod.load_study(sp, grid_name=args.grid, goal=args.goal)
+        path = study.results_path(args.results)
         ds = store.open_results(path, sp, args.grid)
-        fits = {} if sp.kind in spec_mod.SMOOTHNESS_KINDS else \
-            {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
         stem = pathlib.Path(args.figures) / path.stem
-        for path in figures.render(ds, stem, kind=sp.kind, fits=fits):
+        for path in figures.render(ds, stem, kind=study.figure_kind, fits=study.fits(ds)):
             print(f"wrote {path}")
     return 0
 
@@ -328,12 +219,13 @@ def cmd_report(args):
 
 
 def cmd_fits(args):
-    from . import analysis, claims, evidence, spec as spec_mod, store
+    from . import analysis, claims, evidence, spec as spec_mod, store, study as study_mod
     rows = []
     for sp in spec_mod.load_specs(args.spec):
-        if sp.kind in spec_mod.SMOOTHNESS_KINDS:
-            continue  # no K*(B) to fit: see `repro verify` for its c1 decomposition
-        ds = store.open_results(results_path(args.results, sp, args.grid), sp, args.grid)
+        study = study_mod.load_study(sp, grid_name=args.grid)
+        if not study.has_k_star_fits:
+            continue  # smoothness runs: see `repro verify` for their c1 decomposition
+        ds = store.open_results(study.results_path(args.results), sp, args.grid)
         golden = claims.load_golden(golden_path(sp, args.golden))
         factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
         for panel in map(str, ds.panel.values):

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from . import data as data_mod, models, smoothness, store as store_mod
+from . import data as data_mod, store as store_mod
 from .errors import DataMissing
 
 VERSION = 2  # bump when the measurement changes, so stored records are not reused
@@ -43,7 +43,7 @@ def identity(spec, panel, grid, sparsity):
 
 def measure_run(spec, panel, grid, sparsity, results_dir="results"):
     """Train one run and measure it (module docstring); returns its record."""
-    from . import run as run_mod
+    from . import models, run as run_mod, smoothness  # TensorFlow: only where runs are measured
     t0 = time.perf_counter()
     work = run_mod.workload(panel, results_dir)   # engine, data order, SNIP cache
     eng, d = work.engine, work.data

@@ -644,6 +644,19 @@ def load_specs(path_or_dir) -> list[Spec]:
     return [load_spec(p)]
 
 
+def is_name(text: str) -> bool:
+    """True when `text` may be an id or a grid name: at most MAX_NAME characters of letters,
+    digits, '_', '-' and '.', starting with a letter or digit (names become file names)."""
+    return len(text) <= MAX_NAME and bool(_NAME.match(text))
+
+
+def results_path(results_dir, spec: Spec, grid: str, goal: float | None = None) -> pathlib.Path:
+    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise;
+    .goal<G> before .nc when the runs are read at goal G instead of the spec's goals."""
+    suffix = ("" if grid == "reduced" else f".{grid}") + ("" if goal is None else f".goal{goal:g}")
+    return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
+
+
 def eval_steps(grid: Grid, max_steps: int | None = None) -> list[int]:
     """The steps at which a trial on this grid is evaluated, all <= max_steps.
 

@@ -8,13 +8,7 @@ import pathlib
 import sys
 
 from .errors import UsageError
-
-
-def results_path(results_dir, spec, grid, goal=None) -> pathlib.Path:
-    """results/<figure>.nc for the reduced grid, results/<figure>.<grid>.nc otherwise;
-    .goal<G> before .nc when the runs are read at goal G instead of the spec's goals."""
-    suffix = ("" if grid == "reduced" else f".{grid}") + ("" if goal is None else f".goal{goal:g}")
-    return pathlib.Path(results_dir) / f"{spec.id}{suffix}.nc"
+from .spec import results_path  # noqa: F401 (defined with the spec's names; repro.report reads it here)
 
 
 def golden_path(spec, override=None) -> pathlib.Path:
