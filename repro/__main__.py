@@ -322,11 +322,19 @@ def cmd_worker(args):
 
 
 def cmd_bench(args):
+    """Exit 1 when the single-thread naive side and repro disagree on a K* or best trial."""
     from . import bench
+    sides = bench.parse_sides(args.sides)
+    if args.json_file:
+        if pathlib.Path(args.json_file).is_dir():
+            raise UsageError(COMMAND_LINE, "--json", f"{args.json_file} is a folder", "pass a file name")
+        check_writable(pathlib.Path(args.json_file).parent)  # before hours of training
     # check_args has turned --batch-sizes and --sparsities into lists
-    result = bench.bench(args.spec, args.grid, args.panel, args.batch_sizes or None,
-                         args.sparsities or None, args.trials, args.workers)
-    return 0 if result["same"] else 1
+    result = bench.bench(args.spec, grid=args.grid, panel=args.panel,
+                         batch_sizes=args.batch_sizes or None, sparsities=args.sparsities or None,
+                         trials=args.trials, workers=args.workers, sides=sides,
+                         json_path=args.json_file)
+    return 1 if result["same"] is False else 0
 
 
 def cmd_data(args):
@@ -485,7 +493,8 @@ def parser():
             sp.add_argument("--exact-curves", action="store_true")
         sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 
-    sp = sub.add_parser("bench", help="naive Keras harness vs repro on the same study, side by side")
+    sp = sub.add_parser("bench", help="naive Keras harnesses (one thread; default threads) vs repro vs the "
+                                          "bare loop on the same study, with the issue's targets")
     sp.add_argument("spec", nargs="?", default="specs/figure-1.toml")
     sp.add_argument("--grid", default="reduced")
     sp.add_argument("--panel", default="b", help="panel to benchmark (default: b)")
@@ -493,6 +502,15 @@ def parser():
     sp.add_argument("--sparsities", help="comma-separated subset of the grid's sparsities")
     sp.add_argument("--trials", type=int, help="fewer trials per study point")
     sp.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    sp.add_argument("--sides", default="naive1,naive,repro,floor",
+                    help="comma-separated sides to run (default: all four): naive1 = keras-tuner + "
+                         "model.fit on one thread with deterministic kernels (the same bits as "
+                         "repro; K* and best trial must match), naive = the same harness with "
+                         "TensorFlow's default threads and kernels, repro = run_plan, floor = the "
+                         "bare training loop over repro's steps (needs repro); e.g. --sides "
+                         "naive1,repro,floor skips the default-thread naive side")
+    sp.add_argument("--json", dest="json_file", metavar="FILE",
+                    help="also write every number of the comparison to FILE (JSON)")
     sp.set_defaults(fn=cmd_bench)
 
     sp = sub.add_parser("data", help="fetch or list datasets")
