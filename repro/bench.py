@@ -197,7 +197,7 @@ def repro_side(spec, pp, out, workers):
     from . import plan as plan_mod, run
     plan = plan_mod.Plan(spec, "bench", (pp,))
     with tempfile.TemporaryDirectory() as tmp:
-        ds, report = run.run_plan(plan, tmp, workers=workers)
+        ds, report = run.run_plan(plan, run.RunOptions(results_dir=tmp), workers=workers)
     res = ds.sel(panel=pp.panel.id)
     points = {point_key(s, b): {"k": _point_value(res["steps_to_result"], s, b),
                                 "best": _point_value(res["best_trial"], s, b)}

@@ -29,7 +29,8 @@ def cap_for(best, index, capping, max_steps):
     return None if cap >= max_steps else cap
 
 
-def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=None, extents=None):
+def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=None, extents=None,
+         on_round=None):
     """Advance `runs` ({trial index: engine.TrialRun made with keep_state=True}) together.
 
     `goal`: the error that wins the race (default: each run's own goal). A run may train to a
@@ -37,7 +38,8 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
     ({trial: step or None}) keeps such a trial going at least that far (None: to its own end)
     whatever the cap, so its new record still answers all the old one did.
     `on_leave(i, result, cap)` is called as each trial leaves the race (`cap`: the last step
-    the race let it run to, None if uncapped); returns ({i: (result, cap)}, best)."""
+    the race let it run to, None if uncapped), `on_round(step, live trials, best)` after each
+    evaluation round; returns ({i: (result, cap)}, best)."""
     live, clock, out, extents = dict(sorted(runs.items())), {i: 0.0 for i in runs}, {}, extents or {}
 
     def cap(i):
@@ -74,6 +76,8 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
             best = (s, winners[0])  # ties go to the lowest trial index
         for i in [i for i, run in live.items() if run.finished]:  # complete or infeasible
             leave(i, None)
+        if on_round is not None:
+            on_round(s, len(live), best)
     for i in list(live):  # ran every evaluation up to the budget without meeting the goal
         leave(i, cap(i))
     return out, best

@@ -49,6 +49,16 @@ class TrialEvent:
     best: int | None = None   # the point's K* once known (None: not yet, or none)
 
 
+@dataclasses.dataclass(frozen=True)
+class RaceRound:
+    """A point's race finished an evaluation round (for progress lines between trial events)."""
+
+    point: object             # plan.StudyPoint
+    step: int                 # the evaluation step every live trial has now reached
+    live: int                 # trials still racing
+    best: int | None          # K* so far (None: no trial has met the goal yet)
+
+
 class Workload:
     """Per-process engine, data order and SNIP score cache for one workload."""
 
@@ -172,6 +182,7 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     start. The others race in groups of `options.race_group` (default: `race_group`), in
     index order, each group capped by the best of everything before it. Every record is stored
     as its trial leaves the race, so a killed race resumes with the trials that have none.
+    `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
     from . import models
     panel = point.panel.panel
@@ -214,8 +225,11 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
             report(TrialEvent(point, i, records[i].view(point.goal, cap) or records[i],
                               reused=False))
 
+        def round_done(step, live, best):
+            report(RaceRound(point, step, live, None if best is None else best[0]))
+
         _, best = race(runs, point.panel.eval_steps, point.max_steps, options.capping, best,
-                       store_one, goal=point.goal, extents=extents)
+                       store_one, goal=point.goal, extents=extents, on_round=round_done)
         del runs
     view, best = point_view(point, records, options.capping, options.early_exit)
     for i in sorted(set(range(point.trials)) - trained):
@@ -283,7 +297,12 @@ class Progress:
     finished: set = dataclasses.field(default_factory=set)  # (seed, panel, s, B, trial) done or stored
     base_seed: int = 0  # the figure's seed: a trial of another replicate's search says which
 
+    every: float = 30.0  # seconds between race-progress lines of one point
+    last_round: dict = dataclasses.field(default_factory=dict)  # point key -> time of its last line
+
     def __call__(self, e):
+        if isinstance(e, RaceRound):
+            return self.race_round(e)
         key = (*e.point.key, e.trial)
         if e.reused and key in self.finished:
             return  # already counted (stored before this run, or reported once already)
@@ -298,8 +317,6 @@ class Progress:
             self.examples_evaluated += max(rec.examples_evaluated, 0)
             b = e.point.batch_size
             self.steps_by_batch[b] = self.steps_by_batch.get(b, 0) + rec.steps
-        per_trial = self.trained_time / self.trained if self.trained else 0.0
-        eta = (self.total - self.done) * per_trial / self.workers
         hp = " ".join(f"{n}={v:.3g}" for n, v in rec.values.items())
         result = f"K={rec.k}" if rec.k is not None else f"{rec.steps} steps"
         seed, pid, s, b = e.point.key
@@ -307,9 +324,28 @@ class Progress:
         replicate = f"replicate {r} " if r else ""
         best = "" if e.best is None else f" | K* {e.best}"
         self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
-                 f"| ETA {_hms(eta)}] {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
+                 f"| ETA {self.eta()}] {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
                  f"{rec.status} {result} ({hp}) {rec.wall_time:.1f}s"
                  f"{' stored' if e.reused else ''}{best}")
+
+
+    def race_round(self, e):
+        """A line every `every` seconds per racing point: where its race is, and the ETA."""
+        now = time.perf_counter()
+        if now - self.last_round.setdefault(e.point.key, now) < self.every:
+            return
+        self.last_round[e.point.key] = now
+        seed, pid, s, b = e.point.key
+        r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
+        self.log(f"[{self.done}/{self.total} trials | {_hms(now - self.start)} | ETA {self.eta()}] "
+                 f"{f'replicate {r} ' if r else ''}({pid}) B={b} s={s:g} racing: {e.live} trials "
+                 f"at step {e.step:,} of {e.point.max_steps:,}"
+                 + ("" if e.best is None else f", K* {e.best}"))
+
+    def eta(self):
+        """Time left at the mean wall time per trained trial so far, over the workers."""
+        per_trial = self.trained_time / self.trained if self.trained else 0.0
+        return _hms((self.total - self.done) * per_trial / self.workers) if self.trained else "?"
 
 
 def _hms(seconds):
