@@ -252,28 +252,19 @@ def cmd_fits(args):
     return 0
 
 
-def _cluster_env(args, tuner_id):
-    """keras-tuner's distributed mode is configured through these three variables."""
-    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=args.ip,
-                      KERASTUNER_ORACLE_PORT=str(args.port))
-
-
 def cmd_chief(args):
-    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod, store
+    from . import cluster, plan as plan_mod, spec as spec_mod, store
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
-    cluster.require_one_seed(plan)
     out = results_path(args.results, sp, args.grid)
     check_writable(out.parent)
-    _cluster_env(args, "chief")
-    oracle = cluster.PlanOracle(plan)
-    tuner = cluster.WorkerTuner(oracle, plan, None, directory=pathlib.Path(args.results) / "tuner",
-                                project_name=cluster.project(plan))
-    print(f"repro chief: serving {cluster.total_trials(plan)} trials of {sp.id} ({args.grid} grid) "
-          f"on {args.ip}:{args.port}; start workers with: python -m repro worker {sp.path} "
-          f"--grid {args.grid} --results {args.results} --ip {args.ip} --port {args.port}", flush=True)
-    tuner.search(verbose=0)  # blocks until every trial has ended
-    ds = run_mod.collect_plan(plan, args.results, capping=False)
+    panels = "".join(f" --panel {p}" for p in args.panel or ())
+    print(f"repro chief: serving {len(plan_mod.study_points(plan))} study points of {sp.id} "
+          f"({args.grid} grid) on {args.ip}:{args.port}; start workers with: python -m repro worker "
+          f"{sp.path} --grid {args.grid}{panels} --results {args.results} --ip {args.ip} "
+          f"--port {args.port}", flush=True)
+    ds = cluster.serve(plan, results_dir=args.results, capping=sp.capping and not args.no_capping,
+                       ip=args.ip, port=args.port, log=_print_now)
     store.write_dataset(ds, out)
     print(f"wrote {out}")
     return 0
@@ -282,43 +273,19 @@ def cmd_chief(args):
 def cmd_worker(args):
     import socket
     from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod
-    sp = spec_mod.load_spec(args.spec)
-    plan = plan_mod.compile_plan(sp, args.grid, args.panel)
-    cluster.require_one_seed(plan)
+    plan = plan_mod.compile_plan(spec_mod.load_spec(args.spec), args.grid, args.panel)
     check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
-    _cluster_env(args, tuner_id)
-    from . import engine
-    engine.pin_threads(args.threads)
-    from . import search
-
-    points = {pp.panel.id: search.first_points(pp.grid.search, pp.grid.trials, sp.sobol == "scrambled",
-                                               sp.sobol_seed) for pp in plan.panels}
-
-    def run_fn(pp, sparsity, batch_size, i):
-        values = points[pp.panel.id][i]
-        try:
-            rec, reused = run_mod.train_or_reuse(sp, pp, sparsity, batch_size, i, values, args.results,
-                                                 None, not args.exact_curves)
-        except Exception as e:
-            from .store import run_id
-            rid = run_id(run_mod.identity(pp.panel, pp.grid, sp, sparsity, batch_size, i, values))
-            path = cluster.record_failure(args.results, rid, tuner_id, e)
-            print(f"{tuner_id}: trial {i} at B={batch_size} s={sparsity:g} failed: {e} (kept in {path})",
-                  flush=True)
-            raise
-        k = rec["steps_to_result"] if rec["status"] == "complete" else None
-        print(f"{tuner_id}: ({pp.panel.id}) B={batch_size} s={sparsity:g} trial {i}: {rec['status']} "
-              f"{'K=' + str(k) if k is not None else str(rec['steps']) + ' steps'} "
-              f"{rec['wall_time']:.1f}s{' stored' if reused else ''}", flush=True)
-        return k
-
-    tuner = cluster.WorkerTuner(cluster.PlanOracle(plan), plan, run_fn,
-                                directory=pathlib.Path(args.results) / "tuner" / tuner_id,
-                                project_name=cluster.project(plan), overwrite=True)
-    tuner.search(verbose=0)
-    print(f"{tuner_id}: no trials left", flush=True)
+    options = run_mod.RunOptions(results_dir=args.results, early_exit=not args.exact_curves)
+    cluster.work(plan, options, tuner_id, ip=args.ip, port=args.port, threads=args.threads,
+                 log=_print_now)
+    print(f"{tuner_id}: no study points left", flush=True)
     return 0
+
+
+def _print_now(line):
+    """Print a chief's or worker's line at once (their logs are read while they run)."""
+    print(line, flush=True)
 
 
 def cmd_bench(args):
@@ -478,13 +445,18 @@ def parser():
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_fits)
 
-    for name, doc in (("chief", "serve a plan's trials to workers (keras-tuner distributed mode)"),
-                      ("worker", "train trials served by a chief, into the shared results folder")):
+    for name, doc in (("chief", "serve a plan's study points to workers (keras-tuner distributed "
+                                "mode) and collect the results"),
+                      ("worker", "race whole study points served by a chief, into the shared "
+                                 "results folder")):
         sp = sub.add_parser(name, help=doc)
         common(sp)
         sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
         sp.add_argument("--ip", default="127.0.0.1", help="the chief's address (default 127.0.0.1)")
         sp.add_argument("--port", type=int, default=8000)
+        if name == "chief":
+            sp.add_argument("--no-capping", action="store_true",
+                            help="workers run every trial to its own outcome (no best-so-far cap)")
         if name == "worker":
             sp.add_argument("--tuner-id", help="this worker's name (default worker-<host>-<pid>)")
             sp.add_argument("--threads", type=int, default=1,

@@ -134,7 +134,7 @@ def test_seeds_default_to_one_and_a_valid_value_is_kept(tmp_path):
     assert seeded_plan(tmp_path, seeds=16).panels[0].grid.seeds == 16
 
 
-def test_smoothness_specs_and_the_distributed_chief_refuse_seeds(tmp_path):
+def test_smoothness_specs_refuse_seeds_and_the_distributed_chief_serves_every_replicate(tmp_path):
     text = (pathlib.Path(__file__).parent.parent / "specs" / "figure-4.toml").read_text()
     text = text.replace("[panel.grid.full]\n", "[panel.grid.full]\nseeds = 2\n", 1)
     path = tmp_path / "figure-4.toml"
@@ -143,11 +143,9 @@ def test_smoothness_specs_and_the_distributed_chief_refuse_seeds(tmp_path):
         spec_mod.load_spec(path)
     path.write_text(text.replace("seeds = 2", "seeds = 1"))
     spec_mod.load_spec(path)  # 1 is what it is anyway
-    with pytest.raises(UsageError, match=r"panel\[a\]\.grid\.full\.seeds.*one seed"):
-        cluster.require_one_seed(seeded_plan(tmp_path, seeds=2))
-    with pytest.raises(UsageError, match=r"grid\.full\.seeds"):
-        cluster.PlanOracle(seeded_plan(tmp_path, seeds=3))
-    cluster.require_one_seed(seeded_plan(tmp_path))
+    plan = seeded_plan(tmp_path, seeds=3)
+    served = cluster.PlanOracle(plan).points
+    assert served == plan_mod.study_points(plan) and len({p.spec.seed for p in served}) == 3
 
 
 def test_plan_shows_seeds_and_every_cost_bound_counts_each_replicate(tmp_path, capsys):
