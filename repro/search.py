@@ -6,11 +6,9 @@ point i at every study point. Unit-cube coordinates become values through keras-
 searched as a log-scaled `one_minus_momentum`, which is exactly their mapping (keras-tuner's
 own `reverse_log` is a different curve).
 """
-import math
 import warnings
 
 import keras_tuner
-from keras_tuner.engine import base_tuner
 from scipy.stats import qmc
 
 OBJECTIVE = "steps_to_result"
@@ -52,9 +50,9 @@ def to_values(hp, point):
 
 
 class SobolOracle(keras_tuner.Oracle):
-    """keras-tuner's trial t (ids in creation order) takes Sobol point order[t] (default: t)."""
+    """keras-tuner's trial t (ids in creation order) takes Sobol point t: repro's trial t."""
 
-    def __init__(self, space, max_trials, scrambled=False, seed=0, order=None, **kwargs):
+    def __init__(self, space, max_trials, scrambled=False, seed=0, **kwargs):
         super().__init__(
             objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
             max_trials=max_trials,
@@ -65,13 +63,10 @@ class SobolOracle(keras_tuner.Oracle):
         )
         self.scrambled, self.sobol_seed = scrambled, seed
         self.points = sobol_points(len(space), max_trials, scrambled, seed)
-        self.order = list(order) if order is not None else list(range(max_trials))
-        if sorted(self.order) != list(range(max_trials)):
-            raise ValueError(f"order must be a permutation of range({max_trials}), got {order}")
 
     def sobol_index(self, trial_id):
         """The Sobol index (repro's trial number) of keras-tuner's trial `trial_id`."""
-        return self.order[int(trial_id)]
+        return int(trial_id)
 
     def populate_space(self, trial_id):
         point = self.points[self.sobol_index(trial_id)]
@@ -79,40 +74,18 @@ class SobolOracle(keras_tuner.Oracle):
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
 
-class StepsToResultTuner(base_tuner.BaseTuner):
-    """Runs each trial through `run_trial_fn(index, values) -> objective` (min is best).
-
-    The objective is steps-to-result, or +inf for incomplete, capped and infeasible trials,
-    which keras-tuner records like any other result.
-    """
-
-    def __init__(self, oracle, run_trial_fn, directory, project_name, overwrite=False):
-        self.run_trial_fn = run_trial_fn
-        super().__init__(oracle=oracle, hypermodel=None, directory=directory,
-                         project_name=project_name, overwrite=overwrite)
-
-    def run_trial(self, trial, *args, **kwargs):
-        values = {}
-        for name, v in trial.hyperparameters.values.items():
-            if name.startswith("one_minus_"):
-                values[name[len("one_minus_"):]] = 1.0 - v
-            else:
-                values[name] = v
-        objective = self.run_trial_fn(self.oracle.sobol_index(trial.trial_id), values)
-        return {OBJECTIVE: math.inf if objective is None else float(objective)}
-
-    def save_model(self, trial_id, model, step=0):  # trials keep records, not models
-        return None
-
-    def load_model(self, trial):
-        return None
+def metaparameters(hp_values):
+    """A trial's metaparameters from the oracle's values (momentum = 1 - one_minus_momentum)."""
+    return {(name[len("one_minus_"):] if name.startswith("one_minus_") else name):
+            (1.0 - v if name.startswith("one_minus_") else v) for name, v in hp_values.items()}
 
 
 def first_points(space, n, scrambled=False, seed=0):
-    """Metaparameter values of the first n trials (for plans and tests)."""
-    hp = hyperparameters(space)
-    return [to_values(hp, p) for p in sobol_points(len(space), n, scrambled, seed)]
+    """Metaparameters of trials 0..n-1 as the Sobol oracle gives them (a study point's trials:
+    every trial of a point races, so the whole sequence is asked for at once)."""
+    oracle = SobolOracle(space, n, scrambled=scrambled, seed=seed)
+    return [metaparameters(oracle.populate_space(str(i))["values"]) for i in range(n)]
 
 
-__all__ = ["SobolOracle", "StepsToResultTuner", "hyperparameters", "sobol_points",
-           "to_values", "first_points", "OBJECTIVE"]
+__all__ = ["SobolOracle", "hyperparameters", "sobol_points", "to_values", "metaparameters",
+           "first_points", "OBJECTIVE"]

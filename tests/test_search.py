@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from keras_tuner.engine import base_tuner
 
 from repro import search
 from repro.spec import Dim
@@ -69,9 +70,29 @@ def test_integer_dim_matches_documented_rounding():
     assert got == [small.value(p[0]) for p in pts]
 
 
+class FnTuner(base_tuner.BaseTuner):
+    """A keras-tuner search whose trial i calls fn(i, metaparameters) -> steps (None: +inf),
+    as a user's keras-tuner loop (repro bench's naive side) drives the oracle."""
+
+    def __init__(self, oracle, fn, **kw):
+        self.fn = fn
+        super().__init__(oracle=oracle, hypermodel=None, **kw)
+
+    def run_trial(self, trial, *args, **kwargs):
+        k = self.fn(self.oracle.sobol_index(trial.trial_id),
+                    search.metaparameters(trial.hyperparameters.values))
+        return {search.OBJECTIVE: math.inf if k is None else float(k)}
+
+    def save_model(self, trial_id, model, step=0):
+        return None
+
+    def load_model(self, trial):
+        return None
+
+
 def fake_tuner(tmp_path, space, n, fn, scrambled=False, seed=0, project="p"):
     oracle = search.SobolOracle(space, n, scrambled=scrambled, seed=seed)
-    return oracle, search.StepsToResultTuner(oracle, fn, directory=tmp_path, project_name=project)
+    return oracle, FnTuner(oracle, fn, directory=tmp_path, project_name=project)
 
 
 def test_trial_i_receives_point_i(tmp_path):
