@@ -1,7 +1,7 @@
 """Get the real datasets (MNIST, Fashion-MNIST, CIFAR-10), cache them, split and preprocess them.
 
 `fetch(name)` obtains the raw uint8 images once and writes ``<data_dir>/<name>.npz``;
-`load(name)` reads that file, standardises it (DESIGN.md "Data") and returns the 90 % training
+`load(name)` reads that file, standardises it (docs/facts.md, "Data") and returns the 90 % training
 and 10 % validation splits. Nothing here downloads implicitly: a missing file is a
 `DataMissing` error whose one-line message says how to fetch it.
 """

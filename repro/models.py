@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 MODELS = ("simple_cnn", "resnet8")
-PARAMETERS = {"simple_cnn": 62_346, "resnet8": 75_050}  # DESIGN.md; checked by tests
+PARAMETERS = {"simple_cnn": 62_346, "resnet8": 75_050}  # docs/facts.md; checked by tests
 
 
 def simple_cnn(input_shape=(28, 28, 1), classes=10):

@@ -24,7 +24,7 @@ def test_simple_cnn_parameter_count_is_exact(cnn):
     assert models.parameter_count("simple_cnn", (28, 28, 1)) == 62_346
     kernels = sum(int(np.prod(v.shape)) for v in cnn.trainable_variables if len(v.shape) > 1)
     biases = sum(int(np.prod(v.shape)) for v in cnn.trainable_variables if len(v.shape) == 1)
-    assert (kernels, biases) == (62_240, 106)  # DESIGN.md: 62,240 weights + 106 biases
+    assert (kernels, biases) == (62_240, 106)  # docs/facts.md: 62,346 = 62,240 weights + 106 biases
     assert models.PARAMETERS["simple_cnn"] == 62_346
 
 
