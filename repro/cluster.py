@@ -217,8 +217,8 @@ def accept_terms(plan, space):
 def require_data(plan):
     """Fail before asking for a point when a panel's dataset is not on this machine."""
     from . import data as data_mod
-    for pp in plan.panels:
-        data_mod.require(pp.panel.dataset)
+    for panel_plan in plan.panels:
+        data_mod.require(panel_plan.panel.dataset)
 
 
 def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
@@ -252,13 +252,13 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
 # ------------------------------------------------------------------------ names and lines
 def point_label(point):
     """`(a) B=32 s=0.5 seed=5`: panel, batch size, sparsity and the search's figure seed."""
-    return (f"({point.panel.panel.id}) B={point.batch_size} s={point.sparsity:g} "
+    return (f"({point.panel.id}) B={point.batch_size} s={point.sparsity:g} "
             f"seed={point.spec.seed}")
 
 
 def point_name(point):
     """A file name for a study point: panel, sparsity, batch size and figure seed."""
-    return f"{point.panel.panel.id}-s{point.sparsity:g}-B{point.batch_size}-seed{point.spec.seed}"
+    return f"{point.panel.id}-s{point.sparsity:g}-B{point.batch_size}-seed{point.spec.seed}"
 
 
 def event_line(tuner_id, event):

@@ -69,33 +69,47 @@ class StudyPoint:
     seed (`replicate_spec`); the trials' run ids, initialisations and data order follow it."""
 
     spec: object           # spec.Spec (a replicate's: its seed is this search's figure seed)
-    panel: PanelPlan       # the panel's grid, search space and evaluation steps
+    panel_plan: PanelPlan  # the panel's grid, search space and evaluation steps
     sparsity: float        # fraction of weights SNIP prunes before training
     batch_size: int        # examples per training step
 
     @property
+    def panel(self):
+        """The spec's panel (workload, goal error)."""
+        return self.panel_plan.panel
+
+    @property
+    def grid(self):
+        return self.panel_plan.grid
+
+    @property
+    def eval_steps(self):
+        """Where every trial of the point is evaluated."""
+        return self.panel_plan.eval_steps
+
+    @property
     def trials(self):
-        return self.panel.grid.trials
+        return self.grid.trials
 
     @property
     def goal(self):
         """The validation error a trial must reach."""
-        return self.panel.panel.goal_error
+        return self.panel.goal_error
 
     @property
     def max_steps(self):
         """A trial's step budget at this batch size."""
-        return self.panel.grid.max_steps_for(self.batch_size)
+        return self.grid.max_steps_for(self.batch_size)
 
     @property
     def key(self):
         """(figure seed, panel id, sparsity, batch size): the point's name in events and tests."""
-        return (self.spec.seed, self.panel.panel.id, self.sparsity, self.batch_size)
+        return (self.spec.seed, self.panel.id, self.sparsity, self.batch_size)
 
     def trial_values(self):
         """Metaparameters of every trial, in Sobol order (trial i takes Sobol point i)."""
         from . import search
-        return search.first_points(self.panel.grid.search, self.trials,
+        return search.first_points(self.grid.search, self.trials,
                                    scrambled=self.spec.sobol == "scrambled", seed=self.spec.sobol_seed)
 
     def trial_identity(self, trial, values):
@@ -104,7 +118,7 @@ class StudyPoint:
         Not the figure and not the goal: figures that ask for the same workload, study point,
         trial and metaparameters share one run, and its stored curve is re-read at each goal
         (store.TrialRecord.view); a goal the curve cannot answer trains the run further."""
-        panel, grid = self.panel.panel, self.panel.grid
+        panel, grid = self.panel, self.grid
         return {
             "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
             "schedule": panel.schedule, "sparsity": self.sparsity, "batch_size": self.batch_size,
@@ -122,8 +136,8 @@ class StudyPoint:
 
 def study_points(plan):
     """Every search `plan` asks for: each panel's points, once per replicate seed."""
-    return [StudyPoint(replicate_spec(plan.spec, r), pp, s, b)
-            for pp in plan.panels for r in range(pp.seeds) for s, b in pp.points]
+    return [StudyPoint(replicate_spec(plan.spec, r), panel_plan, s, b)
+            for panel_plan in plan.panels for r in range(panel_plan.seeds) for s, b in panel_plan.points]
 
 
 def compile_plan(spec, grid_name="reduced", panels=None, goal=None):
@@ -249,16 +263,12 @@ def describe(plan, with_parameters=True):
 
 
 def describe_workers():
-    """How `repro run` spreads trials over this machine (printed by `repro plan`)."""
+    """How `repro run` spreads study points over this machine (printed by `repro plan`)."""
     import os
     from . import devices
     gpus = devices.gpu_count()
     if gpus:
-        text = (f"workers: one per GPU ({gpus}), each pinned to its own device; a study point's "
-                "trials run one after another on a worker")
-    else:
-        text = (f"workers: one per core ({os.cpu_count() or 1}), one TensorFlow thread each; a study "
-                "point's trials run one after another on a worker")
-    # TODO(issue 18): race a study point's trials on one device (several trials per device as one
-    # race) instead of one small trial per GPU; the estimate's TRIALS_PER_RACE follows it.
-    return text + " (racing a point's trials on one device: not yet, issue 18)"
+        return (f"workers: one per GPU ({gpus}), each pinned to its own device; each worker races "
+                "whole study points, a point's trials taking turns on its device")
+    return (f"workers: one per core ({os.cpu_count() or 1}), one TensorFlow thread each; each "
+            "worker races whole study points, a point's trials taking turns on its core")

@@ -144,13 +144,13 @@ def point_view(point, records, capping=True, early_exit=True):
 def stored_records(point, results_dir):
     """The stored record of every trial of `point` (None: not stored), in trial order."""
     store = store_mod.RunStore(results_dir)
-    return [store.trial(rid) for rid in point.trial_ids()]
+    return [store.trial(run_id) for run_id in point.trial_ids()]
 
 
 def point_records(point, results_dir, capping=True):
     """{(panel, sparsity, B, trial): record} of every trial the point's records answer."""
     view, _ = point_view(point, stored_records(point, results_dir), capping)
-    pid = point.panel.panel.id
+    pid = point.panel.id
     return {(pid, point.sparsity, point.batch_size, i): rec
             for i, rec in view.items() if rec is not None}
 
@@ -161,12 +161,12 @@ def race_group(engine, memory=RACE_MEMORY):
     return max(1, memory // max(1, engine.state_bytes()))
 
 
-def _record(ident, rid, result, goal, exit_goal, batch_size, cap):
+def _record(ident, run_id, result, goal, exit_goal, batch_size, cap):
     """The stored record of a trial that left a race."""
     cap = None if cap is None or result.status == "complete" else max(cap, result.steps)
     status = "capped" if result.status == "incomplete" and cap is not None else result.status
     return store_mod.TrialRecord(
-        run_id=rid, identity=ident, status=status, goal=goal, exit_goal=exit_goal, cap=cap,
+        run_id=run_id, identity=ident, status=status, goal=goal, exit_goal=exit_goal, cap=cap,
         steps_to_result=result.steps_to_result, steps=result.steps,
         eval_steps=tuple(result.eval_steps), val_errors=tuple(result.val_errors),
         val_exact=tuple(result.val_exact), examples_evaluated=result.examples_evaluated,
@@ -185,12 +185,12 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
     from . import models
-    panel = point.panel.panel
+    panel = point.panel
     store = store_mod.RunStore(options.results_dir)
     values = point.trial_values()
     idents = [point.trial_identity(i, v) for i, v in enumerate(values)]
-    rids = [store_mod.run_id(ident) for ident in idents]
-    records = [store.trial(rid) for rid in rids]
+    run_ids_of = [store_mod.run_id(ident) for ident in idents]
+    records = [store.trial(run_id) for run_id in run_ids_of]
     view, best = point_view(point, records, options.capping, options.early_exit)
     w = workload(panel, options.results_dir, replicas)
     size = options.race_group or race_group(w.engine)
@@ -218,7 +218,7 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
                 keep_state=True)
 
         def store_one(i, result, cap):
-            records[i] = _record(idents[i], rids[i], result, goals[i], exit_goals[i],
+            records[i] = _record(idents[i], run_ids_of[i], result, goals[i], exit_goals[i],
                                  point.batch_size, cap)
             store.put_trial(records[i])
             trained.add(i)
@@ -228,7 +228,7 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
         def round_done(step, live, best):
             report(RaceRound(point, step, live, None if best is None else best[0]))
 
-        _, best = race(runs, point.panel.eval_steps, point.max_steps, options.capping, best,
+        _, best = race(runs, point.eval_steps, point.max_steps, options.capping, best,
                        store_one, goal=point.goal, extents=extents, on_round=round_done)
         del runs
     view, best = point_view(point, records, options.capping, options.early_exit)
@@ -364,7 +364,7 @@ def _placed(points, plan, max_device_batch):
             kind, n = plan_mod.placement(p.batch_size, n_devices,
                                          max_device_batch or plan_mod.MAX_DEVICE_BATCH)
         except ValueError as e:
-            raise UsageError(plan.spec.path, f"panel[{p.panel.panel.id}].grid.{plan.grid_name}"
+            raise UsageError(plan.spec.path, f"panel[{p.panel.id}].grid.{plan.grid_name}"
                              ".batch_sizes", str(e),
                              "run on more devices, or raise --max-device-batch") from None
         (mirrored.append((p, n)) if kind == "mirrored" else rest.append(p))
@@ -379,13 +379,13 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
             "trials run in this process may differ in their last bits from the same trials run by "
             "`python -m repro run` (one thread per trial)")
     missing = {}
-    for pp in plan.panels:
+    for panel_plan in plan.panels:
         try:
-            data_mod.require(pp.panel.dataset)  # fail fast, and say how to get it
+            data_mod.require(panel_plan.panel.dataset)  # fail fast, and say how to get it
         except DataMissing as e:
-            missing[pp.panel.id] = str(e)
-            log(f"panel ({pp.panel.id}) NOT RUN: {e}")
-    points = [p for p in study_points(plan) if p.panel.panel.id not in missing]
+            missing[panel_plan.panel.id] = str(e)
+            log(f"panel ({panel_plan.panel.id}) NOT RUN: {e}")
+    points = [p for p in study_points(plan) if p.panel.id not in missing]
     stored = {(*p.key, k[3]) for p in points
               for k in point_records(p, options.results_dir, options.capping)}
     progress = Progress(sum(p.trials for p in points), workers, log, finished=stored,
@@ -435,8 +435,8 @@ def run_ids(plan):
     share ids: one run, computed once."""
     out = {}
     for p in study_points(plan):
-        for i, rid in enumerate(p.trial_ids()):
-            out.setdefault(rid, (p.panel.panel.id, p.sparsity, p.batch_size, i, p.spec.seed))
+        for i, run_id in enumerate(p.trial_ids()):
+            out.setdefault(run_id, (p.panel.id, p.sparsity, p.batch_size, i, p.spec.seed))
     return out
 
 

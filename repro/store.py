@@ -40,12 +40,12 @@ class RunStore:
     def __init__(self, root):
         self.root = pathlib.Path(root) / "runs"
 
-    def path(self, rid):
-        return self.root / rid[:2] / f"{rid}.json"
+    def path(self, record_id):
+        return self.root / record_id[:2] / f"{record_id}.json"
 
-    def get(self, rid):
-        """The stored JSON of run `rid`, or None if it has not finished."""
-        p = self.path(rid)
+    def get(self, record_id):
+        """The stored JSON of run `record_id`, or None if it has not finished."""
+        p = self.path(record_id)
         if not p.exists():
             return None
         try:
@@ -54,18 +54,18 @@ class RunStore:
             raise UsageError(p, None, f"corrupt trial record ({e})",
                              "delete the file; the trial will be re-run") from None
 
-    def put(self, rid, record):
-        atomic_write(self.path(rid), json.dumps(record, indent=1).encode())
+    def put(self, record_id, record):
+        atomic_write(self.path(record_id), json.dumps(record, indent=1).encode())
 
-    def trial(self, rid):
-        """The TrialRecord of search trial `rid`, or None if it has not finished."""
-        doc = self.get(rid)
-        if doc is None:
+    def trial(self, record_id):
+        """The TrialRecord of search trial `record_id`, or None if it has not finished."""
+        stored = self.get(record_id)
+        if stored is None:
             return None
         try:
-            return TrialRecord.from_json(doc)
+            return TrialRecord.from_json(stored)
         except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(self.path(rid), None, f"not a trial record ({type(e).__name__}: {e})",
+            raise UsageError(self.path(record_id), None, f"not a trial record ({type(e).__name__}: {e})",
                              "delete the file; the trial will be re-run") from None
 
     def put_trial(self, record):
@@ -111,18 +111,18 @@ class TrialRecord:
         return all(self.val_exact)
 
     @classmethod
-    def from_json(cls, doc):
-        n = len(doc["val_errors"])
-        goal = doc.get("goal", doc.get("identity", {}).get("goal_error"))  # older records
-        identity = doc["identity"] if "identity" in doc else {"values": doc["values"]}
-        return cls(run_id=doc.get("run_id", ""), identity=identity, status=doc["status"],
-                   goal=goal, exit_goal=doc.get("exit_goal"), cap=doc.get("cap"),
-                   steps_to_result=doc["steps_to_result"], steps=doc["steps"],
-                   eval_steps=tuple(doc["eval_steps"]), val_errors=tuple(doc["val_errors"]),
-                   val_exact=tuple(doc.get("val_exact", [True] * n)),
-                   examples_evaluated=doc.get("examples_evaluated", -1),  # -1: not recorded
-                   examples_trained=doc.get("examples_trained", 0),
-                   wall_time=doc.get("wall_time", 0.0), message=doc.get("message", ""))
+    def from_json(cls, stored):
+        n = len(stored["val_errors"])
+        goal = stored.get("goal", stored.get("identity", {}).get("goal_error"))  # older records
+        identity = stored["identity"] if "identity" in stored else {"values": stored["values"]}
+        return cls(run_id=stored.get("run_id", ""), identity=identity, status=stored["status"],
+                   goal=goal, exit_goal=stored.get("exit_goal"), cap=stored.get("cap"),
+                   steps_to_result=stored["steps_to_result"], steps=stored["steps"],
+                   eval_steps=tuple(stored["eval_steps"]), val_errors=tuple(stored["val_errors"]),
+                   val_exact=tuple(stored.get("val_exact", [True] * n)),
+                   examples_evaluated=stored.get("examples_evaluated", -1),  # -1: not recorded
+                   examples_trained=stored.get("examples_trained", 0),
+                   wall_time=stored.get("wall_time", 0.0), message=stored.get("message", ""))
 
     def to_json(self):
         return {**dataclasses.asdict(self), "values": self.values,
@@ -260,7 +260,7 @@ def collect(spec, plan, records, *, by_seed=None):
     status_s, steps_s, k_star_s, best_s = (np.stack([x[n] for x in per_seed], axis=1)
                                            for n in range(4))
     wall = np.full(shape4, np.nan)
-    rids = np.full(shape4, "", dtype=object)
+    run_ids = np.full(shape4, "", dtype=object)
     evaluated = np.full(shape4, -1, np.int64)
     hps = {n: np.full(shape4, np.nan) for n in HP_NAMES}
     curve = np.full(shape4 + (n_eval,), np.nan, np.float32)
@@ -279,7 +279,7 @@ def collect(spec, plan, records, *, by_seed=None):
     for (panel, s, b, t), r in records.items():
         idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
         wall[idx] = r.wall_time
-        rids[idx] = r.run_id
+        run_ids[idx] = r.run_id
         evaluated[idx] = r.examples_evaluated
         for n in HP_NAMES:
             if n in r.values:
@@ -314,7 +314,7 @@ def collect(spec, plan, records, *, by_seed=None):
             "wall_time": (dims4, wall, {"long_name": "trial wall time", "units": "s"}),
             "examples_evaluated": (dims4, evaluated, {
                 "long_name": "validation examples classified by the trial's evaluations (-1: not recorded)"}),
-            "run_id": (dims4, rids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
+            "run_id": (dims4, run_ids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
             **{n: (dims4, v, {"long_name": f"sampled {n.replace('_', ' ')} (NaN: not searched)"})
                for n, v in hps.items() if not np.all(np.isnan(v)) or n in ("learning_rate", "momentum")},
             "eval_step": (("panel", "batch_size", "eval"), eval_step, {

@@ -24,8 +24,8 @@ import time
 from . import plan as plan_mod
 from .atomic import atomic_write
 
-PROBE_VERSION = 1
-TRIALS_PER_RACE = 1      # a trial has a device to itself until racing (issue 18) shares one
+PROBE_VERSION = 2
+TRIALS_PER_RACE = 2      # the probe times a race: this many trials taking turns on one engine
 TARGET_S = 1.0           # seconds of timed training per probed batch size
 MAX_PROBE_STEPS = 300    # ... or this many steps, whichever comes first
 MAX_STEP_S = 1.0         # larger batch sizes whose step would take longer are extrapolated
@@ -37,9 +37,10 @@ ASSUMPTIONS = (
     "proportional to B above the largest; a validation pass costs the same per example at every "
     "step (early exit reads fewer examples: counted by the estimate); sparse networks are dense "
     "tensors with masks, so a step costs the same at every sparsity; workers scale perfectly "
-    "(no start-up, data loading or waiting for an anchor point); a batch above --max-device-batch "
+    "(no start-up or data loading); a batch above --max-device-batch "
     "runs on the fewest replicas that hold it, each replica at the step time of its share; "
-    "no racing yet (issue 18: one trial per device); 'repro' includes the capping and early-exit "
+    "a point's trials race on one worker, taking turns (each trial's state saved and loaded "
+    f"between chunks), timed as a race of {TRIALS_PER_RACE} trials; 'repro' includes the capping and early-exit "
     "savings the step/evaluation estimate predicts, 'at most' is every trial's whole budget")
 
 
@@ -140,20 +141,27 @@ def _synthetic(dataset, n_train=PROBE_TRAIN_EXAMPLES):
         y_val=rng.integers(0, 10, n_val).astype(np.int32))
 
 
-def _time_steps(eng, order, batch_size, clock=time.perf_counter):
-    """(seconds per step, steps timed) at `batch_size`: one warm-up step, then doubling chunks
-    until TARGET_S seconds or MAX_PROBE_STEPS steps, or a single step over MAX_STEP_S."""
+def _time_steps(eng, order, batch_size, clock=time.perf_counter, race=TRIALS_PER_RACE):
+    """(seconds per trial-step, trial-steps timed) at `batch_size` of a race of `race` trials
+    taking turns on `eng` as repro.race runs them: each chunk, every trial loads its state,
+    trains the chunk and saves its state. One warm-up step, then doubling chunks until TARGET_S
+    seconds or MAX_PROBE_STEPS trial-steps, or a single trial-step over MAX_STEP_S."""
     pos = eng.train_steps(order, 0, 1, batch_size)[0]  # warm-up (first call traces the loop)
+    states = [eng.save_state() for _ in range(race)]
     total_s, total_steps, chunk = 0.0, 0, 1
     while total_s < TARGET_S and total_steps < MAX_PROBE_STEPS:
         t0 = clock()
-        ran = eng.train_steps(order, pos, pos + chunk, batch_size)[0]
+        ran = 0
+        for i in range(race):
+            eng.load_state(states[i])
+            ran = eng.train_steps(order, pos, pos + chunk, batch_size)[0]
+            states[i] = eng.save_state()
+            total_steps += ran
         total_s += clock() - t0
-        total_steps += ran
         pos += ran
         if ran < chunk or total_s / max(total_steps, 1) > MAX_STEP_S:
             break  # a non-finite loss ended the chunk, or one step already takes long enough
-        chunk = min(2 * chunk, MAX_PROBE_STEPS - total_steps)
+        chunk = max(1, min(2 * chunk, (MAX_PROBE_STEPS - total_steps) // race))
     return total_s / max(total_steps, 1), total_steps
 
 

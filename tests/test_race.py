@@ -83,7 +83,7 @@ def sequential(plan, capping=True, early_exit=True):
     Returns {(sparsity, B): {"k", "best", "status": [...], "steps": [...], "results": [...]}}."""
     out = {}
     for point in plan_mod.study_points(plan):
-        w = run.workload(point.panel.panel, "unused-results")
+        w = run.workload(point.panel, "unused-results")
         best, status, steps, results = None, [], [], []
         for i, values in enumerate(point.trial_values()):
             cap = run.cap_for(best, i, capping, point.max_steps)
@@ -91,7 +91,7 @@ def sequential(plan, capping=True, early_exit=True):
             res = w.engine.run_trial(
                 order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
                 mask=w.mask(point.spec.seed + i, init, point.sparsity), hp=values,
-                eval_steps=point.panel.eval_steps, goal=point.goal, early_exit=early_exit,
+                eval_steps=point.eval_steps, goal=point.goal, early_exit=early_exit,
                 max_steps=point.max_steps if cap is None else cap)
             results.append(res)
             status.append("capped" if res.status == "incomplete" and cap is not None else res.status)

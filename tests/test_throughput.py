@@ -106,16 +106,19 @@ def test_a_failed_cache_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_probe_times_the_engine_on_synthetic_data(monkeypatch):
+    """A race of R trials taking turns (state saved and loaded each chunk), as repro.race runs."""
+    R = throughput.TRIALS_PER_RACE
     monkeypatch.setattr(throughput, "TARGET_S", 0.05)
     monkeypatch.setattr(throughput, "MAX_PROBE_STEPS", 4)
     out = throughput.probe([("simple_cnn", "mnist", [16, 32])])
-    assert set(out) == {"simple_cnn/28x28x1/B=16/race=1", "simple_cnn/28x28x1/B=32/race=1", "simple_cnn/28x28x1/eval"}
-    assert all(0 < v["step_s"] < 10 and 1 <= v["steps_timed"] <= 4 for k, v in out.items() if "B=" in k)
+    assert set(out) == {f"simple_cnn/28x28x1/B=16/race={R}", f"simple_cnn/28x28x1/B=32/race={R}", "simple_cnn/28x28x1/eval"}
+    assert all(0 < v["step_s"] < 10 and 1 <= v["steps_timed"] <= 4 and v["steps_timed"] % R == 0
+               for k, v in out.items() if "B=" in k)
     assert out["simple_cnn/28x28x1/eval"]["n_val"] == 6000 and out["simple_cnn/28x28x1/eval"]["val_example_s"] > 0
     # a batch size whose step would take over MAX_STEP_S at B = 16's time per example is not timed
-    monkeypatch.setattr(throughput, "MAX_STEP_S", out["simple_cnn/28x28x1/B=16/race=1"]["step_s"] * 100)
+    monkeypatch.setattr(throughput, "MAX_STEP_S", out[f"simple_cnn/28x28x1/B=16/race={R}"]["step_s"] * 100)
     big = throughput.probe([("simple_cnn", "mnist", [16, 8192])])
-    assert "simple_cnn/28x28x1/B=8192/race=1" not in big and "simple_cnn/28x28x1/B=16/race=1" in big
+    assert f"simple_cnn/28x28x1/B=8192/race={R}" not in big and f"simple_cnn/28x28x1/B=16/race={R}" in big
 
 
 def test_only_batches_a_cached_one_says_are_quick_enough_are_probed(tmp_path, monkeypatch):
