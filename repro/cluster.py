@@ -33,12 +33,14 @@ from keras_tuner.engine import base_tuner
 from keras_tuner.engine.trial import TrialStatus
 
 from . import plan as plan_mod
+from . import run as run_mod
 from . import store as store_mod
 from .errors import UsageError
 
 LEASE = float(os.environ.get("REPRO_LEASE_S", "60"))  # seconds of silence before a point returns
 HEARTBEAT = "repro_heartbeat"  # the metric name a worker beats with (liveness, not a result)
 IDLE_WAIT = 1.0  # seconds a worker waits before asking again when every point is taken
+ROUND_LINE_S = 30.0  # seconds between a worker's race-progress lines
 OBJECTIVE = "steps_to_result"  # a point's K* (inf when no trial meets the goal)
 
 
@@ -81,7 +83,8 @@ class PlanOracle(keras_tuner.Oracle):
                          hyperparameters=chief_terms(plan, capping),
                          # A failed point is a result to report, never a reason to stop serving.
                          max_consecutive_failed_trials=None)
-        self.pending = collections.deque(range(len(self.points)))
+        order = {id(p): i for i, p in enumerate(self.points)}  # costliest first, as `repro run`
+        self.pending = collections.deque(order[id(p)] for p in run_mod.costliest_first(self.points))
         self.lease_s, self.log = lease_s, log
         self.beats = {}            # {trial id: time of the last sign of life}
         self.tuner_ids_seen = set()
@@ -233,11 +236,23 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
     engine.pin_threads(threads)
     connect_env(ip, port, tuner_id)
 
+    last_round = [time.monotonic()]
+
+    def report(event):
+        """A line per trial event; a race-progress line at most every ROUND_LINE_S seconds."""
+        if isinstance(event, run.TrialEvent):
+            log(event_line(tuner_id, event))
+        elif time.monotonic() - last_round[0] >= ROUND_LINE_S:
+            last_round[0] = time.monotonic()
+            log(f"{tuner_id}: {point_label(event.point)} racing: {event.live} trials at step "
+                f"{event.step:,} of {event.point.max_steps:,}"
+                + ("" if event.best is None else f", K* {event.best}"))
+
     def race_point(point, capping):
         log(f"{tuner_id}: racing {point_label(point)}, {point.trials} trials")
         try:
             best = run.run_point(point, dataclasses.replace(options, capping=capping),
-                                 report=lambda event: log(event_line(tuner_id, event)))
+                                 report=report)
         except Exception as e:
             path = record_failure(options.results_dir, point_name(point), tuner_id, e)
             log(f"{tuner_id}: {point_label(point)} failed: {type(e).__name__}: {e} "

@@ -274,9 +274,10 @@ def execute(points, options, workers=1, report=lambda event: None):
                 r.get()  # re-raises a worker's error here
 
 
-def _cost(point):
-    """A point's relative cost for ordering: larger batches train more examples per step."""
-    return (point.batch_size, point.sparsity, point.spec.seed)
+def costliest_first(points):
+    """`points` in the order to start them: largest batch first (it trains the most examples
+    per step), then the sparser, so the last points to finish are short ones."""
+    return sorted(points, key=lambda p: (p.batch_size, p.sparsity, p.spec.seed), reverse=True)
 
 
 @dataclasses.dataclass
@@ -397,7 +398,7 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
     for point, replicas in mirrored:  # each trial on several devices: here, one at a time
         run_point(point, options, progress, replicas=replicas)
     # The costliest points first, so the last ones to finish are short.
-    execute(sorted(points, key=_cost, reverse=True), options, workers, progress)
+    execute(costliest_first(points), options, workers, progress)
     if progress.done < progress.total:  # never silently short: say what is missing
         log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
             "rerun the same command to run them")
