@@ -14,7 +14,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import make_data  # noqa: E402
-from repro import engine, models, pruning  # noqa: E402
+from repro import engine, models, pruning, race  # noqa: E402
 
 optimizer, sparsity = sys.argv[1], float(sys.argv[2])
 data = make_data(n_train=256, n_val=512)
@@ -37,4 +37,18 @@ for name, strategy in (("one_device", None),
                  "replicas": strategy.num_replicas_in_sync if strategy else 1,
                  "pruned_nonzero": int(sum(np.count_nonzero(w[m == 0]) for w, m in zip(weights, mask)))
                  if mask else 0}
+    if strategy is not None:  # a race of 3 trials taking turns on the mirrored engine
+        order, evals, kw = engine.DataOrder(256, 0), list(range(2, 41, 2)), {}
+        hps = [{"learning_rate": lr, "momentum": 0.9} for lr in (0.0003, 0.001, 0.003)]
+        inits = [models.initial_weights(eng.model, 10 + i) for i in range(3)]
+        alone = [eng.run_trial(order=order, batch_size=32, init=inits[i], mask=mask, hp=hps[i],
+                               eval_steps=evals, goal=0.05, early_exit=False) for i in range(3)]
+        runs = {i: eng.start_trial(order=order, batch_size=32, init=inits[i], mask=mask,
+                                   hp=hps[i], goal=0.05, early_exit=False, keep_state=True)
+                for i in range(3)}
+        raced, _ = race.race(runs, evals, 40, capping=False)
+        out["race_equals_alone"] = all(
+            (a.status, a.steps, a.val_errors) == (raced[i][0].status, raced[i][0].steps,
+                                                  raced[i][0].val_errors)
+            for i, a in enumerate(alone))
 print(json.dumps(out))

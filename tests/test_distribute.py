@@ -33,6 +33,9 @@ def test_two_replica_mirrored_trial_equals_one_device(optimizer, sparsity):
     for a, b in zip(one["curve"], two["curve"]):
         assert abs(a - b) <= 1 / 512 + 1e-12
     assert two["pruned_nonzero"] == one["pruned_nonzero"] == 0  # masks hold on every replica
+    # trials racing on the 2-replica strategy (states saved and loaded between evaluations)
+    # compute exactly as each alone on it
+    assert out["race_equals_alone"] is True
 
 
 @pytest.mark.parametrize("batch,devices,limit,expected", [
