@@ -7,7 +7,7 @@ three updates out instead of using keras.optimizers.
 """
 import tensorflow as tf
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov")
+from .spec import OPTIMIZERS  # noqa: E402 (one definition: the spec vocabulary)
 SCHEDULES = ("constant", "linear_decay")
 
 

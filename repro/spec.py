@@ -16,11 +16,11 @@ import re
 import tomllib
 from dataclasses import dataclass
 
+from repro.data import DATASETS  # the datasets repro.data can load
 from repro.errors import UsageError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
-MODELS = ("simple_cnn", "resnet8")
-OPTIMIZERS = ("sgd", "momentum", "nesterov")
+MODELS = ("simple_cnn", "resnet8")  # repro.models builds these
+OPTIMIZERS = ("sgd", "momentum", "nesterov")  # repro.optim applies these (TF1 semantics)
 SCHEDULES = ("constant", "linear_decay")
 SCALES = ("linear", "log", "reverse_log")
 CLAIMS = ("linear_scaling", "plateau", "sparse_slower", "sparse_c1_larger", "diminishing_returns",
