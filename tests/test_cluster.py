@@ -208,8 +208,9 @@ def test_the_chief_serves_every_study_point_once_then_idle_then_stopped(tmp_path
     plan = compiled(tmp_path)
     oracle = chief_oracle(tmp_path, plan)
     held = [oracle.create_trial(f"worker-{i}") for i in range(4)]
-    assert [t.hyperparameters.values["point"] for t in held] == [0, 1, 2, 3]
     assert [oracle.points[i].batch_size for i in range(4)] == [16, 32, 64, 128]
+    # costliest (largest batch) first, as `repro run` starts them
+    assert [t.hyperparameters.values["point"] for t in held] == [3, 2, 1, 0]
     assert oracle.points == plan_mod.study_points(plan)
     for t in held[:3]:
         finish(oracle, t)
@@ -244,14 +245,14 @@ def test_a_silent_workers_point_goes_back_to_the_queue(tmp_path):
     time.sleep(0.1)
     oracle.update_trial(kept.trial_id, {cluster.HEARTBEAT: 1.0})  # worker-b is alive
     again = oracle.create_trial("worker-c")
-    assert again.hyperparameters.values["point"] == lost.hyperparameters.values["point"] == 0
+    assert again.hyperparameters.values["point"] == lost.hyperparameters.values["point"] == 3
     assert again.trial_id != lost.trial_id
     assert oracle.get_trial(lost.trial_id).status == TrialStatus.FAILED
     assert "worker-a" not in oracle.ongoing_trials
     assert oracle.create_trial("worker-b").trial_id == kept.trial_id
     for t in (again, kept):
         finish(oracle, t)
-    assert oracle.create_trial("worker-d").hyperparameters.values["point"] == 2
+    assert oracle.create_trial("worker-d").hyperparameters.values["point"] == 1
 
 
 def test_a_worker_killed_between_points_does_not_keep_the_chief_waiting(tmp_path):
@@ -278,7 +279,7 @@ def test_a_point_failed_on_its_worker_is_reported_not_served_again(tmp_path):
     while (trial := oracle.create_trial("worker-a")).status == TrialStatus.RUNNING:
         finish(oracle, trial)
     assert trial.status == TrialStatus.STOPPED
-    assert oracle.failed_points() == [oracle.points[0]]
+    assert oracle.failed_points() == [oracle.points[3]]
 
 
 def test_replicate_searches_are_points_of_their_own(tmp_path):
