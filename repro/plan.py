@@ -194,7 +194,8 @@ MAX_DEVICE_BATCH = 8192  # Simple-CNN / ResNet-8 examples one device trains at o
 def placement(batch_size, devices, max_device_batch=MAX_DEVICE_BATCH):
     """How a study point uses `devices` accelerators (or 1 for the CPU).
 
-    ("trials", n): the batch fits on one device, so trials run in parallel, one per device.
+    ("trials", n): the batch fits on one device, so n study points race in parallel, one per
+    device (each point's trials take turns on it).
     ("mirrored", r): it does not; each trial runs on a MirroredStrategy of r replicas, the
     fewest that divide B and fit. The global batch is B either way, so K* means the same.
     With a single device there is nothing to split over: ("trials", 1).
@@ -222,7 +223,7 @@ def describe_placement(plan, devices, max_device_batch=MAX_DEVICE_BATCH):
         for b in p.grid.batch_sizes:
             try:
                 kind, n = placement(b, devices, max_device_batch)
-                row[b] = (f"{n} trial(s) in parallel, one per device" if kind == "trials"
+                row[b] = (f"{n} point(s) racing in parallel, one per device" if kind == "trials"
                           else f"each trial on a {n}-replica MirroredStrategy ({b // n} examples per replica)")
             except ValueError as e:
                 row[b] = f"cannot run here: {e}"

@@ -181,15 +181,15 @@ def test_plan_shows_placement_on_several_logical_devices():
                          env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "placement on 3 device(s), at most 8192 examples per device:" in out.stdout
-    assert ("(a) B [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]: 3 trial(s) in "
-            "parallel, one per device; B [16384]: each trial on a 2-replica MirroredStrategy "
+    assert ("(a) B [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]: 3 point(s) "
+            "racing in parallel, one per device; B [16384]: each trial on a 2-replica MirroredStrategy "
             "(8192 examples per replica)") in out.stdout
-    assert "issue 18" in out.stdout  # racing is not there yet, and the plan says so
+    assert "each worker races whole study points" in out.stdout
 
 
 def test_describe_placement_with_several_devices():
     from repro import plan as plan_mod
     rows = plan_mod.describe_placement(_plan("a", "full"), 4, 4096)["a"]
-    assert rows[4096] == "4 trial(s) in parallel, one per device"
+    assert rows[4096] == "4 point(s) racing in parallel, one per device"
     assert rows[8192] == "each trial on a 2-replica MirroredStrategy (4096 examples per replica)"
     assert rows[16384] == "each trial on a 4-replica MirroredStrategy (4096 examples per replica)"
