@@ -95,15 +95,8 @@ def load_study(spec, *, grid_name="reduced", panels=None, goal=None) -> Study:
 
 # ------------------------------------------------------------------------------ searches
 
-@dataclasses.dataclass(frozen=True)
-class SearchStudy:
-    """A steps-to-result search: every study point's trials race to the goal (repro.run)."""
-
-    spec: spec_mod.Spec
-    plan: plan_mod.Plan
-    goal: float | None = None  # read every panel at this goal instead of its goal_error
-
-    has_k_star_fits = True
+class _FromSpec:
+    """What both kinds read off their spec and plan: the figure kind and the grid."""
 
     @property
     def figure_kind(self):
@@ -112,8 +105,19 @@ class SearchStudy:
 
     @property
     def grid_name(self):
-        """The grid the plan was compiled from."""
+        """The spec grid the plan (or runs) came from."""
         return self.plan.grid_name
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchStudy(_FromSpec):
+    """A steps-to-result search: every study point's trials race to the goal (repro.run)."""
+
+    spec: spec_mod.Spec
+    plan: plan_mod.Plan
+    goal: float | None = None  # read every panel at this goal instead of its goal_error
+
+    has_k_star_fits = True
 
     def describe(self, *, max_device_batch=plan_mod.MAX_DEVICE_BATCH, estimate=None):
         """plan.describe with the placement on this machine's devices and, with `estimate`,
@@ -272,7 +276,7 @@ def sharing_lines(d):
 # ------------------------------------------------------------------------------ smoothness
 
 @dataclasses.dataclass(frozen=True)
-class SmoothnessStudy:
+class SmoothnessStudy(_FromSpec):
     """Measured training runs, one per (panel, sparsity) (repro.smoothness_run)."""
 
     spec: spec_mod.Spec
@@ -280,16 +284,6 @@ class SmoothnessStudy:
     panels: tuple | None = None  # panel ids it is restricted to (None: all)
 
     has_k_star_fits = False  # no K*(B): `repro verify` checks its c1 decomposition instead
-
-    @property
-    def figure_kind(self):
-        """The spec's `figure.kind` (one of spec.SMOOTHNESS_KINDS)."""
-        return self.spec.kind
-
-    @property
-    def grid_name(self):
-        """The grid the runs come from."""
-        return self.plan.grid_name
 
     def describe(self, *, max_device_batch=plan_mod.MAX_DEVICE_BATCH, estimate=None):
         """smoothness_run.describe (runs are not placed or estimated: both keywords are ignored)."""
