@@ -1,15 +1,16 @@
-"""Cost model: steps and evaluations a plan needs, at most, naively, and with repro's speed-ups.
+"""Cost model: steps and evaluations a plan needs, at most, naively, and as repro races them.
 
 Three numbers per panel (Appendix B counts evaluations; we also count steps and examples):
 - at most: every trial runs its whole budget, evaluated every time (the paper's arithmetic);
 - naive: every trial stops at its own goal, nothing else (a keras-tuner + model.fit harness);
-- repro: best-so-far capping and early-exit evaluation on top (run order only helps capping).
+- repro: the point's trials race (repro.race): once one meets the goal, at K*, every trial
+  stops there; if none does, all run the budget. Early exit reads part of a failing evaluation.
 
 A study point is modelled from K* (its steps-to-result), the share p of trials that reach the
 goal, the mean steps K_bar of those that do, and the share q of a failing evaluation's
 examples that early exit still reads. A trial that completes runs K_bar steps; one that does
-not runs the budget S. With capping, once a trial has completed (after about 1/p trials) every
-later one stops by K*. These inputs come from measurements when there are any: the stored
+not runs the budget S. Trials reach the goal independently, so some trial of n does with
+probability 1 - (1 - p)^n. These inputs come from measurements when there are any: the stored
 results of the same spec (any grid), K* extrapolated to new batch sizes with the Prop. 4.1 fit
 K* = c1/B + c2 of the nearest measured sparsity (with too few points for a fit: the nearest
 measured curve, linear scaling below it, flat above it). Without measurements only the upper
@@ -17,6 +18,12 @@ bound is given. A reduced grid usually searches a narrower space than the paper'
 scaled by the share of the target space the measured ranges cover (`coverage`), i.e. trials
 outside the measured ranges are taken never to reach the goal -- a pessimistic p, which
 makes both predictions an overestimate, the naive one more so.
+
+Racing caps every trial but the winners, and a capped trial's own outcome is unknown, so p and
+K_bar are measured over the trials that ran to their own outcome (the winners, the diverged,
+and those of points no trial completed). Results raced with capping thus give an optimistic p
+and K_bar = K*: the naive prediction is then a lower bound. Results run with capping off
+(`--no-capping`) measure both without that bias.
 """
 import math
 
@@ -129,11 +136,12 @@ def _point_costs(g, ev, s, b, n_val, m, space_share):
     per_trial = p * kbar + (1 - p) * budget
     evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
     naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
-    first = min(g.trials, 1 / p if p > 0 else g.trials)  # trials until one completes
-    repro_steps = first * per_trial + (g.trials - first) * k
-    repro_evals = first * evals_per_trial + (g.trials - first) * _evals_until(ev, k)
-    # every evaluation but a completing trial's last one misses the goal: early exit reads q
-    hits = p * first
+    some = 1 - (1 - p) ** g.trials  # probability that some trial meets the goal (repro.race)
+    repro_steps = g.trials * (some * k + (1 - some) * budget)
+    repro_evals = g.trials * (some * _evals_until(ev, k) + (1 - some) * n_ev_max)
+    # the evaluation where the winner meets the goal is read in full; every other one misses
+    # the goal, and early exit reads q of it
+    hits = some
     out["naive"] = {"steps": naive_steps, "evaluations": naive_evals,
                     "examples_evaluated": naive_evals * n_val}
     out["repro"] = {"steps": repro_steps, "evaluations": repro_evals,
