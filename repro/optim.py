@@ -7,7 +7,7 @@ three updates out instead of using keras.optimizers.
 """
 import tensorflow as tf
 
-from .spec import OPTIMIZERS  # noqa: E402 (one definition: the spec vocabulary)
+from .spec import OPTIMIZERS  # noqa: F401 (re-exported: one definition, the spec vocabulary)
 SCHEDULES = ("constant", "linear_decay")
 
 

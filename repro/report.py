@@ -130,17 +130,6 @@ def _seconds(s) -> str:
     return f"{s:,.0f} s ({s / 60:.1f} min)" if s >= 60 else f"{s:.1f} s"
 
 
-def _text(v) -> str:
-    """A dataset string value as str."""
-    if hasattr(v, "values"):
-        v = v.values
-    if isinstance(v, np.ndarray):
-        v = v.item() if v.size == 1 else ""
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    return "" if v is None else str(v)
-
-
 def _generic(v) -> str:
     """A machine-readable value from ClaimResult.values as short text."""
     if isinstance(v, (list, tuple)):
@@ -562,7 +551,7 @@ def _state_text(section) -> str:
 def render_html(report_data) -> str:
     """The page, from the dict `build_report` assembles."""
     d = report_data
-    out, sections, results = d["out"], d["sections"], d["results"]
+    sections, results = d["sections"], d["results"]
     h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          f"<title>Reproduction report: {_e(d['title'])}</title>", f"<style>{CSS}</style></head><body>",
          f"<h1>Reproduction report</h1><p>{_e(d['title'])}. Grid <b>{_e(d['grid'])}</b>; built "

@@ -594,7 +594,7 @@ def load_spec(path) -> Spec:
     except tomllib.TOMLDecodeError as e:
         ctx.fail(None, f"TOML syntax error: {' '.join(str(e).split())}",
                  "fix the TOML syntax at that line and column")
-    except ValueError as e:  # an integer of more than 4,300 digits (Python's conversion limit)
+    except ValueError:  # an integer of more than 4,300 digits (Python's conversion limit)
         ctx.fail(None, "TOML value out of range: an integer of more than 4,300 digits",
                  "write integers of at most 19 digits (TOML's 64-bit range)")
     _check_keys(ctx, data, ("figure", "panel"), "")

@@ -14,7 +14,6 @@ re-used until the TensorFlow version changes.
 validation examples read x time per example, spread over the parallel workers (see ASSUMPTIONS).
 """
 import json
-import math
 import os
 import pathlib
 import re

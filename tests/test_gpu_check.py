@@ -4,7 +4,6 @@ import pathlib
 import subprocess
 
 import numpy as np
-import pytest
 import xarray as xr
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
