@@ -13,6 +13,7 @@ whole point per worker (`execute`).
 """
 import dataclasses
 import io
+import math
 import multiprocessing as mp
 import pathlib
 import time
@@ -284,10 +285,9 @@ def costliest_first(points):
 class Progress:
     """Counts trials over the whole plan and prints one line per trial with an ETA."""
 
-    total: int
+    points: list  # the plan's StudyPoints: their trials are what there is to do
     workers: int = 1
     log: object = print
-    done: int = 0
     trained: int = 0
     trained_time: float = 0.0
     steps_trained: int = 0
@@ -297,9 +297,18 @@ class Progress:
     start: float = dataclasses.field(default_factory=time.perf_counter)
     finished: set = dataclasses.field(default_factory=set)  # (seed, panel, s, B, trial) done or stored
     base_seed: int = 0  # the figure's seed: a trial of another replicate's search says which
+    seconds: dict = dataclasses.field(default_factory=dict)  # {(panel, s, B): [seconds, trials]} trained here
 
     every: float = 30.0  # seconds between race-progress lines of one point
     last_round: dict = dataclasses.field(default_factory=dict)  # point key -> time of its last line
+
+    @property
+    def total(self):
+        return sum(p.trials for p in self.points)
+
+    @property
+    def done(self):
+        return len(self.finished)
 
     def __call__(self, e):
         if isinstance(e, RaceRound):
@@ -308,7 +317,6 @@ class Progress:
         if e.reused and key in self.finished:
             return  # already counted (stored before this run, or reported once already)
         self.finished.add(key)
-        self.done = len(self.finished)
         rec = e.record
         if not e.reused:
             self.trained += 1
@@ -318,6 +326,8 @@ class Progress:
             self.examples_evaluated += max(rec.examples_evaluated, 0)
             b = e.point.batch_size
             self.steps_by_batch[b] = self.steps_by_batch.get(b, 0) + rec.steps
+            spent = self.seconds.setdefault(e.point.key[1:], [0.0, 0])
+            spent[0], spent[1] = spent[0] + rec.wall_time, spent[1] + 1
         hp = " ".join(f"{n}={v:.3g}" for n, v in rec.values.items())
         result = f"K={rec.k}" if rec.k is not None else f"{rec.steps} steps"
         seed, pid, s, b = e.point.key
@@ -328,7 +338,6 @@ class Progress:
                  f"| ETA {self.eta()}] {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
                  f"{rec.status} {result} ({hp}) {rec.wall_time:.1f}s"
                  f"{' stored' if e.reused else ''}{best}")
-
 
     def race_round(self, e):
         """A line every `every` seconds per racing point: where its race is, and the ETA."""
@@ -343,10 +352,30 @@ class Progress:
                  f"at step {e.step:,} of {e.point.max_steps:,}"
                  + ("" if e.best is None else f", K* {e.best}"))
 
+    def trial_seconds(self, point):
+        """Expected seconds of one of `point`'s trials: the mean of those trained here at the
+        same panel, sparsity and B; else from the nearest B trained at that panel and
+        sparsity (K*(B) x B does not fall as B grows, and K* does not grow with B, so a trial
+        at B' costs at most that at B >= B', and at most B'/B times it for B' > B); else the
+        mean over every trial trained so far (None: nothing trained yet)."""
+        _, pid, s, b = point.key
+        same = {key[2]: sec / n for key, (sec, n) in self.seconds.items() if key[:2] == (pid, s)}
+        if same:
+            near = min(same, key=lambda x: (abs(math.log(x / b)), -x))
+            return same[near] * (b / near if b > near else 1.0)
+        return self.trained_time / self.trained if self.trained else None
+
     def eta(self):
-        """Time left at the mean wall time per trained trial so far, over the workers."""
-        per_trial = self.trained_time / self.trained if self.trained else 0.0
-        return _hms((self.total - self.done) * per_trial / self.workers) if self.trained else "?"
+        """Time left: every trial not done yet at its point's `trial_seconds`, over the workers."""
+        left = 0.0
+        for p in self.points:
+            todo = sum((*p.key, i) not in self.finished for i in range(p.trials))
+            if todo:
+                each = self.trial_seconds(p)
+                if each is None:
+                    return "?"
+                left += todo * each
+        return _hms(left / self.workers)
 
 
 def _hms(seconds):
@@ -389,8 +418,7 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
     points = [p for p in study_points(plan) if p.panel.id not in missing]
     stored = {(*p.key, k[3]) for p in points
               for k in point_records(p, options.results_dir, options.capping)}
-    progress = Progress(sum(p.trials for p in points), workers, log, finished=stored,
-                        done=len(stored), base_seed=plan.spec.seed)
+    progress = Progress(points, workers, log, finished=stored, base_seed=plan.spec.seed)
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in "
             f"{options.results_dir}/runs")

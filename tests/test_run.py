@@ -254,3 +254,43 @@ def test_a_record_retrained_for_another_goal_still_answers_the_first(tmp_path):
         assert summary(lines) == (0, 12), (fig, lines[-1])
     np.testing.assert_array_equal(again["steps_to_result"].values,
                                   do_run(shared_plan(tmp_path, "fig-9", 0.6), tmp_path / "alone")[0]["steps_to_result"].values)
+
+
+def test_eta_prices_each_remaining_trial_at_its_own_batch_size(tmp_path):
+    """No training: made-up trial events (times chosen by hand) drive the Progress counter."""
+    from types import SimpleNamespace
+    points = {p.batch_size: p for p in plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8, 16, 32)))}
+    lines = []
+    progress = run.Progress(list(points.values()), workers=2, log=lines.append)
+
+    def finish(b, seconds, reused=False):
+        for i in range(6):
+            record = SimpleNamespace(wall_time=seconds, steps=10, examples_trained=10 * b,
+                                     examples_evaluated=0, values={"learning_rate": 0.1},
+                                     status="complete", k=10)
+            progress(run.TrialEvent(points[b], i, record, reused=reused))
+
+    assert progress.eta() == "?"  # nothing trained yet
+    finish(32, 4.0)
+    # B = 16 and 8 not trained yet: priced at B = 32's 4 s (a smaller B costs no more),
+    # 12 trials x 4 s over 2 workers
+    assert progress.eta() == "0m24s"
+    finish(16, 2.0)
+    # the 6 trials at B = 8 at the nearest trained B (16): 6 x 2 s / 2; the mean over all
+    # trained trials (3 s) would say 0m09s
+    assert progress.eta() == "0m06s"
+    assert lines[-1].startswith("[12/18 trials") and "ETA 0m06s" in lines[-1]
+    finish(8, 1.0, reused=True)  # stored trials: done, and not counted as trained time
+    assert progress.eta() == "0m00s" and progress.trained == 12 and progress.done == 18
+
+
+def test_eta_scales_a_larger_unmeasured_batch_size_up(tmp_path):
+    from types import SimpleNamespace
+    points = {p.batch_size: p for p in plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8, 32)))}
+    progress = run.Progress(list(points.values()), workers=1, log=lambda line: None)
+    for i in range(6):
+        progress(run.TrialEvent(points[8], i, SimpleNamespace(
+            wall_time=1.0, steps=10, examples_trained=80, examples_evaluated=0, values={},
+            status="complete", k=10), reused=False))
+    # K* does not grow with B, so a trial at B = 32 costs at most 32 / 8 x 1 s
+    assert progress.eta() == "0m24s"
