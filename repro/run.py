@@ -11,6 +11,7 @@ point trains only the trials whose records cannot answer. The results file is co
 the records. Points are independent: with `workers` > 1 they run in parallel processes, one
 whole point per worker (`execute`).
 """
+import collections
 import dataclasses
 import io
 import math
@@ -367,9 +368,9 @@ class Progress:
 
     def eta(self):
         """Time left: every trial not done yet at its point's `trial_seconds`, over the workers."""
-        left = 0.0
+        left, done = 0.0, collections.Counter(key[:4] for key in self.finished)
         for p in self.points:
-            todo = sum((*p.key, i) not in self.finished for i in range(p.trials))
+            todo = p.trials - done[p.key]
             if todo:
                 each = self.trial_seconds(p)
                 if each is None:
