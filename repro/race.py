@@ -1,10 +1,13 @@
-"""Racing: a study point's trials advance together, so K* comes out with n x K* trial-steps.
+"""Racing: a study point's trials advance together, so K* comes out with the fewest trial-steps.
 
 All live trials take turns on one engine (each keeps its own saved state, so each computes bit
-for bit as if it ran alone: engine.TrialRun) and advance evaluation by evaluation. At the first
-evaluation s where some trial meets the goal, K* = s and the best trial is the lowest index
-among those that met it; `cap_for` then stops every other trial there (`capped`). This is
-the K* and best trial of the sequential capped search, whatever its run order. Diverging trials
+for bit as if it ran alone: engine.TrialRun) and advance evaluation by evaluation, in index
+order. At the first evaluation s where some trial meets the goal, K* = s and the best trial is
+the lowest index among those that met it; `cap_for` then stops every other trial (`capped`):
+the lower-indexed ones at s, the higher-indexed ones, which could only tie, at their last
+evaluation before s, without training to s. This is the K* and best trial of the sequential
+capped search, whatever its run order, and the steps the best run order would train: the
+trials up to the best run to K*, the rest to the evaluation before it. Diverging trials
 leave as `infeasible` without stopping the race; with capping off each trial runs to its own
 outcome; if nobody meets the goal, everyone runs to the budget.
 
@@ -67,13 +70,15 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
                 leave(i, c)
         if not live:
             break
-        for i, run in live.items():  # one round: every live trial trains to s and is evaluated
+        for i, run in live.items():  # one round: each live trial, in index order, trains to s
+            c = cap(i)                  # and is evaluated there, unless a lower trial just won
+            if c is not None and s > c:  # at s: then i could only tie, and ties go to the lower
+                continue                # index, so it stops at its last evaluation (as capped)
             t0 = time.perf_counter()
             run.advance(s)
             clock[i] += time.perf_counter() - t0
-        winners = [i for i, run in live.items() if met(run, s)]
-        if winners and (best is None or (s, winners[0]) < best):
-            best = (s, winners[0])  # ties go to the lowest trial index
+            if met(run, s) and (best is None or (s, i) < best):
+                best = (s, i)
         for i in [i for i, run in live.items() if run.finished]:  # complete or infeasible
             leave(i, None)
         if on_round is not None:

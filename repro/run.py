@@ -2,8 +2,9 @@
 
 Each study point (plan.StudyPoint) is one search. Its trials advance together, evaluation by
 evaluation; the first evaluation where some trial meets the goal is K*, the lowest such trial
-is the best, and every other trial stops there (`capped`). That is exactly the K* and best
-trial of a one-after-another search with best-so-far capping, with n x K* trial-steps.
+is the best, and every other trial stops there, or before it when it could only tie (`capped`).
+That is exactly the K* and best trial of a one-after-another search with best-so-far capping,
+with the trial-steps of its best run order (repro.race).
 
 Every finished trial is a record (store.TrialRecord) shared across figures and reruns: a point
 first reads what its records already tell (`point_view`), so a resumed, shared or re-goaled
