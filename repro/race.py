@@ -51,6 +51,11 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
             c = None if extents[i] is None else max(c, extents[i])
         return c
 
+    def past_cap(i, s):
+        """Whether trial i may not train to s: it can no longer win, or tie with a lower index."""
+        c = cap(i)
+        return c is not None and s > c
+
     def met(run, s):
         """Whether `run` met the race's goal at its evaluation at step s."""
         if goal is None:
@@ -64,16 +69,13 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
             on_leave(i, *out[i])
 
     for s in [s for s in eval_steps if s <= max_steps]:
-        for i in list(live):  # a trial that can no longer win (or tie with a lower index) stops
-            c = cap(i)
-            if c is not None and s > c:
-                leave(i, c)
+        for i in [i for i in live if past_cap(i, s)]:  # stops at its cap
+            leave(i, cap(i))
         if not live:
             break
         for i, run in live.items():  # one round: each live trial, in index order, trains to s
-            c = cap(i)                  # and is evaluated there, unless a lower trial just won
-            if c is not None and s > c:  # at s: then i could only tie, and ties go to the lower
-                continue                # index, so it stops at its last evaluation (as capped)
+            if past_cap(i, s):          # and is evaluated there, unless a lower trial just won
+                continue                # at s: i stops at its last evaluation (leaves next round)
             t0 = time.perf_counter()
             run.advance(s)
             clock[i] += time.perf_counter() - t0
