@@ -517,10 +517,11 @@ def _split(steps_by_b, n):
 def _main(argv):
     side, sel, *rest = argv
     sel = json.loads(sel)
-    if side != "naive":
+    if side in ("naive1", "floor"):
         # These sides compute as repro's workers do: one thread, deterministic kernels (the
         # Engine turns these on; naive1 never builds one, and either setting changes the bits).
-        # The default-thread naive side keeps TensorFlow's defaults, as a user's script would.
+        # The default-thread naive side keeps TensorFlow's defaults, as a user's script would;
+        # the repro side is `run_plan` as `repro run` calls it (its workers pin themselves).
         import tensorflow as tf
         from . import engine
         engine.pin_threads()

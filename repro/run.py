@@ -405,11 +405,6 @@ def _placed(points, plan, max_device_batch):
 
 def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=None):
     """Run every study point of `plan`; returns (dataset, report dict)."""
-    from . import engine
-    if workers <= 1 and not engine.pin_threads():  # trials run in this process
-        log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} thread; "
-            "trials run in this process may differ in their last bits from the same trials run by "
-            "`python -m repro run` (one thread per trial)")
     missing = {}
     for panel_plan in plan.panels:
         try:
@@ -418,6 +413,12 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
             missing[panel_plan.panel.id] = str(e)
             log(f"panel ({panel_plan.panel.id}) NOT RUN: {e}")
     points = [p for p in study_points(plan) if p.panel.id not in missing]
+    if workers <= 1 or len(points) <= 1:  # trials train in this process (see execute)
+        from . import engine
+        if not engine.pin_threads():
+            log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} "
+                "thread; trials run in this process may differ in their last bits from the same "
+                "trials run by `python -m repro run` (one thread per trial)")
     stored = {(*p.key, k[3]) for p in points
               for k in point_records(p, options.results_dir, options.capping)}
     progress = Progress(points, workers, log, finished=stored, base_seed=plan.spec.seed)

@@ -105,6 +105,19 @@ def test_capping_and_early_exit_leave_every_k_star_unchanged(tmp_path):
     assert (steps <= capped["steps_to_result"].values[..., None]).all()
 
 
+def test_a_single_point_with_several_workers_trains_here_on_one_thread(tmp_path, monkeypatch):
+    """One study point never starts a pool (execute runs it in this process), so this process
+    must compute as a worker does: one thread (engine.TRIAL_THREADS), or its bits, and K*,
+    would depend on how many points the plan has."""
+    from repro import engine
+    pinned = []
+    monkeypatch.setattr(engine, "pin_threads", lambda threads=engine.TRIAL_THREADS:
+                        pinned.append(threads) or True)
+    ds, lines = do_run(plan_for(tmp_path, batch_sizes=(16,)), tmp_path / "r", workers=2)
+    assert summary(lines) == (6, 0)  # it trained, here (the patch is not seen by a pool)
+    assert pinned == [engine.TRIAL_THREADS]
+
+
 def test_changed_spec_reuses_unchanged_trials_and_trains_only_what_is_new(tmp_path):
     results = tmp_path / "r"
     first, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), results)
