@@ -256,10 +256,15 @@ def _run_in_worker(job):
     return run_point(point, options, report=_QUEUE.put)
 
 
+def trains_here(workers, n_points):
+    """Whether `execute` runs `n_points` study points in this process instead of a worker pool."""
+    return workers <= 1 or n_points <= 1
+
+
 def execute(points, options, workers=1, report=lambda event: None):
     """Run `points` (StudyPoints), here when `workers` <= 1, else one whole point per worker
     process at a time; `report` sees every TrialEvent in this process."""
-    if workers <= 1 or len(points) <= 1:
+    if trains_here(workers, len(points)):
         for point in points:
             run_point(point, options, report)
         return
@@ -413,7 +418,7 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
             missing[panel_plan.panel.id] = str(e)
             log(f"panel ({panel_plan.panel.id}) NOT RUN: {e}")
     points = [p for p in study_points(plan) if p.panel.id not in missing]
-    if workers <= 1 or len(points) <= 1:  # trials train in this process (see execute)
+    if trains_here(workers, len(points)):  # compute as a worker does: one thread
         from . import engine
         if not engine.pin_threads():
             log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} "

@@ -113,7 +113,7 @@ def test_a_single_point_with_several_workers_trains_here_on_one_thread(tmp_path,
     pinned = []
     monkeypatch.setattr(engine, "pin_threads", lambda threads=engine.TRIAL_THREADS:
                         pinned.append(threads) or True)
-    ds, lines = do_run(plan_for(tmp_path, batch_sizes=(16,)), tmp_path / "r", workers=2)
+    _, lines = do_run(plan_for(tmp_path, batch_sizes=(16,)), tmp_path / "r", workers=2)
     assert summary(lines) == (6, 0)  # it trained, here (the patch is not seen by a pool)
     assert pinned == [engine.TRIAL_THREADS]
 
