@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import xarray as xr
-from scipy.optimize import least_squares
 
 MIN_FIT_POINTS = 3
 
@@ -37,69 +36,100 @@ def _finite_pairs(batch_sizes, steps):
     return b[keep], k[keep]
 
 
-def _nan_fit(n_points):
-    """The result of a fit that could not be made."""
-    nan = float("nan")
-    return {"c1": nan, "c2": nan, "b_crit": nan, "rms_log_residual": nan, "n_points": n_points}
+_GRID_DECADES = 4      # B_crit is searched from min(B) / 10^4 to max(B) x 10^4
+_GRID_POINTS = 241     # ... on this many log-spaced values (~10 % apart), then refined
+_REFINE_STEPS = 40     # by golden section (each step keeps 0.618 of the bracket)
 
 
-def _initial_guesses(b, k):
-    """Starting points (c1, c2) for the log-space fit, derived from the data.
+def _profile_rss(log_k, log_b, finite, log_bcrit):
+    """Residual sum of squares of the best log c2 at each B_crit: rows (n, nB), candidates
+    (n, m) -> (n, m). For a fixed B_crit the model is log K = log c2 + log(1 + B_crit/B), so
+    the best log c2 is the mean residual; `log_bcrit` may be -inf (flat) or +inf (c2 = 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        shape = np.logaddexp(0.0, log_bcrit[..., None] - log_b[:, None, :])  # log(1 + B_crit/B)
+        linear = np.isposinf(log_bcrit)[..., None]
+        # B_crit -> inf: log(1 + B_crit/B) - log B_crit -> -log B, a constant shift absorbed by c2
+        shape = np.where(linear, -log_b[:, None, :], shape)
+    resid = np.where(finite[:, None, :], log_k[:, None, :] - shape, 0.0)
+    n = finite.sum(axis=1)[:, None]
+    mean = resid.sum(axis=2) / np.maximum(n, 1)
+    rss = np.where(finite[:, None, :], (resid - mean[..., None]) ** 2, 0.0).sum(axis=2)
+    return rss, mean
 
-    c2 starts near the plateau (smallest K*), c1 from the smallest-B point after removing
-    c2; a couple of alternatives guard against a bad basin.
+
+def fit_prop41_rows(batch_sizes, table) -> dict:
+    """Fit K* = c1/B + c2 (c1, c2 >= 0) by least squares on log K* to every row of `table`.
+
+    `table` is (n, nB) (or one row): K* at `batch_sizes`, NaN or non-positive where unmeasured.
+    The fit is global: for a fixed B_crit = c1/c2 the best log c2 is a mean, so the residual
+    is minimised over B_crit alone (a log-spaced grid, then golden section around the best
+    grid value), with the limits c1 = 0 (flat) and c2 = 0 (pure linear scaling) as candidates.
+    Rows with fewer than MIN_FIT_POINTS measured points give NaN.
+
+    Returns arrays {"c1", "c2", "b_crit" (inf where c2 = 0), "rms_log_residual", "n_points"}.
     """
-    order = np.argsort(b)
-    b, k = b[order], k[order]
-    k_min = float(np.min(k))
-    guesses = []
-    for frac in (0.9, 0.5, 0.1):
-        c2 = frac * k_min
-        c1 = max(float(np.median((k - c2) * b)), 1e-12)
-        guesses.append((c1, c2))
-    guesses.append((max(float(k[0] * b[0]), 1e-12), 1e-3 * k_min))
-    return guesses
+    b = np.asarray(batch_sizes, dtype=float).ravel()
+    k = np.atleast_2d(np.asarray(table, dtype=float))
+    if k.shape[1] != b.size:
+        raise ValueError(f"batch_sizes and steps differ in length: {b.size} vs {k.shape[1]}")
+    finite = np.isfinite(k) & (k > 0) & np.isfinite(b) & (b > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_k = np.where(finite, np.log(np.where(finite, k, 1.0)), 0.0)
+    log_b = np.broadcast_to(np.log(np.where(b > 0, b, 1.0)), k.shape)
+    n_points = finite.sum(axis=1)
+    ok = (n_points >= MIN_FIT_POINTS)
+    lo = math.log(max(float(np.min(b[b > 0])), 1e-300)) - _GRID_DECADES * math.log(10)
+    hi = math.log(float(np.max(b))) + _GRID_DECADES * math.log(10)
+    grid = np.concatenate([[-np.inf], np.linspace(lo, hi, _GRID_POINTS), [np.inf]])
+    rss, _ = _profile_rss(log_k, log_b, finite, np.broadcast_to(grid, (k.shape[0], grid.size)))
+    best = np.argmin(rss, axis=1)
+    inner = (best > 0) & (best < grid.size - 1)
+    # golden section between the grid neighbours of an inner minimum
+    left = grid[np.clip(best - 1, 1, grid.size - 2)]
+    right = grid[np.clip(best + 1, 1, grid.size - 2)]
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(_REFINE_STEPS):
+        x1, x2 = right - g * (right - left), left + g * (right - left)
+        r, _ = _profile_rss(log_k, log_b, finite, np.stack([x1, x2], axis=1))
+        lower = r[:, 0] < r[:, 1]
+        right = np.where(lower, x2, right)
+        left = np.where(lower, left, x1)
+    refined = (left + right) / 2
+    log_bcrit = np.where(inner, refined, grid[best])
+    rss_best, log_c2 = _profile_rss(log_k, log_b, finite, log_bcrit[:, None])
+    rss_grid = rss[np.arange(k.shape[0]), best]
+    # never worse than the best grid value (golden section on a non-unimodal bracket)
+    use_grid = rss_grid < rss_best[:, 0]
+    log_bcrit = np.where(use_grid, grid[best], log_bcrit)
+    rss_best, log_c2 = _profile_rss(log_k, log_b, finite, log_bcrit[:, None])
+    log_c2 = log_c2[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        linear = np.isposinf(log_bcrit)
+        flat = np.isneginf(log_bcrit)
+        c1 = np.where(linear, np.exp(log_c2), np.where(flat, 0.0, np.exp(log_c2 + log_bcrit)))
+        c2 = np.where(linear, 0.0, np.exp(log_c2))
+        b_crit = np.where(linear, np.inf, np.where(flat, 0.0, np.exp(log_bcrit)))
+        rms = np.sqrt(rss_best[:, 0] / np.maximum(n_points, 1))
+    nan = np.full(k.shape[0], np.nan)
+    return {"c1": np.where(ok, c1, nan), "c2": np.where(ok, c2, nan),
+            "b_crit": np.where(ok, b_crit, nan), "rms_log_residual": np.where(ok, rms, nan),
+            "n_points": n_points}
 
 
-def fit_prop41(batch_sizes, steps, start=None) -> dict:
-    """Fit K* = c1/B + c2 (c1, c2 >= 0) by least squares on log K*.
-
-    Minimises sum_i (log K_i - log(c1/B_i + c2))^2 with c = exp(theta), so both constants
-    stay non-negative; several data-derived starting points are tried and the best kept.
-    NaN (and non-positive) points are ignored; fewer than 3 points give NaNs.
-
-    `start` (c1, c2), e.g. the fit of the full data when refitting resampled data, is tried
-    first and alone when it converges to a fit at least as good as the data-derived guesses' first.
+def fit_prop41(batch_sizes, steps) -> dict:
+    """Fit K* = c1/B + c2 (c1, c2 >= 0) by least squares on log K* (``fit_prop41_rows`` of one
+    row): minimises sum_i (log K_i - log(c1/B_i + c2))^2 over the finite, positive points;
+    fewer than 3 points give NaNs.
 
     Returns {"c1", "c2", "b_crit" (= c1/c2, inf if c2 == 0), "rms_log_residual", "n_points"}.
     """
-    b, k = _finite_pairs(batch_sizes, steps)
-    n = int(b.size)
-    if n < MIN_FIT_POINTS:
-        return _nan_fit(n)
-    log_k = np.log(k)
-
-    def residuals(theta):
-        c1, c2 = np.exp(np.clip(theta, -700.0, 700.0))
-        return log_k - np.log(c1 / b + c2)
-
-    best = None
-    guesses = _initial_guesses(b, k)
-    if start is not None and all(np.isfinite(start)):
-        guesses = [(max(float(start[0]), 1e-12), max(float(start[1]), 1e-12)), guesses[0]]
-    for c1, c2 in guesses:
-        sol = least_squares(residuals, x0=np.log([c1, c2]), method="lm", xtol=1e-14, ftol=1e-14)
-        if best is None or sol.cost < best.cost:
-            best = sol
-    c1, c2 = (float(v) for v in np.exp(best.x))
-    # A plateau too small to matter anywhere on the data is reported as exactly 0.
-    if c2 < 1e-9 * float(np.min(k)):
-        c2 = 0.0
-    if c1 < 1e-9 * float(np.min(k * b)):
-        c1 = 0.0
-    b_crit = c1 / c2 if c2 > 0 else math.inf
-    rms = float(np.sqrt(np.mean(residuals(np.log([max(c1, 1e-300), max(c2, 1e-300)])) ** 2)))
-    return {"c1": c1, "c2": c2, "b_crit": b_crit, "rms_log_residual": rms, "n_points": n}
+    b = np.asarray(batch_sizes, dtype=float).ravel()
+    k = np.asarray(steps, dtype=float).ravel()
+    if b.shape != k.shape:
+        raise ValueError(f"batch_sizes and steps differ in length: {b.size} vs {k.size}")
+    rows = fit_prop41_rows(b, k[None])
+    return {"c1": float(rows["c1"][0]), "c2": float(rows["c2"][0]), "b_crit": float(rows["b_crit"][0]),
+            "rms_log_residual": float(rows["rms_log_residual"][0]), "n_points": int(rows["n_points"][0])}
 
 
 def loglog_slope(batch_sizes, steps) -> float:

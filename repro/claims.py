@@ -314,7 +314,7 @@ class PanelContext:
         if s not in self._fits:
             point = analysis.fit_prop41(self.b, self.row(s))
             start = (point["c1"], point["c2"]) if math.isfinite(point["c1"]) else None
-            self._fits[s] = (point, evidence.fit_replicates(self.b, self.rep_rows(s), start=start))
+            self._fits[s] = (point, evidence.fit_replicates(self.b, self.rep_rows(s)))
         return self._fits[s]
 
     def uncertainty(self):

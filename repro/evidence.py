@@ -156,14 +156,204 @@ def slope(batch_sizes, k) -> float:
     return analysis.loglog_slope(batch_sizes, k)
 
 
-def fit_replicates(batch_sizes, tables, start=None) -> np.ndarray:
-    """(n_boot, 3) columns c1, c2, B_crit of the fit of each replicate row (NaN: too few points);
-    `start` (c1, c2): the fit of the data, where each refit starts."""
-    out = np.full((len(tables), 3), np.nan)
-    for n, row in enumerate(tables):
-        f = analysis.fit_prop41(batch_sizes, row, start=start)
-        out[n] = (f["c1"], f["c2"], f["b_crit"])
+def fit_replicates(batch_sizes, tables) -> np.ndarray:
+    """(n_boot, 3) columns c1, c2, B_crit of the Prop. 4.1 fit of each replicate row (NaN: too
+    few points)."""
+    tables = np.asarray(tables, dtype=float)
+    if tables.size == 0:
+        return np.full((len(tables), 3), np.nan)
+    f = analysis.fit_prop41_rows(batch_sizes, tables.reshape(len(tables), -1))
+    return np.stack([f["c1"], f["c2"], f["b_crit"]], axis=1)
+
+
+# --------------------------------------------------------------------------- the search itself
+#
+# A point's K* is the best of n trials at fixed Sobol points, so it is biased upwards by how
+# coarsely the search samples the learning rate, differently at each B (the optimum moves with
+# B while the points do not). Resampling trials cannot see that bias (a resampled minimum is
+# never below the observed one). What the data can show is how much the best K* moves with the
+# search's budget: the half-budget table is the expected best of ceil(n/2) of the n trials,
+# drawn without replacement, and every statistic is widened on both sides by how far it moves
+# between the half-budget and the full table (`statistic`). A point whose losing trials were
+# all capped at the winner's step shows nothing about the search (its half-budget K* is
+# unknown), so a statistic that reads it has an unbounded interval: racing keeps `finishers`
+# >= 2 trials going to the goal for this (repro.race).
+
+HALF_BUDGET_WIDEN = 1.0  # the widening is this many times the half-budget shift (see tests/test_calibration.py)
+
+
+def _search_values(ev, r, j, i):
+    """Trial values of one search for order statistics: a complete trial at its step, a capped
+    one at the evaluation after its cap (it needed more), a missed one at the budget (a lower
+    bound: it needed more than the budget); None if the search did not run every trial."""
+    vals = ev.trials[r, j, i].astype(float)
+    if np.isnan(vals).any():
+        return None
+    b = ev.batch_sizes[i]
+    capped = ev.capped[r, j, i]
+    if capped.any():
+        vals = np.where(capped, _next_eval(ev, b, vals), vals)
+    budget = (ev.budget or {}).get(int(b), math.inf)
+    return np.where(np.isfinite(vals), vals, budget)
+
+
+def expected_best_log(values, m) -> float:
+    """E[log min] of m of `values` drawn without replacement (the m-out-of-n best): the i-th
+    smallest of n is the minimum of an m-subset with probability C(n-i, m-1) / C(n, m)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    n = v.size
+    if not 1 <= m <= n:
+        raise ValueError(f"m must lie in 1..{n}, got {m}")
+    weights = np.array([math.comb(n - i, m - 1) for i in range(1, n + 1)], dtype=float) / math.comb(n, m)
+    with np.errstate(divide="ignore"):
+        logs = np.log(v)
+    used = weights > 0
+    return float(np.sum(weights[used] * logs[used]))
+
+
+def half_budget_size(n_trials) -> int:
+    """The half-budget search: ceil(n/2) trials."""
+    return max(1, math.ceil(n_trials / 2))
+
+
+def coarse_points(ev) -> np.ndarray:
+    """(nS, nB) bool: points with a K* where some search has fewer than 2 trials whose outcome
+    is known (complete, or ran to the budget, or diverged): every losing trial was capped at
+    the winner's step, so the search shows nothing of its own resolution there."""
+    known = ~ev.capped & ~np.isnan(ev.trials)
+    few = (known.sum(axis=3) < 2).any(axis=0)
+    return few & np.isfinite(point_estimate(ev))
+
+
+def censored_points(ev) -> np.ndarray:
+    """(nS, nB) bool: points where every trial of every search ran and none reached the goal
+    within the budget (K* > budget, a bound, not a gap); needs the budget to be known."""
+    if not ev.budget:
+        return np.zeros((len(ev.sparsities), len(ev.batch_sizes)), bool)
+    ran = ~np.isnan(ev.trials).any(axis=3)
+    none = ~(np.isfinite(ev.trials) & ~ev.capped).any(axis=3)
+    known_budget = np.array([int(b) in ev.budget for b in ev.batch_sizes])
+    return (ran & none).all(axis=0) & known_budget[None, :]
+
+
+def bound_table(ev) -> np.ndarray:
+    """(nS, nB): the budget at censored points (K* exceeds it), NaN elsewhere."""
+    out = np.full((len(ev.sparsities), len(ev.batch_sizes)), np.nan)
+    cens = censored_points(ev)
+    for i, b in enumerate(ev.batch_sizes):
+        out[cens[:, i], i] = ev.budget[int(b)]
     return out
+
+
+def half_budget_table(ev) -> np.ndarray:
+    """(nS, nB): the geometric mean over seeds of each search's expected best of ceil(n/2) of its
+    trials (`expected_best_log`); NaN where the point has no K* or is `coarse_points`."""
+    m = half_budget_size(ev.n_trials)
+    out = np.full((len(ev.sparsities), len(ev.batch_sizes)), np.nan)
+    est = point_estimate(ev)
+    coarse = coarse_points(ev)
+    for j in range(len(ev.sparsities)):
+        for i in range(len(ev.batch_sizes)):
+            if not np.isfinite(est[j, i]) or coarse[j, i]:
+                continue
+            logs = [expected_best_log(v, m) for r in range(ev.n_seeds)
+                    if (v := _search_values(ev, r, j, i)) is not None]
+            logs = [x for x in logs if math.isfinite(x)]
+            if logs:
+                out[j, i] = math.exp(sum(logs) / len(logs))
+    return out
+
+
+def edge_points(ev) -> np.ndarray:
+    """(nS, nB) bool: points whose best trial (seed 0's search) has the smallest or largest
+    effective learning rate lr / (1 - momentum) among the point's trials: the best of the box
+    may lie outside it. False where metaparameters are unknown."""
+    out = np.zeros((len(ev.sparsities), len(ev.batch_sizes)), bool)
+    lr = ev.hp.get("learning_rate")
+    if lr is None:
+        return out
+    eff = lr[0] / (1.0 - ev.hp["momentum"][0]) if "momentum" in ev.hp else lr[0]
+    reached = np.where(ev.capped[0] | ~np.isfinite(ev.trials[0]), np.inf, ev.trials[0])
+    for j in range(len(ev.sparsities)):
+        for i in range(len(ev.batch_sizes)):
+            row, e = reached[j, i], eff[j, i]
+            if not np.isfinite(row).any() or not np.isfinite(e).all() or np.unique(e).size < 3:
+                continue
+            best = int(np.argmin(row))
+            out[j, i] = e[best] in (e.min(), e.max())
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Statistic:
+    """A statistic of the K* table with its interval: resampling, widened by the search's
+    half-budget shift, and over the range of every censored point it reads."""
+
+    value: float          # on the point estimate (censored points at their bound)
+    interval: tuple       # (lo, hi)
+    search_shift: float   # |value - value on the half-budget table| x HALF_BUDGET_WIDEN
+    bounds: tuple = ()    # (sparsity index, batch index) of censored points the value reads
+    bounded_side: int = 0  # censored points push the value: +1 up, -1 down, 0 none
+
+
+_FAR = (1e3, 1e6)  # a censored K* at these multiples of its bound stands for "much larger"
+
+
+def _reads(fn, table, where):
+    """Whether fn's value on `table` changes when the K* at `where` grows (fn reads that point)."""
+    a, b = table.copy(), table.copy()
+    a[where], b[where] = table[where], table[where] * _FAR[0]
+    va, vb = fn(a), fn(b)
+    return not (va == vb or (math.isnan(va) and math.isnan(vb)))
+
+
+def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=LEVEL) -> Statistic:
+    """fn(table) -> float over the K* table (nS, nB), with its interval.
+
+    `est` the point estimate, `reps` (n_boot, nS, nB) replicates, `half` the half-budget table,
+    `bounds` the censored points' budgets (NaN elsewhere). The interval is the percentile
+    interval of fn over the replicates, widened on both sides by `widen` x |fn(est) - fn(half)|
+    (infinite where fn reads a point with no half-budget K*), and stretched over the values fn
+    takes as each censored point it reads goes from its bound to far above it (an end that
+    keeps moving is infinite)."""
+    est = np.asarray(est, dtype=float)
+    bounds = np.full(est.shape, np.nan) if bounds is None else np.asarray(bounds, dtype=float)
+    read = [w for w in zip(*np.nonzero(np.isfinite(bounds)))
+            if _reads(fn, np.where(np.isfinite(bounds), bounds, est), w)][:4]
+    variants = [()] if not read else [tuple(c) for c in np.ndindex(*(3,) * len(read))]
+    values, los, his, shifts = [], [], [], []
+    for combo in variants:
+        scale = np.ones(est.shape)
+        for w, c in zip(read, combo):
+            scale[w] = (1.0, *_FAR)[c]
+        fill = np.where(np.isfinite(bounds), bounds * scale, np.nan)
+        def filled(t):
+            return np.where(np.isfinite(fill), fill, t)
+        v = fn(filled(est))
+        r = np.array([fn(filled(t)) for t in reps], dtype=float)
+        lo, hi = interval(r, level)
+        h = fn(filled(np.asarray(half, dtype=float)))
+        shift = abs(v - h) * widen if math.isfinite(v) and math.isfinite(h) else math.inf
+        values.append(v)
+        los.append(lo - shift)
+        his.append(hi + shift)
+        shifts.append(shift)
+    lo, hi = min(los), max(his)
+    side = 0
+    if read:
+        near = [k for k, c in enumerate(variants) if all(x == 1 for x in c)]
+        far = [k for k, c in enumerate(variants) if all(x == 2 for x in c)]
+        base = [k for k, c in enumerate(variants) if all(x == 0 for x in c)][0]
+        if near and far and math.isfinite(values[near[0]]) and math.isfinite(values[far[0]]):
+            moving = abs(values[far[0]] - values[near[0]]) > 1e-6 * max(1.0, abs(values[near[0]]))
+            if moving:  # still moving between 10^3 and 10^6 x the bound: unbounded that way
+                side = 1 if values[far[0]] > values[base] else -1
+                if side > 0:
+                    hi = math.inf
+                else:
+                    lo = -math.inf
+        return Statistic(values[base], (lo, hi), shifts[base], tuple(read), side)
+    return Statistic(values[0], (lo, hi), shifts[0])
 
 
 # --------------------------------------------------------------------------- builders
@@ -242,8 +432,7 @@ def fit_intervals(ds, panel, n_boot=N_BOOT, seed=0) -> dict:
     out = {}
     for j, s in enumerate(ev.sparsities):
         fit = analysis.fit_prop41(ev.batch_sizes, est[j])
-        start = (fit["c1"], fit["c2"]) if math.isfinite(fit["c1"]) else None
-        cols = fit_replicates(ev.batch_sizes, reps[:, j], start=start)
+        cols = fit_replicates(ev.batch_sizes, reps[:, j])
         ci = {name: interval(cols[:, i]) for i, name in enumerate(("c1", "c2", "b_crit"))}
         ci = {k: (v if all(map(math.isfinite, v)) else (math.nan, math.nan)) for k, v in ci.items()}
         out[float(s)] = {**fit, "ci": ci, "n_boot": n_boot, "uncertainty": ", ".join(ev.sources())}

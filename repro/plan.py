@@ -11,13 +11,19 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (
 # seeded by seed (StudyPoint.trial_identity, run.Workload), so replicates never share an initialisation
 # seed while a search has fewer than 2**20 trials, and each has its own data order. Replicate 0
 # is the figure's own seed: exactly the run made without `seeds` (same run ids, records, orders).
+# Replicate r > 0 also searches other points: the Sobol sequence scrambled with its own seed, so
+# that replicates sample the search (its resolution) instead of repeating its points.
 REPLICATE_SEED_STRIDE = 2 ** 20
 SNIP_VERSION = 1  # part of every trial's identity: bump if repro.pruning's scores change
 
 
 def replicate_spec(spec, r):
-    """`spec` as replicate `r` (0-based) of its searches sees it: seed + r * REPLICATE_SEED_STRIDE."""
-    return spec if r == 0 else dataclasses.replace(spec, seed=spec.seed + r * REPLICATE_SEED_STRIDE)
+    """`spec` as replicate `r` (0-based) of its searches sees it: seed + r * REPLICATE_SEED_STRIDE,
+    and for r > 0 a scrambled Sobol sequence seeded with sobol_seed + r (its own trial points)."""
+    if r == 0:
+        return spec
+    return dataclasses.replace(spec, seed=spec.seed + r * REPLICATE_SEED_STRIDE, sobol="scrambled",
+                               sobol_seed=(spec.sobol_seed + r) % (spec_mod.MAX_SOBOL_SEED + 1))
 
 
 def replicate_seeds(plan):
@@ -90,6 +96,11 @@ class StudyPoint:
     @property
     def trials(self):
         return self.grid.trials
+
+    @property
+    def finishers(self):
+        """Trials the point's race brings to the goal (the grid's `finishers`)."""
+        return self.grid.finishers
 
     @property
     def goal(self):

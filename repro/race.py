@@ -2,38 +2,40 @@
 
 All live trials take turns on one engine (each keeps its own saved state, so each computes bit
 for bit as if it ran alone: engine.TrialRun) and advance evaluation by evaluation, in index
-order. At the first evaluation s where some trial meets the goal, K* = s and the best trial is
-the lowest index among those that met it; `cap_for` then stops every other trial (`capped`):
-the lower-indexed ones at s, the higher-indexed ones, which could only tie, at their last
-evaluation before s, without training to s. This is the K* and best trial of the sequential
-capped search, whatever its run order, and the steps the best run order would train: the
-trials up to the best run to K*, the rest to the evaluation before it. Diverging trials
-leave as `infeasible` without stopping the race; with capping off each trial runs to its own
-outcome; if nobody meets the goal, everyone runs to the budget.
+order. The race goes on until `finishers` trials (k) have met the goal: ranking finished
+trials by (step, index), the first is the best trial and its step K*; once k have finished at
+steps up to s_k, `cap_for` stops every other trial (`capped`): the lower-indexed ones than the
+k-th at s_k, the higher-indexed ones, which could only tie, at their last evaluation before
+s_k, without training to it. With k = 1 this is the K* and best trial of the sequential capped
+search, whatever its run order, with the steps of its best run order. With k >= 2 the K* and
+best trial are the same (the race only runs longer), and the k best trials are known exactly:
+the search's own resolution (repro.evidence, the half-budget table) needs them. Diverging
+trials leave as `infeasible` without stopping the race; with capping off each trial runs to
+its own outcome; if fewer than k meet the goal, the rest run to the budget.
 
-`best` = (K, trial) from trials raced or stored before (an earlier group of the same point)
-caps this race from its first evaluation, exactly as it caps a sequential search.
+`finished` = (K, trial) pairs from trials raced or stored before (an earlier group of the same
+point) cap this race from its first evaluation, exactly as they cap a sequential search.
 """
 import time
 
 
-def cap_for(best, index, capping, max_steps):
+def cap_for(finished, index, capping, max_steps, finishers=1):
     """Last step trial `index` may run to (None: no cap).
 
-    `best` is (K, trial) of the best complete trial so far. K* is a minimum over trials with
-    ties going to the lower trial index, so another trial can only matter by beating K, or by
-    tying it with a lower index: it stops at K - 1, or at K if its index is lower (the best
-    trial itself runs to K).
+    `finished` holds (K, trial) of the complete trials so far. Trials rank by (K, index), so
+    once `finishers` (k) have finished, another trial can only matter by beating the k-th
+    (K, trial), or by tying its K with a lower index: it stops at K - 1, or at K if its index
+    is lower (the k-th trial itself runs to K).
     """
-    if not capping or best is None:
+    if not capping or not finished or len(finished) < finishers:
         return None
-    k, best_index = best
-    cap = k if index <= best_index else k - 1
+    k, kth_index = sorted(finished)[finishers - 1]
+    cap = k if index <= kth_index else k - 1
     return None if cap >= max_steps else cap
 
 
-def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=None, extents=None,
-         on_round=None):
+def race(runs, eval_steps, max_steps, capping, finished=(), on_leave=None, goal=None, extents=None,
+         on_round=None, finishers=1):
     """Advance `runs` ({trial index: engine.TrialRun made with keep_state=True}) together.
 
     `goal`: the error that wins the race (default: each run's own goal). A run may train to a
@@ -42,11 +44,13 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
     whatever the cap, so its new record still answers all the old one did.
     `on_leave(i, result, cap)` is called as each trial leaves the race (`cap`: the last step
     the race let it run to, None if uncapped), `on_round(step, live trials, best)` after each
-    evaluation round; returns ({i: (result, cap)}, best)."""
+    evaluation round (best: (K*, trial) so far, or None); returns ({i: (result, cap)}, finished),
+    `finished` sorted by (K, trial)."""
     live, clock, out, extents = dict(sorted(runs.items())), {i: 0.0 for i in runs}, {}, extents or {}
+    finished = sorted(finished)
 
     def cap(i):
-        c = cap_for(best, i, capping, max_steps)
+        c = cap_for(finished, i, capping, max_steps, finishers)
         if i in extents and c is not None:
             c = None if extents[i] is None else max(c, extents[i])
         return c
@@ -79,12 +83,13 @@ def race(runs, eval_steps, max_steps, capping, best=None, on_leave=None, goal=No
             t0 = time.perf_counter()
             run.advance(s)
             clock[i] += time.perf_counter() - t0
-            if met(run, s) and (best is None or (s, i) < best):
-                best = (s, i)
+            if met(run, s) and all(j != i for _, j in finished):
+                finished.append((s, i))
+                finished.sort()
         for i in [i for i, run in live.items() if run.finished]:  # complete or infeasible
             leave(i, None)
         if on_round is not None:
-            on_round(s, len(live), best)
+            on_round(s, len(live), finished[0] if finished else None)
     for i in list(live):  # ran every evaluation up to the budget without meeting the goal
         leave(i, cap(i))
-    return out, best
+    return out, finished

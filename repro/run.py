@@ -123,25 +123,27 @@ def usable(record, point, cap, early_exit=True):
     return rec
 
 
-def stored_best(point, records, early_exit=True):
-    """(K, trial) of the best complete trial among stored `records` (one per trial, None: not
-    stored), each read at its own cap; None if none is complete."""
-    best = None
+def stored_finishers(point, records, early_exit=True):
+    """(K, trial) of every complete trial among stored `records` (one per trial, None: not
+    stored), each read at its own cap, sorted: the first is the point's K* and best trial."""
+    finished = []
     for i, record in enumerate(records):
         rec = usable(record, point, record.cap if record else None, early_exit)
-        if rec is not None and rec.k is not None and (best is None or (rec.k, i) < best):
-            best = (rec.k, i)
-    return best
+        if rec is not None and rec.k is not None:
+            finished.append((rec.k, i))
+    return sorted(finished)
 
 
 def point_view(point, records, capping=True, early_exit=True):
-    """({trial: record as the search reads it, or None where it must train}, best).
+    """({trial: record as the search reads it, or None where it must train}, finished).
 
-    best = (K*, trial) over the stored records; each trial is read under the cap that best
-    gives it (`race.cap_for`), exactly as a race (or a sequential capped search) stops it."""
-    best = stored_best(point, records, early_exit)
-    return {i: usable(r, point, cap_for(best, i, capping, point.max_steps), early_exit)
-            for i, r in enumerate(records)}, best
+    finished = the sorted (K, trial) of the stored complete trials (the first: K* and the best
+    trial); each trial is read under the cap they give it (`race.cap_for` with the grid's
+    `finishers`), exactly as a race stops it."""
+    finished = stored_finishers(point, records, early_exit)
+    return {i: usable(r, point, cap_for(finished, i, capping, point.max_steps, point.finishers),
+                      early_exit)
+            for i, r in enumerate(records)}, finished
 
 
 def stored_records(point, results_dir):
@@ -183,7 +185,7 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     Stored records are re-read first (`point_view`): a trial whose record answers the point's
     goal under the cap the race gives it is reused, and complete ones cap the race from its
     start. The others race in groups of `options.race_group` (default: `race_group`), in
-    index order, each group capped by the best of everything before it. Every record is stored
+    index order, each group capped by the finishers of everything before it. Every record is stored
     as its trial leaves the race, so a killed race resumes with the trials that have none.
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
@@ -194,14 +196,14 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     idents = [point.trial_identity(i, v) for i, v in enumerate(values)]
     run_ids_of = [store_mod.run_id(ident) for ident in idents]
     records = [store.trial(run_id) for run_id in run_ids_of]
-    view, best = point_view(point, records, options.capping, options.early_exit)
+    view, finished = point_view(point, records, options.capping, options.early_exit)
     w = workload(panel, options.results_dir, replicas)
     size = options.race_group or race_group(w.engine)
     pending, trained = [i for i, rec in view.items() if rec is None], set()
     while pending:
         group, pending = pending[:size], pending[size:]
-        view, best = point_view(point, records, options.capping, options.early_exit)
-        group = [i for i in group if view[i] is None]  # the best may have improved since
+        view, finished = point_view(point, records, options.capping, options.early_exit)
+        group = [i for i in group if view[i] is None]  # the finishers may have improved since
         goals, exit_goals, extents, runs = {}, {}, {}, {}
         for i in group:
             goals[i], loosest, old = point.goal, [point.goal, *panel.read_goals], records[i]
@@ -231,10 +233,12 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
         def round_done(step, live, best):
             report(RaceRound(point, step, live, None if best is None else best[0]))
 
-        _, best = race(runs, point.eval_steps, point.max_steps, options.capping, best,
-                       store_one, goal=point.goal, extents=extents, on_round=round_done)
+        race(runs, point.eval_steps, point.max_steps, options.capping, finished,
+             store_one, goal=point.goal, extents=extents, on_round=round_done,
+             finishers=point.finishers)
         del runs
-    view, best = point_view(point, records, options.capping, options.early_exit)
+    view, finished = point_view(point, records, options.capping, options.early_exit)
+    best = finished[0] if finished else None
     for i in sorted(set(range(point.trials)) - trained):
         report(TrialEvent(point, i, view[i], reused=True, best=None if best is None else best[0]))
     return best

@@ -45,7 +45,8 @@ FIGURE_KEYS = ("id", "title", "kind", "seed", "sobol", "sobol_seed", "capping")
 PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "goal_error",
               "read_goals", "claims", "search", "grid")
 GRID_KEYS = ("batch_sizes", "sparsities", "trials", "max_steps", "max_examples", "eval_every",
-             "eval_per_octave", "why", "search", "seeds")
+             "eval_per_octave", "why", "search", "seeds", "finishers")
+DEFAULT_FINISHERS = 2  # trials a race brings to the goal: K* and the search's resolution (repro.race)
 MAX_SEEDS = 16  # replicate searches per grid (`seeds`): each is a whole search again
 DIM_KEYS = ("min", "max", "scale")
 SMOOTH_PANEL_KEYS = ("id", "title", "dataset", "model", "optimizer", "schedule", "claims", "grid")
@@ -122,6 +123,7 @@ class Grid:
     why: str = ""
     max_examples: int = 0           # 0: no limit; else a point's budget is min(max_steps, max_examples // B)
     seeds: int = 1                  # replicate searches (repro.plan.replicate_spec: other seeds)
+    finishers: int = DEFAULT_FINISHERS  # a point races until this many trials reach the goal
 
     def max_steps_for(self, batch_size: int) -> int:
         """Step budget of a trial at `batch_size` (at least eval_every)."""
@@ -424,6 +426,8 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
                         hi=MAX_EXAMPLES, limit="the step budget limit x the largest training split")
     why = _str(ctx, v.get("why", ""), f"{key}.why")
     seeds = _seeds(ctx, v, key)
+    finishers = _int(ctx, v.get("finishers", DEFAULT_FINISHERS), f"{key}.finishers", lo=1, hi=trials,
+                     limit="the grid's trials")
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
         if dim_name not in panel_search:  # the panel's search already has every needed dim
@@ -433,7 +437,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
     search = tuple(dims[n] for n in DIMS if n in dims)
     return Grid(name=name, batch_sizes=batch_sizes, sparsities=sparsities, trials=trials,
                 max_steps=max_steps, eval_every=eval_every, eval_per_octave=per_octave,
-                max_examples=max_examples, seeds=seeds,
+                max_examples=max_examples, seeds=seeds, finishers=finishers,
                 search=search, why=why)
 
 

@@ -72,12 +72,21 @@ def summary(lines):
 
 
 def test_cap_for():
-    assert run.cap_for(None, 3, True, 100) is None
-    assert run.cap_for((40, 2), 3, False, 100) is None
-    assert run.cap_for((40, 2), 3, True, 100) == 39  # a higher index must beat K
-    assert run.cap_for((40, 2), 1, True, 100) == 40  # a lower index wins a tie
-    assert run.cap_for((40, 2), 2, True, 100) == 40  # the best trial itself runs to K
-    assert run.cap_for((200, 2), 3, True, 100) is None  # the cap is past the budget
+    assert run.cap_for([], 3, True, 100) is None
+    assert run.cap_for([(40, 2)], 3, False, 100) is None
+    assert run.cap_for([(40, 2)], 3, True, 100) == 39  # a higher index must beat K
+    assert run.cap_for([(40, 2)], 1, True, 100) == 40  # a lower index wins a tie
+    assert run.cap_for([(40, 2)], 2, True, 100) == 40  # the best trial itself runs to K
+    assert run.cap_for([(200, 2)], 3, True, 100) is None  # the cap is past the budget
+
+
+def test_cap_for_with_two_finishers_caps_at_the_second():
+    """With finishers = 2 nobody is capped until two trials finished; then the cap is the
+    second's (K, trial), whatever order they finished in."""
+    assert run.cap_for([(40, 2)], 3, True, 100, finishers=2) is None
+    assert run.cap_for([(60, 0), (40, 2)], 3, True, 100, finishers=2) == 59  # after trial 0 at 60
+    assert run.cap_for([(60, 0), (40, 2)], 0, True, 100, finishers=2) == 60
+    assert run.cap_for([(40, 4), (40, 2)], 3, True, 100, finishers=2) == 40  # ties with 4, lower index
 
 
 def test_capping_and_early_exit_leave_every_k_star_unchanged(tmp_path):

@@ -26,10 +26,13 @@ MAIN = ("steps_to_result", "best_trial", "status", "steps")
 BY_SEED = {n: f"{n}_by_seed" for n in MAIN}
 
 
-def seeded_plan(tmp_path, seeds=None, seed=5, batch_sizes=(8, 16), name="spec"):
-    """test_run's SYNTHETIC spec, with `seeds = N` in its full grid (None: no key at all)."""
+def seeded_plan(tmp_path, seeds=None, seed=5, batch_sizes=(8, 16), name="spec", sobol_seed=None):
+    """test_run's SYNTHETIC spec, with `seeds = N` in its full grid (None: no key at all);
+    `sobol_seed`: the scrambled Sobol sequence with that seed instead of the unscrambled one."""
     path = tmp_path / f"{name}.toml"
     text = SPEC.format(seed=seed, lr_min=1e-3, lr_max=0.3, batch_sizes=json.dumps(list(batch_sizes)))
+    if sobol_seed is not None:
+        text = text.replace(f"seed = {seed}\n", f'seed = {seed}\nsobol = "scrambled"\nsobol_seed = {sobol_seed}\n', 1)
     path.write_text(text + ("" if seeds is None else f"seeds = {seeds}\n"))
     return plan_mod.compile_plan(spec_mod.load_spec(path), "full")
 
@@ -59,7 +62,8 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
     assert (two["status_by_seed"].sel(seed=5 + STRIDE) > 0).all()  # replicate 1 searched fully
     assert np.isfinite(two["steps_to_result_by_seed"].values).all()
 
-    # replicate 1's records: seed + 2**20 in their identity, otherwise the same trials
+    # replicate 1's records: seed + 2**20 in their identity and its own (scrambled Sobol)
+    # metaparameters, otherwise the same trials
     recs = records(results)
     by_seed = {}
     for rec in recs:
@@ -70,10 +74,12 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
     for rec in by_seed[5 + STRIDE]:
         twin = first[key(rec)]
         assert rec["run_id"] != twin["run_id"]
-        assert {**rec["identity"], "seed": 5} == twin["identity"]
+        assert rec["identity"]["values"] != twin["identity"]["values"]  # the replicate samples the search
+        assert {**rec["identity"], "seed": 5, "values": twin["identity"]["values"]} == twin["identity"]
 
-    # replicate 1 is exactly the search the spec would run with seed 5 + 2**20: re-read, no training
-    alone, lines = do_run(seeded_plan(tmp_path, seed=5 + STRIDE, name="alone"), results)
+    # replicate 1 is exactly the search the spec would run with seed 5 + 2**20 and the Sobol
+    # sequence scrambled with seed 1: re-read, no training
+    alone, lines = do_run(seeded_plan(tmp_path, seed=5 + STRIDE, name="alone", sobol_seed=1), results)
     assert summary(lines) == (0, 12)
     for name, by in BY_SEED.items():
         np.testing.assert_array_equal(two[by].sel(seed=5 + STRIDE).values, alone[name].values,
