@@ -92,7 +92,13 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
     loose = run.collect_plan(plan_mod.compile_plan(plan2.spec, "full", goal=0.6), results)
     for name, by in BY_SEED.items():
         np.testing.assert_array_equal(loose[by].sel(seed=5).values, loose[name].values, err_msg=by)
-    assert (loose["steps_to_result_by_seed"] <= two["steps_to_result_by_seed"]).all()
+    # Where the stored curves answer the looser goal its K* is no larger; where they cannot (a
+    # trial stopped counting errors at the tight goal: early exit, and the goal is not among
+    # the panel's read_goals), the point is unknown at that goal, never a made-up number.
+    answered = np.isfinite(loose["steps_to_result_by_seed"].values)
+    assert answered.any()
+    assert (loose["steps_to_result_by_seed"].values[answered]
+            <= two["steps_to_result_by_seed"].values[answered]).all()
 
 
 class Interrupt(BaseException):
