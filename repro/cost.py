@@ -3,8 +3,9 @@
 Three numbers per panel (Appendix B counts evaluations; we also count steps and examples):
 - at most: every trial runs its whole budget, evaluated every time (the paper's arithmetic);
 - naive: every trial stops at its own goal, nothing else (a keras-tuner + model.fit harness);
-- repro: the point's trials race (repro.race): once one meets the goal, at K*, every trial
-  stops there; if none does, all run the budget. Early exit reads part of a failing evaluation.
+- repro: the point's trials race (repro.race) until k of them (the grid's `finishers`) meet
+  the goal: the others stop at the k-th's step K_k; if fewer than k do, the rest run the
+  budget. Early exit reads part of a failing evaluation.
 
 A study point is modelled from K* (its steps-to-result), the share p of trials that reach the
 goal, the mean steps K_bar of those that do, and the share q of a failing evaluation's
@@ -23,7 +24,9 @@ Racing caps every trial but the winners, and a capped trial's own outcome is unk
 K_bar are measured over the trials that ran to their own outcome (the winners, the diverged,
 and those of points no trial completed). Results raced with capping thus give an optimistic p
 and K_bar = K*: the naive prediction is then a lower bound. Results run with capping off
-(`--no-capping`) measure both without that bias.
+(`--no-capping`) measure both without that bias. K_k / K* (how far the k-th finisher is from
+the best) is measured on points where k trials finished; results raced with fewer finishers
+do not show it, and KTH_OVER_KSTAR is assumed (and said so).
 """
 import math
 
@@ -31,6 +34,9 @@ import numpy as np
 
 from . import analysis, spec as spec_mod
 from .data import validation_size
+
+
+KTH_OVER_KSTAR = 1.5  # K_k / K* assumed where no stored point had k finishers
 
 
 def _evals_until(eval_steps, steps):
@@ -89,8 +95,16 @@ def measurements(ds, panel_id):
             q = float(ev[ok].sum() / (evals[ok].sum() * n_val))
     # trials not capped tell whether a trial reaches the goal on its own
     own = ran & (status != 4)
+    kth = {}  # k -> mean K_k / K* over points where k trials finished
+    for k_idx in range(1, status.shape[2]):
+        ratios = [np.sort(st[c])[k_idx] / np.sort(st[c])[0]
+                  for st, c in zip(steps.reshape(-1, steps.shape[2]), complete.reshape(-1, complete.shape[2]))
+                  if c.sum() > k_idx]
+        if ratios:
+            kth[k_idx + 1] = float(np.mean(ratios))
     return {"fits": analysis.fits(ds, panel_id), "p": float(complete.sum() / max(own.sum(), 1)),
             "kbar_over_kstar": float(np.mean(ratio)) if ratio.size else 2.0, "q": min(q, 1.0),
+            "kth_over_kstar": kth,
             "measured_k": {(float(s), int(b)): float(k.sel(sparsity=s, batch_size=b))
                            for s in k.sparsity.values for b in k.batch_size.values
                            if np.isfinite(float(k.sel(sparsity=s, batch_size=b)))}}
@@ -136,9 +150,21 @@ def _point_costs(g, ev, s, b, n_val, m, space_share):
     per_trial = p * kbar + (1 - p) * budget
     evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
     naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
-    some = 1 - (1 - p) ** g.trials  # probability that some trial meets the goal (repro.race)
-    repro_steps = g.trials * (some * k + (1 - some) * budget)
-    repro_evals = g.trials * (some * _evals_until(ev, k) + (1 - some) * n_ev_max)
+    n, finishers = g.trials, getattr(g, "finishers", 1)
+    r_k = 1.0 if finishers <= 1 else m.get("kth_over_kstar", {}).get(finishers, KTH_OVER_KSTAR)
+    k_k = min(budget, k * r_k)
+    # j of n trials reach the goal (binomial): with j >= k every trial stops by K_k; with fewer,
+    # those j stop at their own goal (K_bar on average) and the rest run the budget (repro.race)
+    repro_steps = repro_evals = some = 0.0
+    for j in range(n + 1):
+        pj = math.comb(n, j) * p ** j * (1 - p) ** (n - j)
+        if j >= finishers:
+            repro_steps += pj * n * k_k
+            repro_evals += pj * n * _evals_until(ev, k_k)
+        else:
+            repro_steps += pj * (j * kbar + (n - j) * budget)
+            repro_evals += pj * (j * _evals_until(ev, kbar) + (n - j) * n_ev_max)
+        some += pj if j >= 1 else 0.0
     # the evaluation where the winner meets the goal is read in full; every other one misses
     # the goal, and early exit reads q of it
     hits = some

@@ -38,9 +38,35 @@ eval_every = 16
 
 @pytest.fixture
 def panel_plan(tmp_path):
+    """The spec above, raced with one finisher (finishers = 1)."""
+    path = tmp_path / "figure-cost-test.toml"
+    path.write_text(SPEC + "finishers = 1\n")
+    return plan_mod.compile_plan(spec_mod.load_spec(path), "full").panels[0]
+
+
+def test_racing_until_two_finish_costs_n_times_the_second_finishers_steps(tmp_path):
+    # Default finishers = 2. Every trial completes (p = 1); the second finisher is measured at
+    # 1.25 K*: at B = 8, K* = 32 and K_2 = 40, so all 4 trials stop by step 40 (evaluated at
+    # 16 and 32: 2 evaluations); at B = 16 the fit gives 256/16 + 16 = 32 as well.
     path = tmp_path / "figure-cost-test.toml"
     path.write_text(SPEC)
-    return plan_mod.compile_plan(spec_mod.load_spec(path), "full").panels[0]
+    pp = plan_mod.compile_plan(spec_mod.load_spec(path), "full").panels[0]
+    assert pp.grid.finishers == 2
+    m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 1.0,
+         "measured_k": {(0.0, 8): 32.0}, "kth_over_kstar": {2: 1.25}}
+    est = cost.estimate_panel(pp, n_val=100, m=m)
+    assert est["repro"]["steps"] == 2 * 4 * 40
+    assert est["repro"]["evaluations"] == 2 * 4 * 2
+    # not measured: K_2 / K* is assumed (1.5): 48 steps, 3 evaluations per trial
+    del m["kth_over_kstar"]
+    est = cost.estimate_panel(pp, n_val=100, m=m)
+    assert est["repro"]["steps"] == 2 * 4 * 48 and cost.KTH_OVER_KSTAR == 1.5
+    # half the trials reach the goal (p = 1/2): with j of 4 finishing (binomial 1/16, 4/16,
+    # 6/16, 4/16, 1/16), j >= 2 stop by K_2 = 48; j = 0 or 1 run the rest to the budget 160
+    m["p"] = 0.5
+    est = cost.estimate_panel(pp, n_val=100, m=m)
+    per_point = (1 / 16) * 4 * 160 + (4 / 16) * (1 * 48 + 3 * 160) + (11 / 16) * 4 * 48
+    assert est["repro"]["steps"] == round(2 * per_point)
 
 
 def test_paper_full_grid_upper_bound_is_appendix_b():
