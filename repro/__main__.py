@@ -202,7 +202,9 @@ def cmd_verify(args):
     if args.junit:
         from .atomic import atomic_write
         atomic_write(args.junit, claims.to_junit(results))
-    return claims.exit_code(results, strict=args.strict)
+    # --strict: every claim must be decided (PASS or FAIL); INCONCLUSIVE and NOT-RUN exit 1 too
+    undecided = args.strict and any(r.status not in (claims.PASS, claims.FAIL) for r in results)
+    return 1 if undecided else claims.exit_code(results)
 
 
 def cmd_report(args):
@@ -349,7 +351,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
+    from . import __version__
     p = _Parser(prog="python -m repro", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"repro {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, results=True):
@@ -371,7 +375,7 @@ def parser():
                     help="with --estimate: use only cached throughput (results/cache/throughput-*.json), "
                          "never time this device")
     sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON instead of text")
     sp.set_defaults(fn=cmd_plan)
 
     def goal_arg(sp, what):
@@ -406,7 +410,7 @@ def parser():
 
     sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
     common(sp)
-    sp.add_argument("--figures", default="figures")
+    sp.add_argument("--figures", default="figures", help="folder for the PNG and PDF (default: figures)")
     goal_arg(sp, "plot the results read (by run or collect)")
     sp.set_defaults(fn=cmd_plot)
 
@@ -419,10 +423,11 @@ def parser():
                          "steps_to_result (empty: goal not reached), optional seed and trial")
     sp.add_argument("--claims", metavar="NAME,NAME", help="only these claims")
     sp.add_argument("--panel", help="with --table: use this panel's tolerances from --golden")
-    sp.add_argument("--strict", action="store_true", help="exit 1 on INCONCLUSIVE too, not only on FAIL")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 1 unless every claim is decided: on FAIL, INCONCLUSIVE or NOT-RUN")
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml; with --table: "
                                      "golden/figure-1.toml)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     goal_arg(sp, "re-read the stored runs (no training) and check the claims")
     sp.set_defaults(fn=cmd_verify)
@@ -441,8 +446,8 @@ def parser():
     sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
     common(sp)
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
-    sp.add_argument("--n-boot", type=int, default=500)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--n-boot", type=int, default=500, help="bootstrap replicates per fit (default 500)")
+    sp.add_argument("--json", action="store_true", help="print the fits as JSON instead of a table")
     sp.set_defaults(fn=cmd_fits)
 
     for name, doc in (("chief", "serve a plan's study points to workers (keras-tuner distributed "
@@ -453,7 +458,7 @@ def parser():
         common(sp)
         sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
         sp.add_argument("--ip", default="127.0.0.1", help="the chief's address (default 127.0.0.1)")
-        sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument("--port", type=int, default=8000, help="the chief's TCP port (default 8000)")
         if name == "chief":
             sp.add_argument("--no-capping", action="store_true",
                             help="workers run every trial to its own outcome (no best-so-far cap)")
@@ -462,18 +467,20 @@ def parser():
             sp.add_argument("--threads", type=int, default=1,
                             help="TensorFlow threads (default 1: the thread count changes a trial's "
                                  "last bits, and `repro run` computes every trial on one thread)")
-            sp.add_argument("--exact-curves", action="store_true")
+            sp.add_argument("--exact-curves", action="store_true", help="as given to `run`")
         sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 
     sp = sub.add_parser("bench", help="naive Keras harnesses (one thread; default threads) vs repro vs the "
-                                          "bare loop on the same study, with the issue's targets")
-    sp.add_argument("spec", nargs="?", default="specs/figure-1.toml")
-    sp.add_argument("--grid", default="reduced")
+                                      "bare loop on the same study, with speed and memory targets")
+    sp.add_argument("spec", nargs="?", default="specs/figure-1.toml",
+                    help="the spec to benchmark (default: specs/figure-1.toml)")
+    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
     sp.add_argument("--panel", default="b", help="panel to benchmark (default: b)")
     sp.add_argument("--batch-sizes", help="comma-separated subset of the grid's batch sizes")
     sp.add_argument("--sparsities", help="comma-separated subset of the grid's sparsities")
     sp.add_argument("--trials", type=int, help="fewer trials per study point")
-    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="repro's worker processes, and the floor's (default: one per core)")
     sp.add_argument("--sides", default="naive1,naive,repro,floor",
                     help="comma-separated sides to run (default: all four): naive1 = keras-tuner + "
                          "model.fit on one thread with deterministic kernels (the same bits as "
@@ -487,8 +494,9 @@ def parser():
 
     sp = sub.add_parser("data", help="fetch or list datasets")
     sp.add_argument("action", choices=["fetch", "status", "ready"],
-                    help="fetch datasets, list them, or (ready SPEC) exit 1 unless every dataset "
-                         "the spec uses is present")
+                    help="fetch datasets, list them, or (ready SPEC) list the missing datasets the "
+                         "spec uses and exit 1 when none of them is present (some missing: exit 0, "
+                         "their panels are NOT-RUN)")
     sp.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist); for ready: a spec")
     sp.add_argument("--from", dest="source", help="a folder with IDX or .npz files")
     sp.set_defaults(fn=cmd_data)

@@ -17,7 +17,7 @@ Sides (`--sides`, default all four):
 Each side runs in its own process tree; peak memory is the largest sum of resident memory over
 that tree, sampled every 0.2 s. Per study point the bench compares K* and the best trial (the
 lowest Sobol trial index among those reaching K*); the single-thread naive side must agree
-with repro at every point, or `bench` reports it and exits 1. The issue's targets are printed
+with repro at every point, or `bench` reports it and exits 1. The speed and memory targets are printed
 with the measured value and whether each is met; none is asserted.
 """
 import dataclasses
@@ -284,7 +284,7 @@ def _side(args):
 # ------------------------------------------------------------------------ sides and targets
 SIDES = ("naive1", "naive", "repro", "floor")
 GIB = 2 ** 30
-# Issue 18, item 5: (name, what it measures, comparison, target).
+# The speed and memory targets: (name, what it measures, comparison, target).
 TARGETS = (
     ("speed-up over naive1", "wall time, single-thread naive / repro", ">=", 8.0),
     ("speed-up over naive", "wall time, default-thread naive / repro", ">=", 4.0),
@@ -413,8 +413,8 @@ def summary_lines(sides, measured, racing, workers):
 
 
 def target_lines(targets):
-    """The issue's targets, each with its measured value and met / missed / not measured."""
-    lines = ["targets (issue 18, item 5; reported, not asserted):"]
+    """The targets, each with its measured value and met / missed / not measured."""
+    lines = ["targets (reported, not asserted):"]
     for t in targets:
         unit = " GiB" if t["name"].endswith("memory") else "x"
         value = "not measured (a side was skipped)" if t["met"] is None else (
@@ -467,7 +467,7 @@ def run_sides(sel, sides, workers, log):
 
 def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=None, trials=None,
           workers=None, sides=SIDES, json_path=None, log=print):
-    """Run the chosen sides on the same study; print the comparison and the issue's targets,
+    """Run the chosen sides on the same study; print the comparison and the targets,
     write it all to `json_path` (if given) and return it.
 
     The returned "same" is whether naive1 and repro agree on K* and best trial at every point

@@ -1,8 +1,12 @@
 """Step 4 of scripts/gpu-check: K* of Figure 1(b)'s reduced grid on the GPU beside the CPU's,
 examples/s and peak device memory.
 
-    python scripts/gpu_check_report.py GPU_RESULTS CPU_RESULTS WALL_SECONDS PEAK_MIB
+    python scripts/gpu_check_report.py [--spec SPEC] [--grid GRID] GPU_RESULTS CPU_RESULTS WALL_SECONDS PEAK_MIB
+
+Each folder's results file is the one `repro run SPEC --grid GRID` writes there
+(repro.spec.results_path: results/figure-1.nc for the reduced grid).
 """
+import argparse
 import pathlib
 import sys
 
@@ -10,12 +14,19 @@ import numpy as np
 import xarray as xr
 
 from repro import analysis
+from repro import spec as spec_mod
 
-NAME = "figure-1.reduced.nc"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SPEC = ROOT / "specs" / "figure-1.toml"
 
 
-def load(folder):
-    path = pathlib.Path(folder) / NAME
+def results_file(folder, spec=SPEC, grid="reduced"):
+    """The file `repro run SPEC --grid GRID --results FOLDER` writes."""
+    return spec_mod.results_path(folder, spec_mod.load_spec(spec), grid)
+
+
+def load(folder, spec=SPEC, grid="reduced"):
+    path = results_file(folder, spec, grid)
     return xr.load_dataset(path) if path.exists() else None
 
 
@@ -54,13 +65,21 @@ def throughput_line(gpu, wall, peak, panel="b"):
 
 
 def main(argv):
-    gpu_dir, cpu_dir, wall, peak = argv
-    gpu = load(gpu_dir)
+    p = argparse.ArgumentParser(prog="gpu_check_report.py", description=__doc__.splitlines()[0])
+    p.add_argument("--spec", default=str(SPEC), help="the spec both runs used (default: specs/figure-1.toml)")
+    p.add_argument("--grid", default="reduced", help="the grid both runs used (default: reduced)")
+    p.add_argument("gpu_dir", help="results folder of the GPU run")
+    p.add_argument("cpu_dir", help="results folder of a CPU run of the same spec and grid")
+    p.add_argument("wall", help="wall seconds of the GPU run")
+    p.add_argument("peak", help="peak device memory in MiB ('?' if unknown)")
+    args = p.parse_args(argv)
+    gpu = load(args.gpu_dir, args.spec, args.grid)
     if gpu is None:
-        print(f"gpu-check: no {gpu_dir}/{NAME}: the run did not finish", file=sys.stderr)
+        print(f"gpu-check: no {results_file(args.gpu_dir, args.spec, args.grid)}: the run did not finish",
+              file=sys.stderr)
         return 1
-    print("\n".join(kstar_table(gpu, load(cpu_dir))))
-    print(throughput_line(gpu, wall, peak))
+    print("\n".join(kstar_table(gpu, load(args.cpu_dir, args.spec, args.grid))))
+    print(throughput_line(gpu, args.wall, args.peak))
     return 0
 
 

@@ -1,6 +1,7 @@
 """CI assertion: Figure 1(b)'s reduced grid, trained for real on MNIST, against its claims.
 
-Runs `repro run --panel b` into a fresh results folder (about 15-20 minutes on 2 cores), then
+Runs `repro run --panel b` into a fresh results folder (48 of `make figure-1`'s 144 trials: the
+README's Quick start gives the measured time of the whole figure), then
 `repro verify --json`. No claim of panel (b) may FAIL (the data may not contradict the paper
 beyond their uncertainty); every decided claim shows its interval; an INCONCLUSIVE claim says
 what would decide it. Which claims the reduced grid decides is what the data say: PASS is not

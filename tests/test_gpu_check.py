@@ -1,7 +1,9 @@
 """scripts/gpu-check without a GPU: its refusal, its dry run, and its report on made-up results."""
 import importlib.util
+import os
 import pathlib
 import subprocess
+import sys
 
 import numpy as np
 import xarray as xr
@@ -57,7 +59,7 @@ def _results(kstar, steps, wall):
         coords={"panel": ["b"], "sparsity": [0.0, 0.9], "batch_size": [16, 64], "trial": [0, 1]})
 
 
-def test_report_puts_gpu_kstar_beside_cpu_and_counts_examples(tmp_path):
+def test_report_puts_gpu_kstar_beside_cpu_and_counts_examples():
     rep = _report_module()
     steps = [[[100, 0], [50, 50]], [[100, 100], [0, 0]]]
     wall = [[[1.0, np.nan], [1.0, 1.0]], [[1.0, 1.0], [np.nan, np.nan]]]
@@ -71,7 +73,89 @@ def test_report_puts_gpu_kstar_beside_cpu_and_counts_examples(tmp_path):
     line = rep.throughput_line(gpu, "10", "1234")
     assert "trained 11,200 examples in 5 s" in line and "2,240 examples/s per worker" in line
     assert "1,120 examples/s over the 10 s run" in line and "peak device memory 1234 MiB" in line
-    (tmp_path / "gpu").mkdir()
-    gpu.to_netcdf(tmp_path / "gpu" / "figure-1.reduced.nc")
-    assert rep.main([str(tmp_path / "gpu"), str(tmp_path / "none"), "10", "?"]) == 0
-    assert rep.main([str(tmp_path / "none"), str(tmp_path / "none"), "10", "?"]) == 1
+
+
+def test_report_reads_the_file_repro_run_writes():
+    """The script's default is Figure 1's reduced grid, whose file `repro run` names figure-1.nc."""
+    from repro import spec as spec_mod
+    rep = _report_module()
+    sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
+    assert rep.results_file("R") == spec_mod.results_path("R", sp, "reduced") == pathlib.Path("R/figure-1.nc")
+    assert "figure-1.nc" in SCRIPT.read_text() and "reduced.nc" not in SCRIPT.read_text()
+
+
+# A spec with Figure 1's id and panel (b), on a grid small enough to train in seconds on the
+# SYNTHETIC data of conftest.py: `repro run` names its file as it names Figure 1's.
+TINY_FIGURE_1 = """\
+[figure]
+id = "figure-1"
+
+[[panel]]
+id = "b"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "momentum"
+schedule = "constant"
+goal_error = 0.01
+
+[panel.search]
+learning_rate = { min = 1e-3, max = 0.3, scale = "log" }
+momentum = { min = 0.5, max = 0.9, scale = "reverse_log" }
+
+[panel.grid.full]
+batch_sizes = [8, 16]
+sparsities = [0.0, 0.5]
+trials = 2
+max_steps = 64
+eval_every = 4
+
+[panel.grid.reduced]
+batch_sizes = [8, 16]
+sparsities = [0.0, 0.5]
+trials = 2
+max_steps = 64
+eval_every = 4
+why = "a test: seconds on synthetic data"
+"""
+
+
+def test_report_script_on_what_a_real_repro_run_wrote(tmp_path, monkeypatch, capsys):
+    """`repro run` (in this process, on synthetic data) writes the GPU folder; the report script,
+    run as gpu-check runs it, finds that file, prints K* beside the CPU's and counts examples."""
+    from conftest import make_data
+    from repro import __main__ as cli, data as data_mod, run
+
+    data = make_data(n_train=64, n_val=1000)
+    monkeypatch.setattr(data_mod, "load", lambda name: data)
+    monkeypatch.setattr(data_mod, "require", lambda name: None)
+    monkeypatch.setattr(run, "_WORKLOADS", {})
+    spec = tmp_path / "specs" / "figure-1.toml"
+    spec.parent.mkdir()
+    spec.write_text(TINY_FIGURE_1)
+    for folder in ("gpu", "cpu"):
+        code = cli.main(["run", str(spec), "--panel", "b", "--grid", "reduced", "--workers", "1",
+                         "--results", str(tmp_path / folder)])
+        assert code == 0, capsys.readouterr()
+    written = sorted(p.name for p in (tmp_path / "gpu").glob("*.nc"))
+    assert written == ["figure-1.nc"]
+
+    def report(gpu_dir, cpu_dir):
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check_report.py"),
+                               "--spec", str(spec), "--grid", "reduced", gpu_dir, cpu_dir, "30", "512"],
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+    out = report(str(tmp_path / "gpu"), str(tmp_path / "cpu"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "K* of Figure 1(b), reduced grid (GPU | CPU):"
+    assert lines[1].split() == ["s", "B=8", "B=16"]
+    assert [ln.split()[0] for ln in lines[2:4]] == ["0", "0.5"]
+    # same spec, same machine: the two runs agree bit for bit, so each cell reads 'K | K'
+    for ln in lines[2:4]:
+        cells = ln.split()[1:]
+        assert cells[1] == cells[4] == "|" and cells[0] == cells[2] and cells[3] == cells[5], ln
+    assert "trained " in lines[-1] and "peak device memory 512 MiB" in lines[-1]
+    # no GPU results: exit 1, naming the file it looked for
+    none = report(str(tmp_path / "none"), str(tmp_path / "cpu"))
+    assert none.returncode == 1 and str(tmp_path / "none" / "figure-1.nc") in none.stderr

@@ -80,10 +80,13 @@ def do_run(plan, results, workers=1, **options):
 def sequential(plan, capping=True, early_exit=True):
     """The search the race must equal, done the plain way: per point, trial after trial in
     Sobol order, each trained alone (engine.run_trial) up to the best-so-far cap.
-    Returns {(sparsity, B): {"k", "best", "status": [...], "steps": [...], "results": [...]}}."""
+    Returns {(sparsity, B): {"k", "best", "status": [...], "steps": [...], "results": [...]}}.
+    Its SNIP score cache goes to a folder beside the plan's spec (a temporary folder), never
+    the working directory."""
     out = {}
+    cache_dir = str(pathlib.Path(plan.spec.path).parent / "sequential-results")
     for point in plan_mod.study_points(plan):
-        w = run.workload(point.panel, "unused-results")
+        w = run.workload(point.panel, cache_dir)
         finished, status, steps, results = [], [], [], []
         for i, values in enumerate(point.trial_values()):
             cap = run.cap_for(finished, i, capping, point.max_steps, point.finishers)
