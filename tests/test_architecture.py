@@ -1,30 +1,84 @@
 """The shape of the code: data flows one way (no import circle between repro's modules, lazy
-imports inside functions included), and the command line imports no private name of another
-module. Static checks over the source (ast), no TensorFlow."""
+imports inside functions included), the command line imports no private name of another
+module, and the claims package stays clear of training. Static checks over the source (ast),
+no TensorFlow."""
 import ast
+import os
 import pathlib
+import subprocess
+import sys
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "repro"
 
 
+def module_name(path):
+    """A repro module's dotted name inside the package: 'run', 'claims', 'claims.base'."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules():
+    """{dotted name: path} of every module of repro, subpackages included."""
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
 def imports_of(path):
     """{(module imported, names imported from it)} of one repro module, every import statement
-    anywhere in the file (module level and inside functions)."""
+    anywhere in the file (module level and inside functions); modules are dotted names inside
+    repro ('evidence', 'claims.base'), relative imports resolved against the file's package."""
+    here = module_name(path).split(".") if module_name(path) else []
+    package = here if path.name == "__init__.py" else here[:-1]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = package[:len(package) - (node.level - 1)]
             if node.module:  # from .x import a, b
-                out.add((node.module.split(".")[0], tuple(a.name for a in node.names)))
+                out.add((".".join(base + node.module.split(".")), tuple(a.name for a in node.names)))
             else:  # from . import x, y
-                out.update((a.name, ()) for a in node.names)
+                out.update((".".join(base + [a.name]), ()) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("repro."):
-            out.add((node.module.split(".")[1], tuple(a.name for a in node.names)))
+            out.add((node.module.split(".", 1)[1], tuple(a.name for a in node.names)))
+        elif isinstance(node, ast.ImportFrom) and node.module == "repro":  # from repro import x
+            out.update((a.name, ()) for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update((a.name.split(".", 1)[1], ()) for a in node.names if a.name.startswith("repro."))
     return out
 
 
+def resolve(name, mods):
+    """The module `name` refers to: itself, or the package whose name it is inside
+    ('claims.worst' -> 'claims'); None for a name outside repro's modules."""
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in mods:
+            return ".".join(parts[:n])
+    return None
+
+
 def graph():
-    mods = {p.stem: p for p in PACKAGE.glob("*.py")}
-    return {m: {dep for dep, _ in imports_of(p) if dep in mods and dep != m} for m, p in mods.items()}
+    mods = modules()
+    return {m: {d for dep, _ in imports_of(p) if (d := resolve(dep, mods)) and d != m} for m, p in mods.items()}
+
+
+def external_imports(path):
+    """Top-level names of the non-repro packages a module imports, anywhere in the file."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out - {"repro"}
+
+
+def reachable(g, start):
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for d in g[todo.pop()] - seen:
+            seen.add(d)
+            todo.append(d)
+    return seen
 
 
 def cycle(g):
@@ -77,3 +131,32 @@ def test_the_scheduling_core_has_no_run_order_machinery_left():
     for gone in ("run_order", "reanchor", "anchor_for", "claim(", "cap_now", "_retry_queue",
                  "keras_tuner.src"):
         assert gone not in core, gone
+
+
+CLAIMS_PACKAGE = [m for m in modules() if m == "claims" or m.startswith("claims.")]
+
+
+def test_the_graph_sees_the_claims_package_and_its_modules():
+    g = graph()
+    assert {"claims", "claims.base", "claims.registry", "claims.verify_data"} <= set(g)
+    assert "claims.base" in g["claims.kstar"] and "evidence" in g["claims.context"]
+    assert "claims" in g["report"]  # from . import claims
+
+
+def test_the_claims_package_imports_neither_training_nor_tensorflow():
+    g = graph()
+    for m in CLAIMS_PACKAGE:
+        assert not {"run", "engine"} & ({m} | reachable(g, m)), m
+        assert not {"tensorflow", "keras"} & external_imports(modules()[m]), m
+    code = ("import sys, repro.claims; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'repro'}))")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["['repro']"], out.stdout + out.stderr
+    assert "repro.run" not in out.stdout
+
+
+def test_the_claims_are_registered_by_hand_not_looked_up_in_globals():
+    for m in CLAIMS_PACKAGE:
+        tree = ast.parse(modules()[m].read_text())
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in ("globals", "locals")], m

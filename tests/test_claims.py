@@ -442,3 +442,23 @@ def test_smoothness_claims_fail_on_data_that_contradict_them():
     for claim in golden:
         assert claims.check_one(holds, "figure-4", "a", claim, golden).status == claims.PASS, claim
         assert claims.check_one(contradicts, "figure-4", "a", claim, golden).status == claims.FAIL, claim
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def test_the_registry_names_are_the_spec_vocabulary():
+    from repro import spec
+    assert sorted(claims.REGISTRY) == sorted(spec.CLAIMS) and len(claims.REGISTRY) == len(spec.CLAIMS)
+    assert all(name == c.name and isinstance(c, claims.Claim) for name, c in claims.REGISTRY.items())
+
+
+def test_each_claim_says_what_it_reads_and_the_table_claims_follow_from_it():
+    reads = {name: c.reads for name, c in claims.REGISTRY.items()}
+    assert claims.TABLE_CLAIMS == ("linear_scaling", "plateau", "diminishing_returns", "sparse_slower",
+                                   "sparse_c1_larger", "sparse_ratio_band", "sparse_critical_batch_no_smaller",
+                                   "c1_increasing_with_sparsity")
+    assert all(reads[n] is claims.Reads.KSTAR for n in claims.TABLE_CLAIMS)
+    assert {n for n, r in reads.items() if r is claims.Reads.SMOOTHNESS} == set(claims.SMOOTHNESS_CLAIMS)
+    assert reads["momentum_beats_sgd"] is claims.Reads.REFERENCE_PANEL
+    assert reads["best_lr_nondecreasing"] is reads["feasible_lr_range_shrinks"] is claims.Reads.TRIALS
+    assert claims.GOLDEN_SCHEMA == {n: dict(c.tolerance_schema) for n, c in claims.REGISTRY.items()}

@@ -1,0 +1,154 @@
+"""Claims about the shape of one sparsity's K*(B) curve (Fig. 1 and Prop. 4.1): linear scaling
+at small batch sizes, a plateau at large ones, and diminishing returns in between. Each reads
+only K* per (B, s), so a K* table alone can decide it."""
+import math
+
+import numpy as np
+
+from .. import analysis
+
+from .base import FAIL, INCONCLUSIVE, NUMBER, PASS, Claim, Reads, Verdict, decide, worst
+from .context import finite_b, ran, slope_over, to_decide
+from .text import fmt_iv, fmt_s
+
+
+def check_linear_scaling(ctx, tol):
+    """Per sparsity: over the grid's batch sizes with B <= B_crit/2 (the fitted Prop. 4.1 B_crit,
+    where its local slope -1/(1 + B/B_crit) is at most -2/3), the log-log slope of K* lies in
+    [slope_min, slope_max], with its interval."""
+    band = (tol["slope_min"], tol["slope_max"])
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        row = ctx.row(s)
+        point, reps = ctx.fit(s)
+        if math.isnan(point["c1"]):
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={fmt_s(s)}: the Prop. 4.1 fit needs {analysis.MIN_FIT_POINTS} "
+                           f"batch sizes with a K*, has {point['n_points']}")
+            continue
+        b_crit = point["b_crit"]
+        window = ctx.b[ctx.b <= b_crit / 2]
+        unreached = [int(b) for b in window if not np.isfinite(row[ctx.b == b][0])
+                     and ran(ctx, ctx.ev.s_index(s), int(np.nonzero(ctx.b == b)[0][0]))]
+        measured_b = [b for b in window if np.isfinite(row[ctx.b == b][0])]
+        if len(measured_b) < 2:
+            parts.append(INCONCLUSIVE)
+            why = (f"s={fmt_s(s)}: the linear regime is B <= B_crit/2 = {b_crit / 2:.3g} "
+                   f"(fitted B_crit {b_crit:.3g}); the grid has {len(measured_b)} measured B there")
+            if unreached:
+                why += f" (no K* at B={unreached}: a larger step budget there would decide)"
+            else:
+                why += f": batch sizes below {b_crit / 2:.3g} would decide"
+            details.append(why)
+            continue
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=np.asarray(measured_b):
+                             slope_over(w, ctx.b)(t[j]))
+        verdict = decide(iv, band)
+        parts.append(verdict)
+        texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(measured_b[0])}-{int(measured_b[-1])})")
+        values[fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in measured_b],
+                            "b_crit": b_crit}
+        if verdict == INCONCLUSIVE:
+            edge = band[0] if iv[0] < band[0] else band[1]
+            details.append(f"s={fmt_s(s)}: interval straddles {edge:g}; to decide: "
+                           + to_decide(value, iv, edge, ctx.ev.n_seeds))
+        if unreached:
+            details.append(f"s={fmt_s(s)}: no K* at B={unreached} inside the linear regime")
+    return Verdict(worst(parts), "slope " + ("; ".join(texts) or "-"),
+                   f"log-log slope in [{band[0]:g}, {band[1]:g}] over B <= B_crit/2",
+                   "; ".join(details), {"slopes": values, "statistic": "log-log slope"})
+
+
+def _before_plateau(s, top, point, need):
+    """Why a still-falling curve that the grid leaves before 4 B_crit is undecided."""
+    fitted = not math.isnan(point["c1"])
+    where = (f"the Prop. 4.1 fit needs {analysis.MIN_FIT_POINTS} batch sizes with a K*" if not fitted
+             else "B_crit is beyond the grid (the fit has no plateau term)" if math.isinf(need)
+             else f"batch sizes >= 4 B_crit = {need:.3g} (fitted B_crit {point['b_crit']:.3g})")
+    return f"s={fmt_s(s)}: the grid stops at B={int(top[1])}, before the plateau; to decide: {where}"
+
+
+def check_plateau(ctx, tol):
+    """Per sparsity: the local slope at the largest B (over the two largest measured B) is at
+    least slope_min (by Prop. 4.1, B >= 4 B_crit for -0.2) and K* does not rise beyond its
+    uncertainty (FAIL when the slope's lower bound is above 0). A curve still falling where the
+    fit says the grid has not reached 4 B_crit is INCONCLUSIVE, with the B that would decide."""
+    lo_ok = tol["slope_min"]
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        b, v = finite_b(ctx.row(s), ctx.b)
+        if b.size < 2:
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={fmt_s(s)}: {b.size} batch size(s) with a K*; needs 2 at the large-B end")
+            continue
+        top = b[-2:]
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=top: slope_over(w, ctx.b)(t[j]))
+        values[fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in top]}
+        texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(top[0])}-{int(top[1])})")
+        point, _ = ctx.fit(s)
+        fitted = not math.isnan(point["c1"])
+        need = 4 * point["b_crit"] if fitted and math.isfinite(point["b_crit"]) else math.inf
+        reached = top[-1] >= need
+        if iv[0] > 0:
+            parts.append(FAIL)
+            details.append(f"s={fmt_s(s)}: K* rises from B={int(top[0])} to {int(top[1])} beyond its uncertainty")
+        elif iv[0] >= lo_ok:
+            parts.append(PASS)
+        elif iv[1] < lo_ok and reached:
+            parts.append(FAIL)
+            details.append(f"s={fmt_s(s)}: still falling at B={int(top[1])}, which the fit places "
+                           f"in the plateau (B >= 4 B_crit = {need:.3g})")
+        else:
+            parts.append(INCONCLUSIVE)
+            if not reached:
+                details.append(_before_plateau(s, top, point, need))
+            else:
+                details.append(f"s={fmt_s(s)}: interval straddles {lo_ok:g}; to decide: "
+                               + to_decide(value, iv, lo_ok, ctx.ev.n_seeds))
+    return Verdict(worst(parts), "slope " + ("; ".join(texts) or "-"),
+                   f"local slope at the largest B >= {lo_ok:g}, and not rising beyond uncertainty",
+                   "; ".join(details), {"slopes": values, "statistic": "log-log slope at the largest B"})
+
+
+def check_diminishing_returns(ctx, tol):
+    """Per sparsity: the local slope rises from the small-B end to the large-B end (the slope
+    over the 2 largest measured B minus the slope over the 2 smallest, > min_flattening beyond
+    uncertainty; Prop. 4.1's slope rises monotonically), and K* never rises between consecutive
+    measured B beyond its uncertainty."""
+    need = tol["min_flattening"]
+    parts, texts, details, values = [], [], [], {}
+    for s in ctx.sparsities:
+        j = ctx.ev.s_index(s)
+        b, v = finite_b(ctx.row(s), ctx.b)
+        if b.size < 3:
+            parts.append(INCONCLUSIVE)
+            details.append(f"s={fmt_s(s)}: {b.size} batch sizes with a K*; needs 3")
+            continue
+        small, large = b[:2], b[-2:]
+        value, iv = ctx.stat(lambda t: slope_over(large, ctx.b)(t[j]) - slope_over(small, ctx.b)(t[j]))
+        rises = []
+        for a, c in zip(b, b[1:]):
+            ia, ic = int(np.nonzero(ctx.b == a)[0][0]), int(np.nonzero(ctx.b == c)[0][0])
+            _, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
+            if r_iv[0] > 1:
+                rises.append(f"{int(a)}->{int(c)}")
+        verdict = FAIL if rises else decide(iv, (need, math.inf), above=True)
+        parts.append(verdict)
+        texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)})")
+        values[fmt_s(s)] = {"flattening": value, "interval": iv, "rises": rises}
+        if rises:
+            details.append(f"s={fmt_s(s)}: K* rises beyond its uncertainty at B {', '.join(rises)}")
+        elif verdict == INCONCLUSIVE:
+            details.append(f"s={fmt_s(s)}: interval straddles {need:g}; to decide: "
+                           + to_decide(value, iv, need, ctx.ev.n_seeds))
+    return Verdict(worst(parts), "flattening " + ("; ".join(texts) or "-"),
+                   f"large-B slope - small-B slope > {need:g}, K* never rising",
+                   "; ".join(details), {"bends": values, "statistic": "slope change"})
+
+
+LINEAR_SCALING = Claim(name="linear_scaling", reads=Reads.KSTAR, check=check_linear_scaling,
+                       tolerance_schema={"slope_min": (NUMBER, True), "slope_max": (NUMBER, True)})
+PLATEAU = Claim(name="plateau", reads=Reads.KSTAR, check=check_plateau,
+                tolerance_schema={"slope_min": (NUMBER, True)})
+DIMINISHING_RETURNS = Claim(name="diminishing_returns", reads=Reads.KSTAR, check=check_diminishing_returns,
+                            tolerance_schema={"min_flattening": (NUMBER, True)})
