@@ -241,7 +241,8 @@ def bound_table(ev) -> np.ndarray:
     out = np.full((len(ev.sparsities), len(ev.batch_sizes)), np.nan)
     cens = censored_points(ev)
     for i, b in enumerate(ev.batch_sizes):
-        out[cens[:, i], i] = ev.budget[int(b)]
+        if cens[:, i].any():
+            out[cens[:, i], i] = ev.budget[int(b)]
     return out
 
 
@@ -299,7 +300,7 @@ class Statistic:
 _FAR = (1e3, 1e6)  # a censored K* at these multiples of its bound stands for "much larger"
 
 
-def _reads(fn, table, where):
+def reads_point(fn, table, where):
     """Whether fn's value on `table` changes when the K* at `where` grows (fn reads that point)."""
     a, b = table.copy(), table.copy()
     a[where], b[where] = table[where], table[where] * _FAR[0]
@@ -319,7 +320,7 @@ def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=L
     est = np.asarray(est, dtype=float)
     bounds = np.full(est.shape, np.nan) if bounds is None else np.asarray(bounds, dtype=float)
     read = [w for w in zip(*np.nonzero(np.isfinite(bounds)))
-            if _reads(fn, np.where(np.isfinite(bounds), bounds, est), w)][:4]
+            if reads_point(fn, np.where(np.isfinite(bounds), bounds, est), w)][:4]
     variants = [()] if not read else [tuple(c) for c in np.ndindex(*(3,) * len(read))]
     values, los, his, shifts = [], [], [], []
     for combo in variants:
@@ -327,8 +328,10 @@ def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=L
         for w, c in zip(read, combo):
             scale[w] = (1.0, *_FAR)[c]
         fill = np.where(np.isfinite(bounds), bounds * scale, np.nan)
-        def filled(t):
-            return np.where(np.isfinite(fill), fill, t)
+        has_fill = np.isfinite(fill)
+
+        def filled(t, has_fill=has_fill, fill=fill):
+            return np.where(has_fill, fill, t) if read else t
         v = fn(filled(est))
         r = np.array([fn(filled(t)) for t in reps], dtype=float)
         lo, hi = interval(r, level)

@@ -25,7 +25,8 @@ from .golden import load_golden, tolerance_for
 from .registry import GOLDEN_SCHEMA, REGISTRY, SMOOTHNESS_CLAIMS, TABLE_CLAIMS
 from .render import format_table, to_json, to_junit
 from .table import TABLE_COLUMNS, read_table
-from .verify_data import check_one, check_panel, exit_code, not_run, run_hint, verify_dataset, verify_table
+from .verify_data import (check_evidence, check_one, check_panel, exit_code, not_run, run_hint,
+                          verify_dataset, verify_table)
 
 CLAIMS = REGISTRY  # claim name -> Claim (its check is CLAIMS[name].check)
 
@@ -34,5 +35,5 @@ __all__ = [
     "Verdict", "decide", "worst", "PanelContext", "load_golden", "tolerance_for", "GOLDEN_SCHEMA",
     "REGISTRY", "CLAIMS", "SMOOTHNESS_CLAIMS", "TABLE_CLAIMS", "format_table", "to_json", "to_junit",
     "TABLE_COLUMNS", "read_table", "check_one", "check_panel", "exit_code", "not_run", "run_hint",
-    "verify_dataset", "verify_table",
+    "verify_dataset", "verify_table", "check_evidence",
 ]

@@ -15,6 +15,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from . import control
+
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, NOT_RUN)
 
@@ -57,7 +59,16 @@ class NotRun(Exception):
 def decide(interval, band, above=False):
     """PASS when the interval lies inside the band where the claim holds, FAIL when it lies
     wholly outside it, INCONCLUSIVE when it straddles an edge. `above`: the claim is "more than
-    band[0]", so an interval starting exactly at band[0] (a ratio of exactly 1, say) is not a PASS."""
+    band[0]", so an interval starting exactly at band[0] (a ratio of exactly 1, say) is not a PASS.
+    Every decision is recorded with its p-value (repro.claims.control) for the figure's error
+    control: a FAIL stands only if it survives Holm's correction over the figure."""
+    status = verdict_of(interval, band, above)
+    control.record(status, control.p_value(interval, band, above) if status == FAIL else 1.0)
+    return status
+
+
+def verdict_of(interval, band, above=False):
+    """`decide`'s verdict, without recording it (for text about a decision already made)."""
     lo, hi = interval
     a, b = band
     if (a < lo if above else a <= lo) and hi <= b:

@@ -6,6 +6,7 @@ A statistic of one panel's K* table gets its (value, interval) from :meth:`Panel
 the other resampled quantities (fitted constants, two panels' K*, trials, smoothness runs) take
 their interval from ``repro.evidence.interval``; no check computes a percentile itself.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -16,14 +17,42 @@ from .base import INCONCLUSIVE, NotRun, decide
 from .text import fmt_iv, fmt_s
 
 
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What would decide an undecided verdict, as something `repro decide` can add and price."""
+
+    kind: str                  # "trials" | "batch_sizes" | "budget" | "finishers" | "seeds"
+    panel: str                 # the panel it adds to
+    why: str                   # which statistic is undecided, and by how much
+    batch_sizes: tuple = ()    # "batch_sizes": the B to add; "budget": the B whose budget is short
+    sparsity: float | None = None
+
+
 class PanelContext:
-    """One panel's evidence, its point estimate and resampled replicates, computed once."""
+    """One panel's evidence, its point estimate, resampled replicates, half-budget table and
+    censored bounds, computed once; `stat` gives every statistic its interval.
+
+    While a claim is checked, `notes` collects what its statistics read that limits them
+    (points with no search evidence, censored points, best trials at the edge of the box) and
+    `requests` what would decide it; the runner resets both per claim."""
 
     def __init__(self, ev, ds=None, panel=None, results_dir=None):
         self.ev, self.ds, self.panel, self.results_dir = ev, ds, panel, results_dir
         self.est = None if ev is None else evidence.point_estimate(ev)  # None: smoothness runs
         self._reps = None
         self._fits = {}
+        self._fit_cache = {}
+        if ev is not None:
+            self.half = evidence.half_budget_table(ev)
+            self.bounds = evidence.bound_table(ev)
+            self.coarse = evidence.coarse_points(ev)
+            self.edge = evidence.edge_points(ev)
+        self.reset()
+
+    def reset(self):
+        """Start a claim: no notes, no requests."""
+        self.notes = {"coarse": set(), "censored": set(), "edge": set()}
+        self.requests = []
 
     @property
     def reps(self):
@@ -39,26 +68,63 @@ class PanelContext:
     def sparsities(self):
         return list(self.ev.sparsities)
 
+    @property
+    def panel_id(self):
+        return str(self.panel) if self.panel is not None else "table"
+
     def row(self, s):
         return self.est[self.ev.s_index(s)]
 
     def rep_rows(self, s):
         return self.reps[:, self.ev.s_index(s)]
 
+    def censored(self, s):
+        """The batch sizes where sparsity s is censored (no trial within the budget)."""
+        return self.b[np.isfinite(self.bounds[self.ev.s_index(s)])]
+
     def stat(self, fn):
-        """fn(table) on the estimate and on every replicate: (value, interval)."""
-        value = fn(self.est)
-        return value, evidence.interval([fn(t) for t in self.reps])
+        """fn(table) on the estimate, the replicates and the half-budget table: (value, interval)
+        by repro.evidence.statistic (resampling, widened by the search's half-budget shift,
+        stretched over censored bounds). Notes the limiting points fn reads."""
+        st = evidence.statistic(fn, self.est, self.reps, self.half, bounds=self.bounds)
+        self.last = st
+        filled = np.where(np.isfinite(self.bounds), self.bounds, self.est)
+        for name, mask in (("coarse", self.coarse), ("edge", self.edge)):
+            for w in zip(*np.nonzero(mask)):
+                if evidence.reads_point(fn, filled, w):
+                    self.notes[name].add(w)
+        self.notes["censored"].update(st.bounds)
+        return st.value, st.interval
 
     def fit(self, s):
         """Prop. 4.1 fit of sparsity s with (n_boot, 3) replicate columns c1, c2, B_crit."""
         if s not in self._fits:
             point = analysis.fit_prop41(self.b, self.row(s))
-            self._fits[s] = (point, evidence.fit_replicates(self.b, self.rep_rows(s)))
+            cols = evidence.fit_replicates(self.b, self.rep_rows(s))
+            self._fits[s] = (point, cols)
+            for row, c in zip(self.rep_rows(s), cols):
+                self._fit_cache[np.asarray(row, float).tobytes()] = c
         return self._fits[s]
+
+    def fitted(self, row):
+        """(c1, c2, B_crit) of the Prop. 4.1 fit of one K* row (cached: replicate rows are fitted
+        once, together, by `fit`)."""
+        key = np.asarray(row, float).tobytes()
+        if key not in self._fit_cache:
+            f = analysis.fit_prop41(self.b, row)
+            self._fit_cache[key] = np.array([f["c1"], f["c2"], f["b_crit"]])
+        return self._fit_cache[key]
 
     def uncertainty(self):
         return ", ".join(self.ev.sources()) or "none measured"
+
+    def point_text(self, points):
+        """'B=16 s=0.9, B=64 s=0' for (sparsity index, batch index) pairs."""
+        return ", ".join(f"B={int(self.b[i])} s={fmt_s(self.ev.sparsities[j])}" for j, i in sorted(points))
+
+    def request(self, kind, why, batch_sizes=(), sparsity=None):
+        self.requests.append(Request(kind=kind, panel=self.panel_id, why=why,
+                                     batch_sizes=tuple(int(b) for b in batch_sizes), sparsity=sparsity))
 
 
 def dense_and_sparsest(sparsities):
@@ -82,20 +148,42 @@ def no_uncertainty(ctx, v):
     return v
 
 
-def to_decide(stat, iv, threshold, n_seeds):
-    """What would decide an interval that straddles `threshold`: how many replicate seeds would
-    shrink it (as 1/sqrt(n)) to the distance between the estimate and the threshold."""
+def to_decide(ctx, value, iv, threshold):
+    """What would decide an interval that straddles `threshold` (text), and the request it
+    makes: where the search's half-budget shift (ctx.last) is what keeps the interval across,
+    more trials per point (a finer search); where resampling is, more trials or replicate
+    seeds (which now sample other Sobol points)."""
+    st = getattr(ctx, "last", None)
+    shift = st.search_shift if st is not None else 0.0
+    n_trials, n_seeds = ctx.ev.n_trials, ctx.ev.n_seeds
     half = (iv[1] - iv[0]) / 2
-    gap = abs(stat - threshold)
+    gap = abs(value - threshold)
+    if ctx.notes["coarse"]:
+        pts = ctx.point_text(ctx.notes["coarse"])
+        ctx.request("finishers", f"no search evidence at {pts}")
+        return (f"search too coarse at {pts}: every losing trial was capped at the winner's step, "
+                "so the search's resolution is unknown; race those points again with finishers >= 2 "
+                "(the default; grid key `finishers`)")
+    if st is not None and st.bounds and not math.isfinite(half):
+        pts = ctx.point_text(st.bounds)
+        ctx.request("budget", f"K* above the step budget at {pts}",
+                    batch_sizes=[ctx.b[i] for _, i in st.bounds])
+        return (f"K* exceeds the step budget at {pts} (a bound, not a value); a larger budget there "
+                "(grid keys `max_steps`, `max_examples`) would measure it")
     if not (math.isfinite(half) and math.isfinite(gap)):
-        return "more trials or replicate seeds (grid key `seeds`) at the points without a result"
+        ctx.request("trials", "a point without a result")
+        return "more trials per point (grid key `trials`) at the points without a result"
     if gap <= 1e-12 * max(1.0, abs(threshold)):
         return f"the estimate sits on the threshold {threshold:g}; no amount of data decides it"
+    if shift >= 0.5 * half:
+        ctx.request("trials", f"the half-budget search moves the statistic by {shift:.2g}")
+        return (f"a finer search: the best of half the trials moves the statistic by {shift:.2g} "
+                f"(of the interval's half-width {half:.2g}); more trials per point (grid key "
+                f"`trials`, now {n_trials}) would narrow it")
+    ctx.request("seeds", f"resampling spread {half:.2g} against a distance {gap:.2g} to {threshold:g}")
     need = math.ceil(n_seeds * (half / gap) ** 2)
-    if need <= n_seeds:  # a lopsided interval: its side towards the threshold is the long one
-        return (f"a narrower interval on the side of {threshold:g}: more replicate seeds "
-                f"(e.g. {2 * n_seeds}; grid key `seeds`, now {n_seeds})")
-    return f"an interval {gap / half:.2f}x as wide, e.g. about {need} replicate seeds (grid key `seeds`; now {n_seeds})"
+    return (f"an interval {gap / half:.2f}x as wide: more replicate searches (grid key `seeds`, "
+            f"now {n_seeds}; about {max(need, 2 * n_seeds)}) or trials (now {n_trials})")
 
 
 def finite_b(row, b):
@@ -107,7 +195,8 @@ def finite_b(row, b):
 def slope_over(b_sel, b_all):
     """fn(table row) -> log-log slope over the batch sizes b_sel."""
     idx = np.isin(b_all, b_sel)
-    return lambda row: evidence.slope(b_all[idx], row[idx])
+    b = b_all[idx]
+    return lambda row: evidence.slope(b, row[idx])
 
 
 def ran(ctx, j, i):
@@ -158,10 +247,14 @@ def fit_ratio(ctx, s_num, s_den, column):
         return math.nan, (-math.inf, math.inf), (
             f"the fit at s={fmt_s(bad)} has {what}: batch sizes " +
             ("further below" if key == "c1" else "further above") + " the grid would decide")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reps = r_num[:, column] / r_den[:, column]
-    reps = np.where(np.isfinite(reps) | np.isinf(reps), reps, np.nan)
-    return num / den, evidence.interval(reps), ""
+    j_num, j_den = ctx.ev.s_index(s_num), ctx.ev.s_index(s_den)
+
+    def ratio(t):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = ctx.fitted(t[j_num])[column] / ctx.fitted(t[j_den])[column]
+        return float(r) if not np.isnan(r) else math.nan
+    value, iv = ctx.stat(ratio)
+    return value, iv, ""
 
 
 def c1_ratio_verdict(ctx, floor, s_num, s_den):
@@ -173,5 +266,5 @@ def c1_ratio_verdict(ctx, floor, s_num, s_den):
     status = decide(iv, (floor, math.inf), above=True)
     detail = ""
     if status == INCONCLUSIVE:
-        detail = f"interval straddles {floor:g}; to decide: " + to_decide(value, iv, floor, ctx.ev.n_seeds)
+        detail = f"interval straddles {floor:g}; to decide: " + to_decide(ctx, value, iv, floor)
     return status, fmt_iv(value, iv), detail, value, iv

@@ -28,21 +28,29 @@ def check_linear_scaling(ctx, tol):
             continue
         b_crit = point["b_crit"]
         window = ctx.b[ctx.b <= b_crit / 2]
+        censored = set(ctx.censored(s).tolist())
+        if censored and len(censored) < window.size:
+            # a censored point below the fitted regime's edge is a bound inside it (K* > budget)
+            window = ctx.b[(ctx.b <= b_crit / 2) | (np.isin(ctx.b, list(censored)) & (ctx.b < window.max()))]
         unreached = [int(b) for b in window if not np.isfinite(row[ctx.b == b][0])
                      and ran(ctx, ctx.ev.s_index(s), int(np.nonzero(ctx.b == b)[0][0]))]
-        measured_b = [b for b in window if np.isfinite(row[ctx.b == b][0])]
+        measured_b = [b for b in window if np.isfinite(row[ctx.b == b][0]) or b in censored]
         if len(measured_b) < 2:
             parts.append(INCONCLUSIVE)
             why = (f"s={fmt_s(s)}: the linear regime is B <= B_crit/2 = {b_crit / 2:.3g} "
                    f"(fitted B_crit {b_crit:.3g}); the grid has {len(measured_b)} measured B there")
             if unreached:
                 why += f" (no K* at B={unreached}: a larger step budget there would decide)"
+                ctx.request("budget", f"no K* at B={unreached} (s={fmt_s(s)})", batch_sizes=unreached, sparsity=s)
             else:
                 why += f": batch sizes below {b_crit / 2:.3g} would decide"
+                smaller = [b for b in (ctx.b.min() / 4, ctx.b.min() / 2) if b >= 1]
+                ctx.request("batch_sizes", f"the linear regime B <= {b_crit / 2:.3g} (s={fmt_s(s)})",
+                            batch_sizes=smaller[:1], sparsity=s)
             details.append(why)
             continue
-        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=np.asarray(measured_b):
-                             slope_over(w, ctx.b)(t[j]))
+        slope = slope_over(np.asarray(measured_b), ctx.b)
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s): slope(t[j]))
         verdict = decide(iv, band)
         parts.append(verdict)
         texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(measured_b[0])}-{int(measured_b[-1])})")
@@ -51,8 +59,12 @@ def check_linear_scaling(ctx, tol):
         if verdict == INCONCLUSIVE:
             edge = band[0] if iv[0] < band[0] else band[1]
             details.append(f"s={fmt_s(s)}: interval straddles {edge:g}; to decide: "
-                           + to_decide(value, iv, edge, ctx.ev.n_seeds))
-        if unreached:
+                           + to_decide(ctx, value, iv, edge))
+        bounded = [b for b in unreached if b in censored]
+        if bounded:
+            details.append(f"s={fmt_s(s)}: K* at B={bounded} is above the step budget and enters "
+                           "as that bound")
+        elif unreached:
             details.append(f"s={fmt_s(s)}: no K* at B={unreached} inside the linear regime")
     return Verdict(worst(parts), "slope " + ("; ".join(texts) or "-"),
                    f"log-log slope in [{band[0]:g}, {band[1]:g}] over B <= B_crit/2",
@@ -82,19 +94,24 @@ def check_plateau(ctx, tol):
             details.append(f"s={fmt_s(s)}: {b.size} batch size(s) with a K*; needs 2 at the large-B end")
             continue
         top = b[-2:]
-        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s), w=top: slope_over(w, ctx.b)(t[j]))
+        slope = slope_over(top, ctx.b)
+        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s): slope(t[j]))
         values[fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in top]}
         texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(top[0])}-{int(top[1])})")
         point, _ = ctx.fit(s)
         fitted = not math.isnan(point["c1"])
         need = 4 * point["b_crit"] if fitted and math.isfinite(point["b_crit"]) else math.inf
         reached = top[-1] >= need
-        if iv[0] > 0:
+        # not rising (slope <= 0) and, where the fit places the largest B in the plateau, flat
+        # (slope >= slope_min); before the plateau a falling curve decides nothing
+        rising = decide(iv, (-math.inf, 0.0)) == FAIL
+        flat = decide(iv, (lo_ok, math.inf)) if reached or iv[0] >= lo_ok else None
+        if rising:
             parts.append(FAIL)
             details.append(f"s={fmt_s(s)}: K* rises from B={int(top[0])} to {int(top[1])} beyond its uncertainty")
-        elif iv[0] >= lo_ok:
+        elif flat == PASS:
             parts.append(PASS)
-        elif iv[1] < lo_ok and reached:
+        elif flat == FAIL:
             parts.append(FAIL)
             details.append(f"s={fmt_s(s)}: still falling at B={int(top[1])}, which the fit places "
                            f"in the plateau (B >= 4 B_crit = {need:.3g})")
@@ -102,9 +119,16 @@ def check_plateau(ctx, tol):
             parts.append(INCONCLUSIVE)
             if not reached:
                 details.append(_before_plateau(s, top, point, need))
+                if math.isfinite(need):
+                    b_next = int(2 ** math.ceil(math.log2(need)))
+                    ctx.request("batch_sizes", f"the plateau B >= 4 B_crit = {need:.3g} (s={fmt_s(s)})",
+                                batch_sizes=[b_next], sparsity=s)
+                else:
+                    ctx.request("batch_sizes", f"the plateau (s={fmt_s(s)})",
+                                batch_sizes=[int(ctx.b.max()) * 4], sparsity=s)
             else:
                 details.append(f"s={fmt_s(s)}: interval straddles {lo_ok:g}; to decide: "
-                               + to_decide(value, iv, lo_ok, ctx.ev.n_seeds))
+                               + to_decide(ctx, value, iv, lo_ok))
     return Verdict(worst(parts), "slope " + ("; ".join(texts) or "-"),
                    f"local slope at the largest B >= {lo_ok:g}, and not rising beyond uncertainty",
                    "; ".join(details), {"slopes": values, "statistic": "log-log slope at the largest B"})
@@ -125,12 +149,13 @@ def check_diminishing_returns(ctx, tol):
             details.append(f"s={fmt_s(s)}: {b.size} batch sizes with a K*; needs 3")
             continue
         small, large = b[:2], b[-2:]
-        value, iv = ctx.stat(lambda t: slope_over(large, ctx.b)(t[j]) - slope_over(small, ctx.b)(t[j]))
+        slope_large, slope_small = slope_over(large, ctx.b), slope_over(small, ctx.b)
+        value, iv = ctx.stat(lambda t: slope_large(t[j]) - slope_small(t[j]))
         rises = []
         for a, c in zip(b, b[1:]):
             ia, ic = int(np.nonzero(ctx.b == a)[0][0]), int(np.nonzero(ctx.b == c)[0][0])
             _, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
-            if r_iv[0] > 1:
+            if decide(r_iv, (0.0, 1.0)) == FAIL:  # K*(c) / K*(a) above 1 beyond uncertainty
                 rises.append(f"{int(a)}->{int(c)}")
         verdict = FAIL if rises else decide(iv, (need, math.inf), above=True)
         parts.append(verdict)
@@ -140,7 +165,7 @@ def check_diminishing_returns(ctx, tol):
             details.append(f"s={fmt_s(s)}: K* rises beyond its uncertainty at B {', '.join(rises)}")
         elif verdict == INCONCLUSIVE:
             details.append(f"s={fmt_s(s)}: interval straddles {need:g}; to decide: "
-                           + to_decide(value, iv, need, ctx.ev.n_seeds))
+                           + to_decide(ctx, value, iv, need))
     return Verdict(worst(parts), "flattening " + ("; ".join(texts) or "-"),
                    f"large-B slope - small-B slope > {need:g}, K* never rising",
                    "; ".join(details), {"bends": values, "statistic": "slope change"})

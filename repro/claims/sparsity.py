@@ -6,35 +6,34 @@ import math
 
 import numpy as np
 
-from .base import FAIL, INCONCLUSIVE, NUMBER, Claim, NotRun, Reads, Verdict, decide, worst
+from .base import FAIL, INCONCLUSIVE, NUMBER, PASS, Claim, NotRun, Reads, Verdict, decide, verdict_of, worst
 from .context import c1_ratio_verdict, dense_and_sparsest, fit_ratio, ratio_stats, to_decide
 from .text import fmt, fmt_iv, fmt_s
 
 
-def _slower_details(ctx, rows, per_b, floor, band, mean, mean_iv, status):
-    """The detail text of sparse_slower: where sparse is not slower, where the mean leaves the
-    paper's band, and what would decide the undecided parts."""
+def _slower_details(ctx, rows, per_b, floor, band, mean, mean_iv):
+    """The detail text of sparse_slower: where sparse is not slower, what would decide the
+    undecided batch sizes, and where the mean lies against the paper's approximate band."""
     details = []
     faster = [b for b, v in per_b.items() if v == FAIL]
     if faster:
         details.append(f"sparse not slower beyond uncertainty at B={faster}")
-    if band and decide(mean_iv, tuple(band)) == FAIL:
-        details.append(f"mean ratio outside the paper's {band[0]:g}-{band[1]:g} beyond its uncertainty")
     open_b = [b for b, v in per_b.items() if v == INCONCLUSIVE]
     if open_b:
         details.append(f"ratio interval straddles {floor:g} at B={open_b}; to decide: "
-                       + to_decide(rows[open_b[0]][0], rows[open_b[0]][1], floor, ctx.ev.n_seeds))
-    if band and decide(mean_iv, tuple(band)) == INCONCLUSIVE and status != FAIL:
-        edge = band[0] if mean_iv[0] < band[0] else band[1]
-        details.append(f"mean ratio interval straddles the paper's {edge:g}; to decide: "
-                       + to_decide(mean, mean_iv, edge, ctx.ev.n_seeds))
+                       + to_decide(ctx, rows[open_b[0]][0], rows[open_b[0]][1], floor))
+    if band and verdict_of(mean_iv, tuple(band)) != PASS:
+        details.append(f"the mean ratio {fmt_iv(mean, mean_iv)} is not inside the paper's approximate "
+                       f"{band[0]:g}-{band[1]:g} (Fig. 12; shown, not a condition of this claim: "
+                       "sparse_ratio_band checks the band)")
     return details
 
 
 def check_sparse_slower(ctx, tol):
     """K*(s_max)/K*(0): above min_ratio beyond uncertainty at every B (a B where dense missed the
-    goal and sparse reached it counts against), and its geometric mean over B inside the paper's
-    band with its interval."""
+    goal and sparse reached it counts against). The geometric mean over B is shown with its
+    interval beside the paper's approximate band (Fig. 12 reads "~1.5 to ~4.5"), which is a
+    reference here, not a limit: the claim is that sparse needs more steps."""
     s0, s_max = dense_and_sparsest(ctx.sparsities)
     rows = ratio_stats(ctx, s0, s_max)
     if not rows:
@@ -48,13 +47,11 @@ def check_sparse_slower(ctx, tol):
     mean, mean_iv = ctx.stat(mean_fn)
     parts = list(per_b.values())
     band = tol.get("paper_band")
-    if band and idx.any():
-        parts.append(decide(mean_iv, tuple(band)))
     status = worst(parts)
     measured = (f"mean ratio {fmt_iv(mean, mean_iv)} over B {both}; per B: " +
                 ", ".join(f"{b}: {fmt_iv(r, iv)}" + (f" ({note})" if note else "") for b, (r, iv, note) in rows.items()))
-    details = _slower_details(ctx, rows, per_b, floor, band if idx.any() else None, mean, mean_iv, status)
-    tolerance = f"ratio > {floor:g} at every B" + (f", mean in the paper's [{band[0]:g}, {band[1]:g}]" if band else "")
+    details = _slower_details(ctx, rows, per_b, floor, band if idx.any() else None, mean, mean_iv)
+    tolerance = f"ratio > {floor:g} at every B"
     return Verdict(status, measured, tolerance, "; ".join(details),
                    {"s_max": s_max, "ratios": {str(b): {"ratio": r, "interval": iv} for b, (r, iv, _) in rows.items()},
                     "mean_ratio": mean, "interval": mean_iv, "statistic": "K*(s_max)/K*(0)"},
@@ -102,7 +99,7 @@ def check_sparse_critical_batch_no_smaller(ctx, tol):
                        f"B_crit(s={fmt_s(s_max)})/B_crit(0) >= {floor:g}", why, {"b_crit": crit})
     status = decide(iv, (floor, math.inf))
     detail = "" if status != INCONCLUSIVE else (
-        f"interval straddles {floor:g}; to decide: " + to_decide(value, iv, floor, ctx.ev.n_seeds))
+        f"interval straddles {floor:g}; to decide: " + to_decide(ctx, value, iv, floor))
     return Verdict(status, f"B_crit ratio {fmt_iv(value, iv)}; B_crit " +
                    ", ".join(f"{fmt(c, 0)} (s={s})" for s, c in crit.items()),
                    f"B_crit(s={fmt_s(s_max)})/B_crit(0) >= {floor:g}", detail,

@@ -2,11 +2,14 @@
 table, each claim's check applied to the panel's :class:`~repro.claims.context.PanelContext`
 with its golden tolerance, and its Verdict turned into a ClaimResult. A panel or claim with no
 data gives NOT-RUN with the command that would produce them."""
+import dataclasses
+
 import numpy as np
 
 from .. import analysis, evidence
 from ..errors import UsageError
 
+from . import control
 from .base import FAIL, INCONCLUSIVE, NOT_RUN, ClaimResult, NotRun, Verdict
 from .context import PanelContext, no_uncertainty
 from .golden import tolerance_for
@@ -77,12 +80,35 @@ def _panel_missing_reason(ds, figure_id, panel_id):
     return None
 
 
-def _result(figure_id, panel_id, claim, tol, v: Verdict, ctx) -> ClaimResult:
-    """A check's Verdict as a ClaimResult, with the tolerance, paper number and uncertainty."""
+def _limits(ctx):
+    """What the claim's statistics read that limits them, as detail text."""
+    out = []
+    if ctx.notes["coarse"] :
+        out.append(f"search too coarse at {ctx.point_text(ctx.notes['coarse'])}: every losing trial "
+                   "was capped at the winner's step, so nothing shows how far a larger search would "
+                   "move K* there; race those points with finishers >= 2 (the default)")
+    if ctx.notes["edge"]:
+        out.append(f"best trial at the edge of the searched effective learning rates at "
+                   f"{ctx.point_text(ctx.notes['edge'])}: the optimum may lie outside the search box")
+    if ctx.notes["censored"]:
+        out.append(f"K* above the step budget (used as a bound) at {ctx.point_text(ctx.notes['censored'])}")
+    return out
+
+
+def _result(figure_id, panel_id, claim, tol, v: Verdict, ctx, decisions=()) -> ClaimResult:
+    """A check's Verdict as a ClaimResult, with the tolerance, paper number, uncertainty, the
+    decisions it made (for the figure's error control) and what would decide it."""
     values = {**v.values, "tolerance": {key: x for key, x in tol.items() if key not in ("source", "why")},
-              "uncertainty": ctx.uncertainty() if ctx is not None else ""}
+              "uncertainty": ctx.uncertainty() if ctx is not None and ctx.ev is not None else "",
+              "decisions": [{"status": d.status, "p_value": d.p_value} for d in decisions]}
+    detail = v.detail
+    if ctx is not None and ctx.ev is not None:
+        extra = [t for t in _limits(ctx) if t.split(":")[0] not in detail]
+        detail = "; ".join([d for d in (detail, *extra) if d])
+        if v.status == INCONCLUSIVE:
+            values["needs"] = [dataclasses.asdict(r) for r in ctx.requests]
     return ClaimResult(figure_id, str(panel_id), claim, v.status, v.measured, v.tolerance,
-                       detail=v.detail, values=values, paper=v.paper, source=tol.get("source", ""))
+                       detail=detail, values=values, paper=v.paper, source=tol.get("source", ""))
 
 
 def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None) -> ClaimResult:
@@ -102,13 +128,15 @@ def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None
     if ctx is None:
         ev = None if smooth else evidence.from_dataset(ds, panel_id)
         ctx = PanelContext(ev, ds=ds, panel=panel_id, results_dir=results_dir)
+    ctx.reset()
     try:
-        verdict = registered.check(ctx, tol)
+        with control.recording() as decisions:
+            verdict = registered.check(ctx, tol)
     except NotRun as why:
         return not_run(figure_id, panel_id, claim, f"{why}; " + run_hint(ds, figure_id, panel_id))
     if not smooth:
         verdict = no_uncertainty(ctx, verdict)
-    return _result(figure_id, panel_id, claim, tol, verdict, None if smooth else ctx)
+    return _result(figure_id, panel_id, claim, tol, verdict, ctx, decisions)
 
 
 def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None) -> list:
@@ -128,7 +156,7 @@ def verify_dataset(ds, figure_id, panels, golden, results_dir=None) -> list:
     results = []
     for panel_id, claims in panels.items():
         results.extend(check_panel(ds, figure_id, panel_id, claims, golden, results_dir=results_dir))
-    return results
+    return control.control_figure(results)
 
 
 def verify_table(rows, claims, golden, *, panel="table", figure="table") -> list:
@@ -145,13 +173,34 @@ def verify_table(rows, claims, golden, *, panel="table", figure="table") -> list
         if tol is None:
             raise UsageError("--golden", claim, "no tolerance for this claim in the golden file",
                              f"add a [{claim}] table, or pass --golden golden/figure-1.toml")
+        ctx.reset()
         try:
-            verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
+            with control.recording() as decisions:
+                verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
         except NotRun as why:
             out.append(not_run(figure, panel, claim, str(why)))
             continue
-        out.append(_result(figure, panel, claim, tol, verdict, ctx))
-    return out
+        out.append(_result(figure, panel, claim, tol, verdict, ctx, decisions))
+    return control.control_figure(out)
+
+
+def check_evidence(panels, claims, golden, *, figure="simulated") -> list:
+    """The named K*(B) claims on {panel id: repro.evidence.Evidence} (one figure, with its
+    error control): what verify does on a results file, for evidence built another way."""
+    out = []
+    for panel_id, ev in panels.items():
+        ctx = PanelContext(ev, panel=panel_id)
+        for claim in claims:
+            tol = tolerance_for(golden, panel_id, claim)
+            ctx.reset()
+            try:
+                with control.recording() as decisions:
+                    verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
+            except NotRun as why:
+                out.append(not_run(figure, panel_id, claim, str(why)))
+                continue
+            out.append(_result(figure, panel_id, claim, tol, verdict, ctx, decisions))
+    return control.control_figure(out)
 
 
 def exit_code(results, strict=False) -> int:
