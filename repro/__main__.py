@@ -143,31 +143,35 @@ def _workers(args):
 
 
 def cmd_run(args):
-    from . import spec as spec_mod, store, study as study_mod
+    from . import spec as spec_mod, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
         study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
+        study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file it writes: every panel
         out = study.results_path(args.results)
         check_writable(out.parent)
         t0 = time.perf_counter()
-        ds = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
-                       early_exit=not args.exact_curves, race_group=args.race_group,
-                       max_device_batch=args.max_device_batch)
-        ds.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)  # shown by `repro report`
-        store.write_dataset(ds, out)
-        print(f"wrote {out}")
-        print(study.summary(ds))
+        ran = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
+                        early_exit=not args.exact_curves, race_group=args.race_group,
+                        max_device_batch=args.max_device_batch)
+        ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)  # shown by `repro report`
+        # the file holds every panel stored, not only those this run was asked for
+        written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
+                                          goal=args.goal, capping=not args.no_capping, run=ran)
+        print(f"wrote {written.path}{written.panels_text()}")
+        print(study.summary(ran))
     return 0
 
 
 def cmd_collect(args):
-    from . import spec as spec_mod, store, study as study_mod
+    from . import spec as spec_mod, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
-        study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
-        out = study.results_path(args.results)
-        check_writable(out.parent)
-        ds = study.collect(results_dir=args.results, capping=not args.no_capping)
-        store.write_dataset(ds, out)
-        print(f"wrote {out} {study.describe_collected(ds)}")
+        study_mod.load_study(sp, grid_name=args.grid, panels=args.panel)  # unknown panels: exit 2
+        study = study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file: all panels
+        check_writable(study.results_path(args.results).parent)
+        written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
+                                          goal=args.goal, capping=not args.no_capping)
+        print(f"wrote {written.path} {study.describe_collected(written.dataset)}"
+              f"{written.panels_text()}")
     return 0
 
 
@@ -185,6 +189,7 @@ def cmd_plot(args):
 
 def cmd_verify(args):
     from . import claims, spec as spec_mod, verify
+    unchecked = []
     if args.table:
         golden = claims.load_golden(args.golden or "golden/figure-1.toml")
         names = args.claims.split(",") if args.claims else list(claims.TABLE_CLAIMS)
@@ -193,12 +198,19 @@ def cmd_verify(args):
     else:
         if args.spec is None:
             raise UsageError("verify", "spec", "missing", "give a spec file or folder, or --table FILE.csv")
-        results = verify.verify_specs(spec_mod.load_specs(args.spec), grid=args.grid,
-                                      results_dir=args.results, golden=args.golden, goal=args.goal)
+        specs = spec_mod.load_specs(args.spec)
+        results = verify.verify_specs(specs, grid=args.grid, results_dir=args.results,
+                                      golden=args.golden, goal=args.goal)
         if args.claims:
             wanted = {n.strip() for n in args.claims.split(",")}
             results = [r for r in results if r.claim in wanted]
-    print(claims.to_json(results) if args.json else claims.format_table(results))
+        unchecked = [line for sp in specs for line in verify.nothing_to_check(sp, args.grid)]
+    if args.json:
+        print(claims.to_json(results))
+    elif results or not unchecked:  # no empty table when there is nothing to check
+        print(claims.format_table(results))
+    for line in unchecked:  # studies (or panels) without claims; beside --json, on stderr
+        print(line, file=sys.stderr if args.json else sys.stdout)
     if args.junit:
         from .atomic import atomic_write
         atomic_write(args.junit, claims.to_junit(results))
@@ -221,14 +233,15 @@ def cmd_report(args):
 
 
 def cmd_fits(args):
-    from . import analysis, claims, evidence, spec as spec_mod, store, study as study_mod
+    from . import analysis, claims, evidence, spec as spec_mod, store, study as study_mod, verify
     rows = []
     for sp in spec_mod.load_specs(args.spec):
         study = study_mod.load_study(sp, grid_name=args.grid)
         if not study.has_k_star_fits:
             continue  # smoothness runs: see `repro verify` for their c1 decomposition
         ds = store.open_results(study.results_path(args.results), sp, args.grid)
-        golden = claims.load_golden(golden_path(sp, args.golden))
+        golden = {} if verify.needs_no_golden(sp, args.golden) else \
+            claims.load_golden(golden_path(sp, args.golden))  # only for the direct B_crit's factor
         factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
         for panel in map(str, ds.panel.values):
             k = analysis.steps_to_result(ds, panel)
@@ -255,9 +268,10 @@ def cmd_fits(args):
 
 
 def cmd_chief(args):
-    from . import cluster, plan as plan_mod, spec as spec_mod, store
+    from . import cluster, plan as plan_mod, spec as spec_mod, study as study_mod
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
+    study_mod.results_study(sp, grid_name=args.grid)  # the file it writes: every panel
     out = results_path(args.results, sp, args.grid)
     check_writable(out.parent)
     panels = "".join(f" --panel {p}" for p in args.panel or ())
@@ -265,10 +279,11 @@ def cmd_chief(args):
           f"({args.grid} grid) on {args.ip}:{args.port}; start workers with: python -m repro worker "
           f"{sp.path} --grid {args.grid}{panels} --results {args.results} --ip {args.ip} "
           f"--port {args.port}", flush=True)
-    ds = cluster.serve(plan, results_dir=args.results, capping=sp.capping and not args.no_capping,
-                       ip=args.ip, port=args.port, log=_print_now)
-    store.write_dataset(ds, out)
-    print(f"wrote {out}")
+    served = cluster.serve(plan, results_dir=args.results, capping=sp.capping and not args.no_capping,
+                           ip=args.ip, port=args.port, log=_print_now)
+    written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
+                                      capping=not args.no_capping, run=served)  # every panel stored
+    print(f"wrote {written.path}{written.panels_text()}")
     return 0
 
 
@@ -403,7 +418,8 @@ def parser():
 
     sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")
     common(sp)
-    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    sp.add_argument("--panel", action="append",
+                    help="a panel that must exist (repeatable); the file holds every panel stored")
     sp.add_argument("--no-capping", action="store_true", help="as given to `run`")
     goal_arg(sp, "read every panel")
     sp.set_defaults(fn=cmd_collect)

@@ -70,7 +70,7 @@ class FigureSection:
     rebuild: str = ""  # STALE / MISSING: the command that makes the file current
     claims: list = field(default_factory=list)  # ClaimResult, in spec order
     golden: dict = field(default_factory=dict)
-    golden_file: pathlib.Path | None = None
+    golden_file: pathlib.Path | None = None  # None: the spec declares no claims and has none
     image: str = ""  # path of the PNG inside the report folder ("" none)
     image_note: str = ""  # where the image came from, or how to draw it
     kstar: list = field(default_factory=list)  # one dict per panel
@@ -230,8 +230,9 @@ def kstar_tables(ds, spec, grid):
         table = {"panel": panel.id, "title": panel.title, "goal": panel.goal_error, "trials": trials,
                  "batch_sizes": batches, "sparsities": sparsities, "cells": {}, "note": ""}
         if panel.id not in panels_in or not bool((ds["status"].sel(panel=panel.id) > 0).any()):
-            table["note"] = (f"Panel ({panel.id}) has no stored trial: not run (the claims above "
-                             "say how to run it).")
+            table["note"] = (f"Panel ({panel.id}) has no stored trial: not run; run: python -m repro "
+                             f"run {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}")
+                             + f" --panel {panel.id}")
             tables.append(table)
             continue
         hps = [n for n in store.HP_NAMES if n in ds]
@@ -425,7 +426,8 @@ def figure_section(spec, *, grid, results_dir, figures_dir, golden, n_boot, work
     golden_table = verify.load_checked_golden(spec, golden)  # a bad golden file: UsageError
     path = verify.results_path(results_dir, spec, grid)
     section = FigureSection(spec, path, CURRENT, golden=golden_table,
-                            golden_file=verify.golden_path(spec, golden))
+                            golden_file=None if verify.needs_no_golden(spec, golden)
+                            else verify.golden_path(spec, golden))
     ds = None
     if not path.exists():
         section.state = MISSING
@@ -599,7 +601,9 @@ def _html_section(s, d):
                  f"<code>{_e(s.rebuild)}</code></div>")
     else:
         h.append(f'<p class="note">Results: <a href="{_e(link)}">{_e(s.results_file)}</a> '
-                 f"(spec <code>{_e(_show(spec.path))}</code>, tolerances <code>{_e(_show(s.golden_file))}</code>)</p>")
+                 f"(spec <code>{_e(_show(spec.path))}</code>, " + (
+                     f"tolerances <code>{_e(_show(s.golden_file))}</code>)</p>" if s.golden_file
+                     else "no claims, no tolerances)</p>"))
     partial = _partial_text(s)
     if partial:
         h.append(f'<div class="banner warn">{_commands(partial)}</div>')
@@ -608,8 +612,11 @@ def _html_section(s, d):
                  f'<span class="note">Figure: {_e(s.image_note)}</span></p>')
     else:
         h.append(f'<p class="note">{_e(s.image_note)}</p>')
-    h.append("<h3>Claims</h3><table><tr><th>panel</th><th>claim</th><th>verdict</th><th>measured</th>"
-             "<th>tolerance</th><th>the paper (where)</th><th>notes / how to run</th></tr>")
+    h.append("<h3>Claims</h3>")
+    h += [f'<p class="note unchecked">{_e(line)}</p>' for line in _unchecked(spec)]
+    if verify.declares_claims(spec):
+        h.append("<table><tr><th>panel</th><th>claim</th><th>verdict</th><th>measured</th>"
+                 "<th>tolerance</th><th>the paper (where)</th><th>notes / how to run</th></tr>")
     for r in s.claims:
         tol = claims.tolerance_for(s.golden, r.panel, r.claim) or {}
         source = r.source or tol.get("source", "")
@@ -626,7 +633,8 @@ def _html_section(s, d):
                  f'<span class="sub source">{_e(source)}</span></td>'
                  f'<td class="detail notes">{_commands(r.detail)}'
                  + (f'<br>run: <code class="command">{_e(cmd)}</code>' if cmd else "") + "</td></tr>")
-    h.append("</table>")
+    if verify.declares_claims(spec):
+        h.append("</table>")
     if spec.kind in spec_mod.SMOOTHNESS_KINDS:
         h.append('<p class="note">Smoothness runs (one training run per panel and sparsity at fixed '
                  "metaparameters): no K* table; the claims above read the measured L, Delta, beta "
@@ -658,12 +666,20 @@ def _html_section(s, d):
     return h
 
 
+def _unchecked(spec) -> list:
+    """What the page says a spec does not check: the whole spec, or its panels without claims."""
+    if not verify.declares_claims(spec):
+        return ["Nothing to check: no panel of this study declares claims (it needs no golden "
+                "file); what it measures is in the K* tables and fits below."]
+    return verify.nothing_to_check(spec)
+
+
 def _html_kstar(t):
     h = [f'<h3>K* of panel ({_e(t["panel"])}) {_e(t["title"])}</h3>',
          f'<p class="note">Goal error {_e(t["goal"])}; {t["trials"]} trials per point. Each cell: '
          "fewest steps to the goal, then the trial that reached it first and its metaparameters.</p>"]
     if t["note"]:
-        h.append(f'<p class="note">{_e(t["note"])}</p>')
+        h.append(f'<p class="note">{_commands(t["note"])}</p>')
         return h
     h.append('<table class="kstar"><tr><th>sparsity \\ B</th>' +
              "".join(f'<th class="num">{b}</th>' for b in t["batch_sizes"]) + "</tr>")
@@ -774,12 +790,14 @@ def render_markdown(d) -> str:
             m += [f"**No results file** `{s.results_file}`. Run: `{s.rebuild}`", ""]
         else:
             m += [f"Results: [{s.results_file}]({_link(s.results_file, d['out'])}); spec `{_show(spec.path)}`; "
-                  f"tolerances `{_show(s.golden_file)}`.", ""]
+                  + (f"tolerances `{_show(s.golden_file)}`." if s.golden_file else "no claims, no tolerances."), ""]
         if _partial_text(s):
             m += [f"**{_partial_text(s)}**", ""]
         m += ([f"![{spec.id}]({s.image})", "", f"Figure: {s.image_note}", ""] if s.image else [s.image_note, ""])
-        m += ["| panel | claim | verdict | measured | tolerance | paper | source | notes / how to run |",
-              "|---|---|---|---|---|---|---|---|"]
+        m += [line for u in _unchecked(spec) for line in (_md(u), "")]
+        if verify.declares_claims(spec):
+            m += ["| panel | claim | verdict | measured | tolerance | paper | source | notes / how to run |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in s.claims:
             tol = claims.tolerance_for(s.golden, r.panel, r.claim) or {}
             stat = statistic_text(r)

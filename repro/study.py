@@ -76,6 +76,9 @@ class Study(typing.Protocol):
     def describe_collected(self, ds: xr.Dataset) -> str:
         """How much of the study the collected `ds` holds ("from N stored ..."), for `collect`."""
 
+    def stored_panels(self, ds: xr.Dataset) -> list[str]:
+        """Panels of `ds` with at least one stored trial (or run), in `ds`'s order."""
+
     def fits(self, ds: xr.Dataset) -> dict:
         """{panel: analysis.fits} for the figure's fitted curves; {} without K*(B)."""
 
@@ -91,6 +94,73 @@ def load_study(spec, *, grid_name="reduced", panels=None, goal=None) -> Study:
                                panels=panels)
     return SearchStudy(spec=spec, plan=plan_mod.compile_plan(spec, grid_name, panels, goal=goal),
                        goal=goal)
+
+
+# Attributes of a `run` (docs/results-format.md) the results file keeps from the dataset it returned.
+RUN_ATTRS = ("trials_trained", "trials_reused", "run_wall_seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenResults:
+    """A results file `write_results` wrote: every panel of the grid, stored or not."""
+
+    path: pathlib.Path
+    dataset: xr.Dataset
+    not_run: dict  # {panel id: why nothing is stored} of the panels with no stored trial
+
+    def panels_text(self) -> str:
+        """' (panels a, b stored; c not run)' when some panel is not run, else ''."""
+        if not self.not_run:
+            return ""
+        held = [p for p in map(str, self.dataset["panel"].values) if p not in self.not_run]
+        stored = f"panel{'' if len(held) == 1 else 's'} {', '.join(held)} stored" if held else \
+            "no panel stored"
+        return f" ({stored}; {', '.join(self.not_run)} not run)"
+
+
+def results_study(spec, *, grid_name="reduced", goal=None) -> Study:
+    """The study a results file is collected for: every panel of `spec` with the grid
+    `grid_name` (a UsageError, as `load_study`'s, when none has it or together they exceed the
+    size a results file may have: `run` asks for it before training a subset of the panels)."""
+    panels = tuple(p.id for p in spec.panels if grid_name in p.grids)
+    return load_study(spec, grid_name=grid_name, panels=panels or None, goal=goal)
+
+
+def write_results(spec, *, grid_name="reduced", results_dir="results", goal=None, capping=True,
+                  run=None) -> WrittenResults:
+    """Collect every panel of `spec`'s grid `grid_name` from the records stored under
+    `results_dir` and write the study's results file atomically.
+
+    `run`, `collect` and `chief` all write the file through this, so it always holds every
+    panel whose trials are stored, however the study was run (one `--panel` at a time, on
+    several machines): a run of one panel never drops what earlier runs wrote. Panels with
+    nothing stored are in the file as not run (no K*), and its `panels_not_run` attribute says
+    why for each (its data missing here, else the command that runs it). `run`: the dataset a
+    `Study.run` returned: its run attributes (RUN_ATTRS) are kept. `goal` and `capping` as
+    for `load_study` and `Study.collect`. Trains nothing."""
+    from . import data as data_mod
+    from .errors import DataMissing
+    study = results_study(spec, grid_name=grid_name, goal=goal)
+    ds = study.collect(results_dir=results_dir, capping=capping)
+    stored = set(study.stored_panels(ds))
+    command = (f"python -m repro run {spec.path}" + ("" if grid_name == "reduced" else f" --grid {grid_name}")
+               + ("" if str(results_dir) == "results" else f" --results {results_dir}")
+               + ("" if goal is None else f" --goal {goal:g}"))
+    not_run = {}
+    for pid in map(str, ds["panel"].values):
+        if pid in stored:
+            continue
+        try:
+            data_mod.require(spec.panel(pid).dataset)
+            not_run[pid] = f"no trial stored; run: {command} --panel {pid}"
+        except DataMissing as e:
+            not_run[pid] = str(e)
+    ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in not_run.items())
+    if run is not None:
+        ds.attrs.update({k: run.attrs[k] for k in RUN_ATTRS if k in run.attrs})
+    path = study.results_path(results_dir)
+    store.write_dataset(ds, path)
+    return WrittenResults(path, ds, not_run)
 
 
 # ------------------------------------------------------------------------------ searches
@@ -191,6 +261,11 @@ class SearchStudy(_FromSpec):
         return (f"from {n} stored trials ({total - n} of {total} not run yet"
                 + ("" if self.goal is None else
                    f", or not answerable at goal {self.goal:g} by the stored curves") + ")")
+
+    def stored_panels(self, ds):
+        """Panels with a stored trial in some replicate search (`status_by_seed` > 0)."""
+        return [p for p in map(str, ds["panel"].values)
+                if bool((ds["status_by_seed"].sel(panel=p) > 0).any())]
 
     def fits(self, ds):
         """Prop. 4.1 fits of every panel in `ds` (analysis.fits)."""
@@ -320,6 +395,11 @@ class SmoothnessStudy(_FromSpec):
     def describe_collected(self, ds):
         """Runs stored, of all the study asks for."""
         return f"from {int((ds['status'] != 'not_run').sum())} stored runs of {ds['status'].size}"
+
+    def stored_panels(self, ds):
+        """Panels with a stored run (status other than 'not_run')."""
+        return [p for p in map(str, ds["panel"].values)
+                if bool((ds["status"].sel(panel=p) != "not_run").any())]
 
     def fits(self, ds):
         """No K*(B) to fit: {}."""

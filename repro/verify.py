@@ -19,9 +19,35 @@ def golden_path(spec, override=None) -> pathlib.Path:
     return candidate if candidate.exists() else pathlib.Path("golden") / f"{spec.id}.toml"
 
 
+def declares_claims(spec) -> bool:
+    """Whether some panel of `spec` declares a claim to check."""
+    return any(p.claims for p in spec.panels)
+
+
+def needs_no_golden(spec, override=None) -> bool:
+    """True for a spec none of whose panels declares a claim, with no golden file and none named
+    (`override`): it has nothing to check, so no tolerances to read. A golden file that is there
+    is read and validated all the same."""
+    return override is None and not declares_claims(spec) and not golden_path(spec).exists()
+
+
+def nothing_to_check(spec, grid="reduced") -> list:
+    """The lines `verify` prints for what `spec` does not check: the spec when no panel declares
+    a claim, else each panel that declares none ([] when every panel declares some)."""
+    if not declares_claims(spec):
+        g = "" if grid == "reduced" else f" --grid {grid}"
+        return [f"{spec.id}: nothing to check (no panel of {spec.path} declares claims); its K* "
+                f"tables and fits: python -m repro report {spec.path}{g}"]
+    return [f"{spec.id} panel ({p.id}): nothing to check (it declares no claims)"
+            for p in spec.panels if not p.claims]
+
+
 def load_checked_golden(spec, override=None) -> dict:
-    """The spec's golden file, refusing a claim a panel declares but the file has no tolerance for."""
+    """The spec's golden file, refusing a claim a panel declares but the file has no tolerance
+    for; {} for a spec that declares no claims and has no golden file (`needs_no_golden`)."""
     from . import claims
+    if needs_no_golden(spec, override):
+        return {}
     gpath = golden_path(spec, override)
     golden = claims.load_golden(gpath)
     for p in spec.panels:  # a declared claim with no tolerance is a configuration error
@@ -37,6 +63,8 @@ def verify_spec(spec, *, grid="reduced", results_dir="results", golden=None, goa
     """Every claim of every panel of one spec, from its stored results (NOT-RUN where none)."""
     from . import claims, spec as spec_mod, store
     golden_table = load_checked_golden(spec, golden)
+    if not declares_claims(spec):
+        return []  # nothing to check (`nothing_to_check` says so)
     panels = {p.id: list(p.claims) for p in spec.panels}
     if goal is not None and spec.kind not in spec_mod.SMOOTHNESS_KINDS:
         from . import plan as plan_mod, run as run_mod

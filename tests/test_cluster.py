@@ -1,7 +1,7 @@
 """Loopback test of multi-machine search: a chief and two workers on 127.0.0.1 against a
-single-process `repro run` of the same spec, on SYNTHETIC MNIST-shaped data (`synthetic_mnist`:
-noise images with a faint patch whose quadrant is the label, written as `mnist.npz` in a
-temporary REPRO_DATA folder), so nothing real is read and trials differ in their K.
+single-process `repro run` of the same spec, on SYNTHETIC MNIST-shaped data (conftest's
+`synthetic_mnist`: noise images with a faint patch whose quadrant is the label, written as
+`mnist.npz` in a temporary REPRO_DATA folder), so nothing real is read and trials differ in their K.
 
 Workers take whole study points and race them with capping, as `repro run` does. One worker is
 killed (SIGKILL) while it races a point; that point goes back to the queue once the worker's
@@ -59,29 +59,6 @@ EVENT = re.compile(r"^(worker-\w+): \((\w+)\) B=(\d+) s=([\d.]+) seed=(\d+) tria
 CAPPED = store_mod.STATUS["capped"]
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-tuner internals
-
-
-def synthetic_images(n, seed):
-    """n uint8 28x28 images of uniform noise with a faint 7x7 patch in the label's quadrant
-    (labels 0..3): a small CNN needs some dozens of steps to find it, some trials never do."""
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) % 4).astype(np.uint8)
-    rng.shuffle(y)
-    x = rng.integers(0, 200, size=(n, 28, 28), dtype=np.uint8)
-    for label in range(4):
-        r, c = divmod(label, 2)
-        x[y == label, 3 + 14 * r:10 + 14 * r, 3 + 14 * c:10 + 14 * c] += 20
-    return x, y
-
-
-@pytest.fixture(scope="module")
-def synthetic_mnist(tmp_path_factory):
-    """A REPRO_DATA folder whose mnist.npz is SYNTHETIC (MNIST's shapes, `synthetic_images`)."""
-    folder = tmp_path_factory.mktemp("data")
-    x_train, y_train = synthetic_images(60000, seed=0)
-    x_test, y_test = synthetic_images(10000, seed=1)
-    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return folder
 
 
 def free_port():
