@@ -217,12 +217,13 @@ def half_budget_size(n_trials) -> int:
 
 
 def coarse_points(ev) -> np.ndarray:
-    """(nS, nB) bool: points with a K* where some search has fewer than 2 trials whose outcome
-    is known (complete, or ran to the budget, or diverged): every losing trial was capped at
-    the winner's step, so the search shows nothing of its own resolution there."""
+    """(nS, nB) bool: points with a K* where some search of several trials has fewer than 2
+    whose outcome is known (complete, or ran to the budget, or diverged): every losing trial
+    was capped at the winner's step, so the search shows nothing of its own resolution there.
+    (A one-trial search has no resolution to show: `Evidence.sources` says so.)"""
     known = ~ev.capped & ~np.isnan(ev.trials)
     few = (known.sum(axis=3) < 2).any(axis=0)
-    return few & np.isfinite(point_estimate(ev))
+    return few & np.isfinite(point_estimate(ev)) & (ev.n_trials > 1)
 
 
 def censored_points(ev) -> np.ndarray:
@@ -308,8 +309,9 @@ def reads_point(fn, table, where):
     return not (va == vb or (math.isnan(va) and math.isnan(vb)))
 
 
-def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=LEVEL) -> Statistic:
-    """fn(table) -> float over the K* table (nS, nB), with its interval.
+def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Statistic:
+    """fn(table) -> float over the K* table (nS, nB), with its interval (`fn.over_rows(stack)`,
+    if fn has it, gives fn of every table of a (n, nS, nB) stack at once).
 
     `est` the point estimate, `reps` (n_boot, nS, nB) replicates, `half` the half-budget table,
     `bounds` the censored points' budgets (NaN elsewhere). The interval is the percentile
@@ -317,6 +319,7 @@ def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=L
     (infinite where fn reads a point with no half-budget K*), and stretched over the values fn
     takes as each censored point it reads goes from its bound to far above it (an end that
     keeps moving is infinite)."""
+    widen = HALF_BUDGET_WIDEN if widen is None else widen
     est = np.asarray(est, dtype=float)
     bounds = np.full(est.shape, np.nan) if bounds is None else np.asarray(bounds, dtype=float)
     read = [w for w in zip(*np.nonzero(np.isfinite(bounds)))
@@ -333,7 +336,10 @@ def statistic(fn, est, reps, half, bounds=None, widen=HALF_BUDGET_WIDEN, level=L
         def filled(t, has_fill=has_fill, fill=fill):
             return np.where(has_fill, fill, t) if read else t
         v = fn(filled(est))
-        r = np.array([fn(filled(t)) for t in reps], dtype=float)
+        stack = np.where(has_fill[None], fill[None], reps) if read else np.asarray(reps, dtype=float)
+        over_rows = getattr(fn, "over_rows", None)  # fn of a stack of tables, when it has one
+        r = np.asarray(over_rows(stack), dtype=float) if over_rows is not None \
+            else np.array([fn(t) for t in stack], dtype=float)
         lo, hi = interval(r, level)
         h = fn(filled(np.asarray(half, dtype=float)))
         shift = abs(v - h) * widen if math.isfinite(v) and math.isfinite(h) else math.inf

@@ -67,12 +67,14 @@ def panel_shapes(spec_path=SPEC, grid="reduced"):
     """{panel: PanelShape} from the real spec."""
     spec = spec_mod.load_spec(spec_path)
     plan = plan_mod.compile_plan(spec, grid)
+    first = {}
+    for point in plan_mod.study_points(plan):
+        first.setdefault(point.panel.id, point)
     shapes = {}
     for pp in plan.panels:
         if pp.panel.id not in PANELS:
             continue
-        point = pp.points[0]
-        values = point.trial_values()
+        values = first[pp.panel.id].trial_values()
         lr = np.array([v["learning_rate"] for v in values])
         mom = np.array([v.get("momentum", 0.0) for v in values])
         shapes[pp.panel.id] = PanelShape(

@@ -220,7 +220,7 @@ def test_unknown_claim_and_missing_tolerance_are_not_run(golden):
 
 def test_per_panel_override(tmp_path):
     path = tmp_path / "g.toml"
-    path.write_text(GOLDEN.read_text() + "\n[panel.b.sparse_slower]\npaper_band = [5.0, 9.0]\n")
+    path.write_text(GOLDEN.read_text() + "\n[panel.b.sparse_slower]\nmin_ratio = 5.0\n")
     golden = claims.load_golden(path)
     ds = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(50000, 100)})
     assert claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden)[0].status == "FAIL"

@@ -115,6 +115,17 @@ class PanelContext:
             self._fit_cache[key] = np.array([f["c1"], f["c2"], f["b_crit"]])
         return self._fit_cache[key]
 
+    def fitted_rows(self, rows):
+        """(n, 3): `fitted` of every row of `rows` (n, nB), the uncached ones in one fit."""
+        rows = np.asarray(rows, dtype=float)
+        keys = [r.tobytes() for r in rows]
+        missing = [n for n, k in enumerate(keys) if k not in self._fit_cache]
+        if missing:
+            f = analysis.fit_prop41_rows(self.b, rows[missing])
+            for m, n in enumerate(missing):
+                self._fit_cache[keys[n]] = np.array([f["c1"][m], f["c2"][m], f["b_crit"][m]])
+        return np.stack([self._fit_cache[k] for k in keys])
+
     def uncertainty(self):
         return ", ".join(self.ev.sources()) or "none measured"
 
@@ -193,10 +204,40 @@ def finite_b(row, b):
 
 
 def slope_over(b_sel, b_all):
-    """fn(table row) -> log-log slope over the batch sizes b_sel."""
+    """fn(table row) -> log-log slope over the batch sizes b_sel (fn.over_rows: of each row of
+    an (n, nB) stack; a row missing a selected point takes the slope over the others, as fn)."""
     idx = np.isin(b_all, b_sel)
     b = b_all[idx]
-    return lambda row: evidence.slope(b, row[idx])
+
+    def slope(row):
+        return evidence.slope(b, row[idx])
+
+    x = np.log2(b) - np.log2(b).mean() if b.size else b
+    sxx = float(x @ x) if b.size else 0.0
+
+    def over_rows(rows):
+        sel = np.asarray(rows, dtype=float)[:, idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log2(sel)
+        whole = np.isfinite(y).all(axis=1) & (sel > 0).all(axis=1)
+        out = np.full(sel.shape[0], np.nan)
+        if sxx > 0:
+            yc = y[whole] - y[whole].mean(axis=1, keepdims=True)
+            out[whole] = yc @ x / sxx
+        for n in np.nonzero(~whole)[0]:
+            out[n] = evidence.slope(b, sel[n])
+        return out
+    slope.over_rows = over_rows
+    return slope
+
+
+def of_sparsity(row_fn, j):
+    """fn(table) = row_fn(table[j]), keeping row_fn's `over_rows` (for a stack of tables)."""
+    def fn(t):
+        return row_fn(t[j])
+    if hasattr(row_fn, "over_rows"):
+        fn.over_rows = lambda stack: row_fn.over_rows(stack[:, j])
+    return fn
 
 
 def ran(ctx, j, i):
@@ -253,6 +294,11 @@ def fit_ratio(ctx, s_num, s_den, column):
         with np.errstate(divide="ignore", invalid="ignore"):
             r = ctx.fitted(t[j_num])[column] / ctx.fitted(t[j_den])[column]
         return float(r) if not np.isnan(r) else math.nan
+
+    def ratio_rows(stack):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ctx.fitted_rows(stack[:, j_num])[:, column] / ctx.fitted_rows(stack[:, j_den])[:, column]
+    ratio.over_rows = ratio_rows
     value, iv = ctx.stat(ratio)
     return value, iv, ""
 

@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 
-from .. import analysis
+from .. import analysis, evidence
 
 from .base import FAIL, INCONCLUSIVE, NUMBER, PASS, Claim, Reads, Verdict, decide, worst
-from .context import finite_b, ran, slope_over, to_decide
+from .context import finite_b, of_sparsity, ran, slope_over, to_decide
 from .text import fmt_iv, fmt_s
 
 
@@ -50,7 +50,7 @@ def check_linear_scaling(ctx, tol):
             details.append(why)
             continue
         slope = slope_over(np.asarray(measured_b), ctx.b)
-        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s): slope(t[j]))
+        value, iv = ctx.stat(of_sparsity(slope, ctx.ev.s_index(s)))
         verdict = decide(iv, band)
         parts.append(verdict)
         texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(measured_b[0])}-{int(measured_b[-1])})")
@@ -83,8 +83,9 @@ def _before_plateau(s, top, point, need):
 def check_plateau(ctx, tol):
     """Per sparsity: the local slope at the largest B (over the two largest measured B) is at
     least slope_min (by Prop. 4.1, B >= 4 B_crit for -0.2) and K* does not rise beyond its
-    uncertainty (FAIL when the slope's lower bound is above 0). A curve still falling where the
-    fit says the grid has not reached 4 B_crit is INCONCLUSIVE, with the B that would decide."""
+    uncertainty (FAIL when the slope's interval lies above 0). A slope below slope_min FAILs
+    only where both B lie at or above 4 B_crit (B_crit at the top of its interval); a curve
+    still falling before that is INCONCLUSIVE, with the B that would decide."""
     lo_ok = tol["slope_min"]
     parts, texts, details, values = [], [], [], {}
     for s in ctx.sparsities:
@@ -95,13 +96,17 @@ def check_plateau(ctx, tol):
             continue
         top = b[-2:]
         slope = slope_over(top, ctx.b)
-        value, iv = ctx.stat(lambda t, j=ctx.ev.s_index(s): slope(t[j]))
+        value, iv = ctx.stat(of_sparsity(slope, ctx.ev.s_index(s)))
         values[fmt_s(s)] = {"slope": value, "interval": iv, "batch_sizes": [int(x) for x in top]}
         texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)}, B {int(top[0])}-{int(top[1])})")
-        point, _ = ctx.fit(s)
+        point, cols = ctx.fit(s)
         fitted = not math.isnan(point["c1"])
         need = 4 * point["b_crit"] if fitted and math.isfinite(point["b_crit"]) else math.inf
-        reached = top[-1] >= need
+        # Prop. 4.1 puts every local slope above -0.2 only for B >= 4 B_crit, so the slope over
+        # the two largest B is held to it only when the smaller of them is there, B_crit taken
+        # at the top of its interval (a secant reaching back below 4 B_crit is steeper)
+        crit_hi = evidence.interval(cols[:, 2])[1] if fitted else math.inf
+        reached = bool(top[0] >= 4 * crit_hi)
         # not rising (slope <= 0) and, where the fit places the largest B in the plateau, flat
         # (slope >= slope_min); before the plateau a falling curve decides nothing
         rising = decide(iv, (-math.inf, 0.0)) == FAIL
@@ -113,16 +118,18 @@ def check_plateau(ctx, tol):
             parts.append(PASS)
         elif flat == FAIL:
             parts.append(FAIL)
-            details.append(f"s={fmt_s(s)}: still falling at B={int(top[1])}, which the fit places "
-                           f"in the plateau (B >= 4 B_crit = {need:.3g})")
+            details.append(f"s={fmt_s(s)}: still falling from B={int(top[0])} to {int(top[1])}, which "
+                           f"the fit places in the plateau (B >= 4 B_crit, B_crit <= {crit_hi:.3g})")
         else:
             parts.append(INCONCLUSIVE)
             if not reached:
                 details.append(_before_plateau(s, top, point, need))
-                if math.isfinite(need):
-                    b_next = int(2 ** math.ceil(math.log2(need)))
-                    ctx.request("batch_sizes", f"the plateau B >= 4 B_crit = {need:.3g} (s={fmt_s(s)})",
-                                batch_sizes=[b_next], sparsity=s)
+                if math.isfinite(crit_hi) or math.isfinite(need):
+                    edge = 4 * (crit_hi if math.isfinite(crit_hi) else need / 4)
+                    b_next = int(2 ** math.ceil(math.log2(edge)))
+                    wanted = [b for b in (b_next, 2 * b_next) if b not in ctx.b]
+                    ctx.request("batch_sizes", f"two batch sizes in the plateau B >= 4 B_crit "
+                                f"(<= {edge:.3g}, s={fmt_s(s)})", batch_sizes=wanted, sparsity=s)
                 else:
                     ctx.request("batch_sizes", f"the plateau (s={fmt_s(s)})",
                                 batch_sizes=[int(ctx.b.max()) * 4], sparsity=s)
@@ -150,7 +157,12 @@ def check_diminishing_returns(ctx, tol):
             continue
         small, large = b[:2], b[-2:]
         slope_large, slope_small = slope_over(large, ctx.b), slope_over(small, ctx.b)
-        value, iv = ctx.stat(lambda t: slope_large(t[j]) - slope_small(t[j]))
+
+        def bend(t):
+            return slope_large(t[j]) - slope_small(t[j])
+        bend.over_rows = lambda stack: (slope_large.over_rows(stack[:, j])
+                                        - slope_small.over_rows(stack[:, j]))
+        value, iv = ctx.stat(bend)
         rises = []
         for a, c in zip(b, b[1:]):
             ia, ic = int(np.nonzero(ctx.b == a)[0][0]), int(np.nonzero(ctx.b == c)[0][0])
