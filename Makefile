@@ -20,7 +20,7 @@ STAMP  := $(VENV)/.installed-$(DEVICE)
 # Figures with a spec; a static pattern rule, because make skips implicit rules for .PHONY targets.
 FIGURES := $(shell ls specs/figure-*.toml | sed 's|specs/||; s|\.toml||' | sort -t- -k2 -n)
 
-.PHONY: venv data figures $(FIGURES) report report-check test test-fast clean-results
+.PHONY: venv data figures $(FIGURES) $(DECIDE) report report-check test test-fast clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ $(FIGURES): figure-%: data
 	$(BIN)/python -m repro run specs/figure-$*.toml --grid $(GRID)
 	$(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID)
 	$(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID)
+
+# `make decide-1 BUDGET=2`: after `make figure-1`, spend up to BUDGET hours where a claim of
+# Figure 1 is still INCONCLUSIVE (repro decide); what it adds becomes the spec's grid `decided`.
+BUDGET ?= 1
+DECIDE := $(FIGURES:figure-%=decide-%)
+$(DECIDE): decide-%: data
+	$(BIN)/python -m repro decide specs/figure-$*.toml --grid $(GRID) --budget $(BUDGET)
 
 # Every reduced figure with data here, in order (later figures re-read the runs earlier ones
 # share with them); panels whose dataset is missing are NOT-RUN, and a figure with none of its

@@ -86,6 +86,9 @@ def check_args(args):
     _in_range(args, "devices", 1, 1_000_000, "e.g. --devices 8")
     if args.command == "bench":
         _in_range(args, "trials", 1, spec_mod.MAX_TRIALS, "e.g. --trials 2")
+    budget = getattr(args, "budget", None)
+    if budget is not None and not (math.isfinite(budget) and 0.0 < budget <= 24 * 365):
+        _option("--budget", f"must be hours in (0, 8760], got {budget}", "e.g. --budget 2")
     goal = getattr(args, "goal", None)
     if goal is not None and not (math.isfinite(goal) and 0.0 < goal < 1.0):
         _option("--goal", f"must lie in the open interval (0, 1), got {goal}",
@@ -160,6 +163,25 @@ def cmd_run(args):
         print(f"wrote {written.path}{written.panels_text()}")
         print(study.summary(ran))
     return 0
+
+
+def cmd_decide(args):
+    from . import claims, decide as decide_mod, spec as spec_mod
+    status = 0
+    for sp in spec_mod.load_specs(args.spec):
+        check_writable(pathlib.Path(args.results))
+        out = decide_mod.decide(sp, grid=args.grid, name=args.name, results_dir=args.results,
+                                budget_hours=args.budget, workers=_workers(args),
+                                run_probe=not args.no_probe)
+        for changes, seconds in out.rounds:
+            print(f"{sp.id}: added " + "; ".join(c.describe() for c in changes)
+                  + f" (ran {seconds / 60:.1f} min)")
+        print(claims.format_table(out.results))
+        print(f"{sp.id}: predicted {out.hours_predicted:.2f} h for what it added, spent "
+              f"{out.seconds_spent / 3600:.2f} h in all; reproduce: python -m repro run {sp.path} "
+              f"--grid {out.grid}" if out.rounds else f"{sp.id}: nothing added")
+        status = max(status, claims.exit_code(out.results))
+    return status
 
 
 def cmd_collect(args):
@@ -415,6 +437,19 @@ def parser():
                          "fit in 1 GiB of saved trial states); later groups are capped by earlier "
                          "ones (same K* and best trial)")
     sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("decide", help="run what would decide the INCONCLUSIVE claims, cheapest first, "
+                        "within a budget; writes what it added into the spec as a named grid")
+    common(sp)
+    sp.add_argument("--budget", type=float, default=1.0, metavar="HOURS",
+                    help="wall-clock hours decide may spend training (default: 1)")
+    sp.add_argument("--name", default="decided",
+                    help="the grid it writes into the spec and runs (default: decided)")
+    sp.add_argument("--workers", type=int,
+                    help="parallel processes over study points (default: one per GPU, else per core)")
+    sp.add_argument("--no-probe", action="store_true",
+                    help="price additions from cached throughput only (results/cache/throughput-*.json)")
+    sp.set_defaults(fn=cmd_decide)
 
     sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")
     common(sp)

@@ -1,0 +1,283 @@
+"""`repro decide`: spend compute where a claim is still undecided.
+
+Each INCONCLUSIVE verdict says what would decide it as structured requests
+(repro.claims.context.Request): more trials per point (a finer search), more replicate
+searches, batch sizes toward the regime a claim is about, a larger step budget where K* is
+only a bound, or a race with two finishers where the stored search shows nothing of its own
+resolution. `decide` turns each request into a change of the panel's grid, prices it with the
+cost model (repro.cost: racing's steps from the fits of the stored runs; repro.throughput:
+seconds per step here), applies the cheapest first within the budget, runs the new grid (only
+what is not stored trains), verifies again, and stops when every claim is decided, nothing
+affordable is left, or the budget is spent.
+
+What it added is written into the spec as one named grid per panel (default `decided`: the
+grid it started from plus every change, with its `why`), so `repro run SPEC --grid decided`
+reproduces it without `decide`.
+"""
+import dataclasses
+import math
+import pathlib
+import re
+import time
+
+from . import atomic, claims, cost, plan as plan_mod, spec as spec_mod, store, study as study_mod, verify
+from .data import validation_size
+from .errors import UsageError
+
+MAX_ROUNDS = 6          # verify -> add -> run rounds before giving up on the rest
+MAX_TRIALS_FACTOR = 8   # a panel's trials may grow to at most this many times the start
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One priced change of one panel's grid."""
+
+    panel: str
+    kind: str             # the request kind it answers
+    grid: dict            # the panel's new grid keys (spec format)
+    hours: float          # predicted wall time of what it adds, on this machine's workers
+    why: str              # the claims and requests it answers
+
+    def describe(self):
+        return f"panel {self.panel}: {self.kind} ({self.why}; ~{_fmt_h(self.hours)})"
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a decide run did."""
+
+    grid: str                                   # the grid it wrote and ran
+    rounds: list = dataclasses.field(default_factory=list)  # per round: (changes, results)
+    hours_predicted: float = 0.0
+    seconds_spent: float = 0.0
+    results: list = dataclasses.field(default_factory=list)  # the last verification
+
+
+def _fmt_h(hours):
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def grid_keys(grid) -> dict:
+    """A spec.Grid as the keys of its [panel.grid.NAME] table."""
+    out = {"batch_sizes": list(grid.batch_sizes), "sparsities": list(grid.sparsities),
+           "trials": grid.trials, "max_steps": grid.max_steps, "eval_every": grid.eval_every}
+    if grid.max_examples:
+        out["max_examples"] = grid.max_examples
+    if grid.eval_per_octave:
+        out["eval_per_octave"] = grid.eval_per_octave
+    if grid.seeds > 1:
+        out["seeds"] = grid.seeds
+    out["finishers"] = grid.finishers
+    out["search"] = {d.name: {"min": d.min, "max": d.max, "scale": d.scale} for d in grid.search}
+    out["why"] = grid.why
+    return out
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def grid_table(name, keys) -> str:
+    """The [panel.grid.NAME] table text for `keys`."""
+    lines = [f"[panel.grid.{name}]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_grid(text, name, tables) -> str:
+    """Spec text with a [panel.grid.NAME] table after each panel's last table (replacing any
+    table of that name); `tables` in panel order, one per [[panel]]."""
+    own = re.compile(rf"^\[panel\.grid\.{re.escape(name)}\]\s*$")
+    out, sections = [], re.split(r"(?m)^(?=\[\[panel\]\]\s*$)", text)
+    head, panels = sections[0], sections[1:]
+    if len(panels) != len(tables):
+        raise ValueError(f"{len(panels)} [[panel]] sections, {len(tables)} grid tables")
+    out.append(head)
+    for section, table in zip(panels, tables):
+        lines, keep, skipping = section.splitlines(keepends=True), [], False
+        for line in lines:
+            if own.match(line):
+                skipping = True
+                continue
+            if skipping and line.lstrip().startswith("["):
+                skipping = False
+            if not skipping:
+                keep.append(line)
+        body = "".join(keep).rstrip("\n") + "\n\n"
+        out.append(body + table + "\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def apply(keys, kind, request, start) -> dict | None:
+    """`keys` (a panel's grid) changed to answer one request; None if it cannot grow further.
+    `start`: the keys decide began from (for its limits)."""
+    new = {**keys, "search": dict(keys["search"])}
+    if kind == "trials":
+        if new["trials"] * 2 > start["trials"] * MAX_TRIALS_FACTOR or new["trials"] * 2 > spec_mod.MAX_TRIALS:
+            return None
+        new["trials"] *= 2
+    elif kind == "seeds":
+        if new.get("seeds", 1) >= spec_mod.MAX_SEEDS:
+            return None
+        new["seeds"] = new.get("seeds", 1) + 1
+    elif kind == "batch_sizes":
+        add = [b for b in request.get("batch_sizes", ()) if b not in new["batch_sizes"] and b >= 1]
+        if not add:
+            return None
+        new["batch_sizes"] = sorted(new["batch_sizes"] + add)
+    elif kind == "budget":
+        if new["max_steps"] * 2 > spec_mod.MAX_STEPS:
+            return None
+        new["max_steps"] *= 2
+        if new.get("max_examples"):
+            new["max_examples"] *= 2
+    elif kind == "finishers":
+        if new.get("finishers", 1) >= 2:
+            return None  # already racing two finishers: running the grid retrains what is short
+        new["finishers"] = 2
+    else:
+        return None
+    return new
+
+
+def _panel_plan(sp, keys, panel_id, grid, scratch):
+    """The PanelPlan of `panel_id` with grid keys `grid` (the others as in `keys`), compiled
+    from the spec's text with those grids written to `scratch`."""
+    tables = [grid_table("candidate", grid if p.id == panel_id else keys[p.id]) for p in sp.panels]
+    scratch.write_text(with_grid(sp.path.read_text(), "candidate", tables))
+    return plan_mod.compile_plan(spec_mod.load_spec(scratch), "candidate", [panel_id]).panels[0]
+
+
+def price(sp, keys, panel_id, new, kind, ds, workers, tables, scratch) -> float:
+    """Predicted hours of what `new` adds to panel `panel_id` beyond its grid in `keys`:
+    racing's cost (repro.cost, from the fits of the stored runs) of the new grid minus the
+    current one's, per batch size; a changed budget or a second finisher retrains its points
+    whole. inf where nothing is measured to predict from."""
+    from . import throughput
+    if ds is None or panel_id not in list(ds.panel.values):
+        return math.inf
+    m = cost.measurements(ds, panel_id)
+    if m is None:
+        return math.inf
+    pp_new = _panel_plan(sp, keys, panel_id, new, scratch)
+    pp_old = _panel_plan(sp, keys, panel_id, keys[panel_id], scratch)
+    n_val = validation_size(pp_new.panel.dataset)
+    by_new = cost.estimate_by_batch(pp_new, n_val, m)
+    by_old = cost.estimate_by_batch(pp_old, n_val, m)
+    added = {}
+    for b, kinds in by_new.items():
+        old = by_old.get(b, {}).get("repro")
+        retrain = kind in ("budget", "finishers") or old is None
+        added[b] = {"repro": kinds["repro"] if retrain else
+                    {k: max(0.0, v - old[k]) for k, v in kinds["repro"].items()}}
+    table = tables.get((pp_new.panel.model, throughput.shape_key(pp_new.panel.dataset)))
+    if table is None:
+        return math.inf
+    return throughput.wall_hours(added, table, workers)["repro"]
+
+
+def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_hours=1.0,
+           workers=1, log=print, run_probe=True) -> Outcome:
+    """Run `decide` on one spec (see the module docstring); returns what it did."""
+    from . import throughput
+    if name in ("full", grid):
+        raise UsageError(sp.path, "--name", f"'{name}' would overwrite the grid decide starts from",
+                         "choose another name, e.g. --name decided")
+    start = {p.id: grid_keys(p.grids[grid]) for p in sp.panels if grid in p.grids}
+    if len(start) != len(sp.panels):
+        missing = [p.id for p in sp.panels if grid not in p.grids]
+        raise UsageError(sp.path, f"panel[{missing[0]}].grid.{grid}", f"no grid named '{grid}'",
+                         "decide starts from a grid every panel has")
+    keys = {pid: dict(k, why=f"repro decide from the '{grid}' grid") for pid, k in start.items()}
+    outcome = Outcome(grid=name)
+    scratch = pathlib.Path(results_dir) / "cache" / "decide-candidate.toml"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    current, t_start = grid, time.perf_counter()
+    for rnd in range(MAX_ROUNDS + 1):
+        results = verify.verify_spec(sp, grid=current, results_dir=results_dir)
+        outcome.results = results
+        open_ = [r for r in results if r.status == claims.INCONCLUSIVE]
+        decided = sum(r.status in (claims.PASS, claims.FAIL) for r in results)
+        spent_h = (time.perf_counter() - t_start) / 3600
+        log(f"[decide round {rnd} | {decided}/{len(results)} claims decided | "
+            f"{_fmt_h(spent_h)} of {_fmt_h(budget_hours)} spent]")
+        if not open_ or rnd == MAX_ROUNDS:
+            break
+        path = spec_mod.results_path(results_dir, sp, current)
+        ds = store.open_results(path, sp, current) if path.exists() else None
+        plan = plan_mod.compile_plan(sp, current)
+        tables, _ = throughput.tables(plan, results_dir, run_probe=run_probe)
+        candidates = {}
+        for r in open_:
+            for req in r.values.get("needs", []):
+                pid = req["panel"]
+                if pid not in keys:
+                    continue
+                new = apply(keys[pid], req["kind"], req, start[pid])
+                if new is None:
+                    continue
+                k = (pid, req["kind"], tuple(req.get("batch_sizes", ())))
+                if k in candidates:
+                    candidates[k] = dataclasses.replace(candidates[k], why=candidates[k].why + f"; {r.claim}")
+                    continue
+                hours = price(sp, keys, pid, new, req["kind"], ds, workers, tables, scratch)
+                candidates[k] = Change(panel=pid, kind=req["kind"], grid=new, hours=hours,
+                                       why=f"{r.claim}: {req['why']}")
+        left = budget_hours - spent_h
+        chosen, used = [], 0.0
+        for ch in sorted(candidates.values(), key=lambda c: (c.hours, -c.why.count(";"))):
+            if any(c.panel == ch.panel for c in chosen) or not math.isfinite(ch.hours):
+                continue  # one change per panel per round: the next round re-prices the rest
+            if used + ch.hours <= left:
+                chosen.append(ch)
+                used += ch.hours
+        if not chosen:
+            cheapest = min(candidates.values(), key=lambda c: c.hours, default=None)
+            log("decide: nothing affordable is left" + (
+                f"; the cheapest addition is {cheapest.describe()}, over the {_fmt_h(left)} left"
+                if cheapest else "; no verdict asks for anything decide can add"))
+            break
+        for ch in chosen:
+            keys[ch.panel] = dict(ch.grid, why=keys[ch.panel]["why"] + f"; {ch.kind} for {ch.why}")
+            log(f"decide: adds {ch.describe()}")
+        sp = write_grid(sp, name, keys)
+        # the spec's text changed: its results file for the starting grid is rebuilt (nothing
+        # trains) so that plot, verify and report accept it as current
+        study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
+        current = name
+        outcome.hours_predicted += used
+        t0 = time.perf_counter()
+        study = study_mod.load_study(sp, grid_name=name)
+        ran = study.run(results_dir=results_dir, workers=workers)
+        ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
+        study_mod.write_results(sp, grid_name=name, results_dir=results_dir, run=ran)
+        outcome.rounds.append((chosen, time.perf_counter() - t0))
+    outcome.seconds_spent = time.perf_counter() - t_start
+    scratch.unlink(missing_ok=True)
+    return outcome
+
+
+def write_grid(sp, name, keys):
+    """Write grid `name` (`keys` per panel id) into the spec file atomically, after checking
+    that the new text loads; returns the reloaded spec."""
+    text = with_grid(sp.path.read_text(), name, [grid_table(name, keys[p.id]) for p in sp.panels])
+    tmp = sp.path.with_name(f".{sp.path.name}.decide")
+    tmp.write_text(text)
+    try:
+        spec_mod.load_spec(tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic.atomic_write(sp.path, text.encode())
+    return spec_mod.load_spec(sp.path)

@@ -1,0 +1,122 @@
+"""`repro decide`: undecided claims become priced grid changes, the cheapest run first, and what
+was added is written into the spec as a grid that `repro run --grid` reproduces.
+
+The unit tests read the real specs. The end-to-end test trains for real on SYNTHETIC
+MNIST-shaped data (conftest's `synthetic_mnist`); its throughput table is fixed (no probe), so
+prices are the cost model's steps times stated step times.
+"""
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from repro import claims, decide, spec as spec_mod, study as study_mod, throughput, verify
+from repro import data as data_mod
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_a_grid_written_as_toml_loads_back_as_the_same_grid(tmp_path):
+    path = tmp_path / "figure-1.toml"
+    shutil.copy(ROOT / "specs" / "figure-1.toml", path)
+    sp = spec_mod.load_spec(path)
+    keys = {p.id: decide.grid_keys(p.grids["reduced"]) for p in sp.panels}
+    again = decide.write_grid(sp, "decided", keys)
+    for p in again.panels:
+        assert decide.grid_keys(p.grids["decided"]) == keys[p.id]
+        assert p.grids["reduced"] == sp.panels[[q.id for q in sp.panels].index(p.id)].grids["reduced"]
+    # writing it again replaces the table instead of adding a second one
+    keys["b"] = {**keys["b"], "trials": 12}
+    text_before = path.read_text()
+    third = decide.write_grid(again, "decided", keys)
+    assert path.read_text().count("[panel.grid.decided]") == len(sp.panels)
+    assert next(p for p in third.panels if p.id == "b").grids["decided"].trials == 12
+    assert text_before.count("trials = 12") + 1 == path.read_text().count("trials = 12")
+
+
+def test_each_request_changes_the_grid_it_names_within_limits():
+    sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
+    start = decide.grid_keys(sp.panels[1].grids["reduced"])  # panel b: 6 trials, B 16..1024
+    assert decide.apply(start, "trials", {}, start)["trials"] == 12
+    assert decide.apply(start, "seeds", {}, start)["seeds"] == 2
+    wider = decide.apply(start, "batch_sizes", {"batch_sizes": [4096]}, start)
+    assert wider["batch_sizes"] == [16, 64, 256, 1024, 4096]
+    assert decide.apply(start, "batch_sizes", {"batch_sizes": [64]}, start) is None  # already there
+    longer = decide.apply(start, "budget", {}, start)
+    assert (longer["max_steps"], longer["max_examples"]) == (12000, 1000000)
+    assert decide.apply(start, "finishers", {}, start) is None  # already two finishers
+    many = dict(start, trials=start["trials"] * decide.MAX_TRIALS_FACTOR)
+    assert decide.apply(many, "trials", {}, start) is None  # the limit on how far it grows
+    assert decide.apply(start, "unknown", {}, start) is None
+
+
+SPEC = """\
+[figure]
+id = "figure-decide-test"
+title = "decide on SYNTHETIC MNIST-shaped data"
+seed = 3
+
+[[panel]]
+id = "a"
+dataset = "mnist"
+model = "simple_cnn"
+optimizer = "momentum"
+schedule = "constant"
+goal_error = 0.5
+claims = ["linear_scaling", "diminishing_returns"]
+
+[panel.search]
+learning_rate = { min = 0.005, max = 0.05, scale = "log" }
+momentum = { min = 0.8, max = 0.95, scale = "reverse_log" }
+
+[panel.grid.full]
+batch_sizes = [16, 32, 64]
+sparsities = [0.0]
+trials = 3
+max_steps = 128
+eval_every = 8
+"""
+
+
+def test_decide_prices_runs_and_writes_what_it_added(tmp_path, synthetic_mnist, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(synthetic_mnist))
+    data_mod._load_cached.cache_clear()
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "golden").mkdir()
+    path = tmp_path / "specs" / "figure-decide-test.toml"
+    path.write_text(SPEC)
+    shutil.copy(ROOT / "golden" / "figure-1.toml", tmp_path / "golden" / "figure-decide-test.toml")
+    results = tmp_path / "results"
+    table = {("simple_cnn", throughput.shape_key("mnist")):
+             {"step_s": {16: 0.004, 64: 0.015}, "val_example_s": 2e-5}}
+    monkeypatch.setattr(throughput, "tables", lambda plan, results_dir, run_probe=True: (table, {}))
+    sp = spec_mod.load_spec(path)
+    study_mod.load_study(sp, grid_name="full").run(results_dir=str(results), workers=1)
+    study_mod.write_results(sp, grid_name="full", results_dir=str(results))
+    before = verify.verify_spec(sp, grid="full", results_dir=str(results))
+    assert any(r.status == claims.INCONCLUSIVE and r.values.get("needs") for r in before)
+
+    # no budget: nothing is affordable, nothing is written
+    text = path.read_text()
+    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1e-9, log=lambda _: None)
+    assert out.rounds == [] and path.read_text() == text
+
+    lines = []
+    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1.0, log=lines.append)
+    assert out.rounds, lines  # it added something and ran it
+    assert any(line.startswith("[decide round 0 |") for line in lines)
+    assert all(ch.hours > 0 for changes, _ in out.rounds for ch in changes)
+    assert out.hours_predicted <= 1.0
+    grown = spec_mod.load_spec(path)
+    decided = grown.panels[0].grids["decided"]
+    assert "repro decide from the 'full' grid" in decided.why
+    base = grown.panels[0].grids["full"]
+    assert (decided.trials, decided.seeds, decided.batch_sizes, decided.max_steps) != \
+        (base.trials, base.seeds, base.batch_sizes, base.max_steps)
+    # the grid reproduces it without decide: a run of it trains nothing more
+    ran = study_mod.load_study(grown, grid_name="decided").run(results_dir=str(results), workers=1)
+    assert int(ran.attrs["trials_trained"]) == 0
+    assert np.isfinite(ran["steps_to_result"].values).any()
+    # the starting grid's results file still opens with the edited spec
+    assert verify.verify_spec(grown, grid="full", results_dir=str(results))
