@@ -309,14 +309,43 @@ def reads_point(fn, table, where):
     return not (va == vb or (math.isnan(va) and math.isnan(vb)))
 
 
+def _search_shift(fn, table, half, censored, value) -> float:
+    """How far fn moves if the search's K* at each point it reads were its half-budget K*
+    instead, point by point, summed without letting points cancel (a search may be biased
+    differently at each B): sum_i |fn(table with K_i := half_i) - fn(table)|. Infinite where
+    fn reads a point with no half-budget K* (no search evidence); censored points are left to
+    their bound."""
+    if not math.isfinite(value):
+        return math.inf
+    total = 0.0
+    for w in zip(*np.nonzero(np.isfinite(table) & ~censored)):
+        h = half[w]
+        if h == table[w]:
+            continue
+        moved = table.copy()
+        moved[w] = h if math.isfinite(h) else table[w] * _FAR[0]
+        v = fn(moved)
+        if math.isnan(v) and not math.isfinite(h):
+            continue  # fn does not read this point (NaN either way would be caught below)
+        if not math.isfinite(h):
+            if reads_point(fn, table, w):
+                return math.inf
+            continue
+        if not math.isfinite(v):
+            return math.inf
+        total += abs(v - value)
+    return total
+
+
 def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Statistic:
     """fn(table) -> float over the K* table (nS, nB), with its interval (`fn.over_rows(stack)`,
     if fn has it, gives fn of every table of a (n, nS, nB) stack at once).
 
     `est` the point estimate, `reps` (n_boot, nS, nB) replicates, `half` the half-budget table,
     `bounds` the censored points' budgets (NaN elsewhere). The interval is the percentile
-    interval of fn over the replicates, widened on both sides by `widen` x |fn(est) - fn(half)|
-    (infinite where fn reads a point with no half-budget K*), and stretched over the values fn
+    interval of fn over the replicates, widened on both sides by `widen` x the search shift
+    (`_search_shift`: each read point's move to its half-budget K*, summed; infinite where fn
+    reads a point with no half-budget K*), and stretched over the values fn
     takes as each censored point it reads goes from its bound to far above it (an end that
     keeps moving is infinite)."""
     widen = HALF_BUDGET_WIDEN if widen is None else widen
@@ -341,8 +370,7 @@ def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Stat
         r = np.asarray(over_rows(stack), dtype=float) if over_rows is not None \
             else np.array([fn(t) for t in stack], dtype=float)
         lo, hi = interval(r, level)
-        h = fn(filled(np.asarray(half, dtype=float)))
-        shift = abs(v - h) * widen if math.isfinite(v) and math.isfinite(h) else math.inf
+        shift = _search_shift(fn, filled(est), np.asarray(half, dtype=float), np.isfinite(bounds), v) * widen
         values.append(v)
         los.append(lo - shift)
         his.append(hi + shift)
