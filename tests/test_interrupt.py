@@ -179,21 +179,24 @@ def resume(spec, results, env):
 
 
 # ------------------------------------------------------------------------ the tests
-def test_sigterm_stops_every_worker_prints_the_resume_command_and_the_resume_completes(
-        tmp_path, spec, env, reference):
+@pytest.mark.parametrize("signum,workers", [(signal.SIGTERM, 2), (signal.SIGINT, 1)],
+                         ids=["SIGTERM-2-workers", "SIGINT-in-process"])
+def test_a_signal_stops_every_worker_prints_the_resume_command_and_the_resume_completes(
+        tmp_path, spec, env, reference, signum, workers):
     results = tmp_path / "results"
-    proc, lines = start(spec, results, env)
-    procs = wait_until_racing(proc, lines, results)
+    proc, lines = start(spec, results, env, workers)
+    procs = wait_until_racing(proc, lines, results, workers if workers > 1 else 0)
     t0 = time.monotonic()
-    os.kill(proc.pid, signal.SIGTERM)  # the parent only, as `kill PID` does
-    assert proc.wait(timeout=GONE_WITHIN_S) == 128 + signal.SIGTERM, "".join(lines)[-3000:]
+    os.kill(proc.pid, signum)  # the parent only, as `kill PID` does
+    assert proc.wait(timeout=GONE_WITHIN_S) == 128 + signum, "".join(lines)[-3000:]
     seconds = gone_after(procs, GONE_WITHIN_S - (time.monotonic() - t0))
-    print(f"SIGTERM: every process of the run gone after {time.monotonic() - t0:.2f} s "
-          f"({seconds:.2f} s after the parent)")
+    print(f"{signal.Signals(signum).name} ({workers} workers): every process of the run gone "
+          f"after {time.monotonic() - t0:.2f} s ({seconds:.2f} s after the parent)")
     time.sleep(0.2)
     out = "".join(lines)
-    want = f"resume with: python -m repro run {spec} --grid full --results {results} --workers 2"
-    assert "interrupted by SIGTERM" in out and want in out, out[-3000:]
+    want = (f"resume with: python -m repro run {spec} --grid full --results {results} "
+            f"--workers {workers}")
+    assert f"interrupted by {signal.Signals(signum).name}" in out and want in out, out[-3000:]
     assert list((results / "checkpoints").glob("*.npz"))  # races in flight keep their checkpoint
 
     again = resume(spec, results, env)
