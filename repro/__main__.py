@@ -521,9 +521,9 @@ def main(argv=None):
     if os.environ.get("REPRO_LOGICAL_CPUS"):
         from . import devices
         devices.logical_devices()  # before anything initialises TensorFlow's devices
-    if args.command in TRAINING_COMMANDS:
-        from . import interrupt
-        interrupt.install()  # SIGINT/SIGTERM: stop every worker, say how to resume, exit 130/143
+    from . import interrupt
+    # SIGINT/SIGTERM: stop every worker, say how to resume, exit 130/143
+    handlers = interrupt.install() if args.command in TRAINING_COMMANDS else {}
     try:
         check_args(args)
         return args.fn(args)
@@ -532,13 +532,14 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt as e:
         import shlex
-        from . import interrupt
         what = e.signum if isinstance(e, interrupt.Interrupted) else signal.SIGINT
         command = shlex.join(["python", "-m", "repro", *(sys.argv[1:] if argv is None else argv)])
         print(f"repro: interrupted by {signal.Signals(what).name}; every finished trial and the "
               f"last checkpoint of each race in flight are kept; resume with: {command}",
               file=sys.stderr, flush=True)
         return 128 + what
+    finally:
+        interrupt.restore(handlers)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,17 @@ def _force_exit(signum, frame):
 
 
 def install():
-    """In the main thread of the main process: SIGINT and SIGTERM raise `Interrupted`."""
-    for s in SIGNALS:
-        signal.signal(s, _handler)
+    """In the main thread of the main process: SIGINT and SIGTERM raise `Interrupted`.
+    Returns the handlers they had, for `restore` (none outside the main thread, where Python
+    cannot set handlers: there the signals keep theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _handler) for s in SIGNALS}
+
+
+def restore(handlers):
+    for s, h in handlers.items():
+        signal.signal(s, h)
 
 
 def die_with_parent(parent_pid, poll_s=PARENT_POLL_S):

@@ -180,3 +180,69 @@ def test_a_point_another_run_holds_waits_and_is_then_reused_not_trained(tmp_path
     trials = [e for e in events if isinstance(e, run.TrialEvent)]
     assert len(trials) == point.trials and all(e.reused for e in trials)
     assert not other.path.exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_bad_checkpoint_every_is_a_usage_error(value, capsys):
+    from repro.__main__ import main
+    assert main(["run", "specs/figure-1.toml", "--checkpoint-every", value]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint-every" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------ signals (cheap, no TF)
+def test_sigterm_and_sigint_raise_interrupted_with_their_exit_status():
+    from repro import interrupt
+    import signal
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        old = interrupt.install()
+        try:
+            with pytest.raises(interrupt.Interrupted) as e:
+                os.kill(os.getpid(), signum)
+                time.sleep(5)  # the handler raises here at once
+            assert e.value.exit_code == code
+        finally:
+            interrupt.restore(old)
+    assert signal.getsignal(signal.SIGTERM) == old[signal.SIGTERM]
+
+
+CHILD = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from repro import interrupt
+{disable}
+interrupt.die_with_parent(int(sys.argv[1]), poll_s=0.2)
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", {child!r}, str(__import__("os").getpid())],
+                         stdout=subprocess.PIPE, text=True)
+print(child.stdout.readline().strip(), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("how", ["prctl", "parent watch"])
+def test_a_worker_dies_with_its_parent_when_the_parent_is_killed(how):
+    import pathlib
+    import signal
+    root = str(pathlib.Path(run.__file__).parents[1])
+    # "parent watch": the portable fallback alone (as on a system without prctl)
+    disable = "sys.platform = 'darwin'" if how == "parent watch" else ""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(
+        child=CHILD.format(root=root, disable=disable))], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    t0 = time.monotonic()
+
+    def running():
+        try:
+            return pathlib.Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    while running():
+        assert time.monotonic() - t0 < 5, f"{how}: the child outlived its parent"
+        time.sleep(0.02)
