@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
 import tempfile
 import time
@@ -83,6 +84,10 @@ def check_args(args):
     _in_range(args, "n_boot", 1, MAX_N_BOOT, "e.g. --n-boot 500")
     _in_range(args, "max_device_batch", 1, None, "e.g. --max-device-batch 8192")
     _in_range(args, "race_group", 1, None, "e.g. --race-group 8")
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and not (math.isfinite(every) and every >= 0):
+        _option("--checkpoint-every", f"must be a number of seconds >= 0, got {every}",
+                "e.g. --checkpoint-every 300 (0: after every evaluation round)")
     _in_range(args, "devices", 1, 1_000_000, "e.g. --devices 8")
     if args.command == "bench":
         _in_range(args, "trials", 1, spec_mod.MAX_TRIALS, "e.g. --trials 2")
@@ -155,7 +160,8 @@ def cmd_run(args):
         t0 = time.perf_counter()
         ran = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
                         early_exit=not args.exact_curves, race_group=args.race_group,
-                        max_device_batch=args.max_device_batch)
+                        max_device_batch=args.max_device_batch,
+                        checkpoint_every=args.checkpoint_every)
         ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)  # shown by `repro report`
         # the file holds every panel stored, not only those this run was asked for
         written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
@@ -315,7 +321,8 @@ def cmd_worker(args):
     plan = plan_mod.compile_plan(spec_mod.load_spec(args.spec), args.grid, args.panel)
     check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
-    options = run_mod.RunOptions(results_dir=args.results, early_exit=not args.exact_curves)
+    options = run_mod.RunOptions(results_dir=args.results, early_exit=not args.exact_curves,
+                                 checkpoint_every=args.checkpoint_every)
     cluster.work(plan, options, tuner_id, ip=args.ip, port=args.port, threads=args.threads,
                  log=_print_now)
     print(f"{tuner_id}: no study points left", flush=True)
@@ -387,6 +394,15 @@ class _Parser(argparse.ArgumentParser):
                      f"(see {self.prog} --help)\n")
 
 
+def checkpoint_arg(sp):
+    from .run import CHECKPOINT_EVERY
+    sp.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
+                    help="save a racing point's live trials to <results>/checkpoints every SECONDS "
+                         f"of racing (default {CHECKPOINT_EVERY:g}; 0: every evaluation round), so "
+                         "a killed run resumes its races from there; one file per point being "
+                         "raced, at most its live trials x one saved trial state")
+
+
 def parser():
     from . import __version__
     p = _Parser(prog="python -m repro", description=__doc__.splitlines()[0])
@@ -436,6 +452,7 @@ def parser():
                     help="at most N trials of a study point race at once (default: as many as "
                          "fit in 1 GiB of saved trial states); later groups are capped by earlier "
                          "ones (same K* and best trial)")
+    checkpoint_arg(sp)
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("decide", help="run what would decide the INCONCLUSIVE claims, cheapest first, "
@@ -519,6 +536,7 @@ def parser():
                             help="TensorFlow threads (default 1: the thread count changes a trial's "
                                  "last bits, and `repro run` computes every trial on one thread)")
             sp.add_argument("--exact-curves", action="store_true", help="as given to `run`")
+            checkpoint_arg(sp)
         sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 
     sp = sub.add_parser("bench", help="naive Keras harnesses (one thread; default threads) vs repro vs the "
@@ -554,21 +572,33 @@ def parser():
     return p
 
 
+TRAINING_COMMANDS = ("run", "chief", "worker", "decide")
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     if os.environ.get("REPRO_LOGICAL_CPUS"):
         from . import devices
         devices.logical_devices()  # before anything initialises TensorFlow's devices
+    from . import interrupt
+    # SIGINT/SIGTERM: stop every worker, say how to resume, exit 130/143
+    handlers = interrupt.install() if args.command in TRAINING_COMMANDS else {}
     try:
         check_args(args)
         return args.fn(args)
     except UsageError as e:
         print(f"repro: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("repro: interrupted; finished trials are kept, rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        import shlex
+        what = e.signum if isinstance(e, interrupt.Interrupted) else signal.SIGINT
+        command = shlex.join(["python", "-m", "repro", *(sys.argv[1:] if argv is None else argv)])
+        print(f"repro: interrupted by {signal.Signals(what).name}; every finished trial and the "
+              f"last checkpoint of each race in flight are kept; resume with: {command}",
+              file=sys.stderr, flush=True)
+        return 128 + what
+    finally:
+        interrupt.restore(handlers)
 
 
 if __name__ == "__main__":

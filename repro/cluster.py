@@ -227,8 +227,9 @@ def require_data(plan):
 def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
     """Race the study points the chief on ip:port serves until none is left.
 
-    Each point is `run.run_point(point, options, report)` with the chief's capping in place of
-    `options.capping`; `log` gets a line as a point starts and one per trial event
+    Each point is `run.claim_point(point, options, report)` (run_point under the point's
+    lease, so a `repro run` on the same folder never races it at the same time) with the
+    chief's capping in place of `options.capping`; `log` gets a line as a point starts and one per trial event
     (`event_line`). A point that raises is reported to the chief as FAILED and its error kept
     (`record_failure`); the worker goes on with the next point."""
     from . import engine, run
@@ -251,8 +252,8 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
     def race_point(point, capping):
         log(f"{tuner_id}: racing {point_label(point)}, {point.trials} trials")
         try:
-            best = run.run_point(point, dataclasses.replace(options, capping=capping),
-                                 report=report)
+            best = run.claim_point(point, dataclasses.replace(options, capping=capping),
+                                   report=report, wait=True, log=log)
         except Exception as e:
             path = record_failure(options.results_dir, point_name(point), tuner_id, e)
             log(f"{tuner_id}: {point_label(point)} failed: {type(e).__name__}: {e} "

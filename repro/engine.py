@@ -307,6 +307,8 @@ class TrialRun:
                         if early_exit else None)
         self.done, self.curve, self.status, self.message = 0, [], INCOMPLETE, ""
         self.examples_evaluated, self.keep_state = 0, keep_state
+        self.wall_before = 0.0  # seconds this trial trained before a restored checkpoint
+        self.wall = 0.0         # seconds it spent in `advance`, wall_before included
         engine.reset(init, mask, hp)
         self.state = engine.save_state() if keep_state else None
 
@@ -317,7 +319,7 @@ class TrialRun:
     def advance(self, s):
         """Train steps [done, s), evaluate at s; True once the trial has its outcome
         (goal met: complete; non-finite loss, weights or logits: infeasible)."""
-        eng = self.engine
+        eng, t0 = self.engine, time.perf_counter()
         if self.keep_state:
             eng.load_state(self.state)
         ran, finite, loss, weights_finite = eng._train(self.order.indices(self.done, s, self.batch_size))
@@ -337,9 +339,30 @@ class TrialRun:
                 self.status = COMPLETE
         if self.keep_state:
             self.state = None if self.finished else eng.save_state()
+        self.wall += time.perf_counter() - t0
         return self.finished
 
+    def snapshot(self):
+        """(progress, state) of an unfinished trial made with keep_state: `restore` on a fresh
+        TrialRun of the same trial continues it bit for bit (a race checkpoint, repro.checkpoint).
+        `progress` is JSON-able; `state` the engine's variables as numpy arrays."""
+        if not self.keep_state or self.finished:
+            raise ValueError("only an unfinished trial made with keep_state=True has a snapshot")
+        return {"done": self.done, "curve": [list(c) for c in self.curve],
+                "examples_evaluated": self.examples_evaluated, "wall": self.wall}, self.state
+
+    def restore(self, progress, state):
+        """Continue from a `snapshot` of the same trial (this TrialRun was just started)."""
+        self.done, self.curve = int(progress["done"]), [(int(s), float(e), bool(x))
+                                                        for s, e, x in progress["curve"]]
+        self.examples_evaluated = int(progress["examples_evaluated"])
+        self.wall = self.wall_before = float(progress["wall"])
+        self.state = list(state)
+
     def result(self, wall_time):
+        """The outcome; `wall_time`: seconds of this run's training (a restored trial adds
+        what it trained before its checkpoint)."""
+        wall_time += self.wall_before
         complete = self.status == COMPLETE
         return TrialResult(
             status=self.status,

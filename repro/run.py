@@ -17,18 +17,25 @@ import dataclasses
 import io
 import math
 import multiprocessing as mp
+import os
 import pathlib
 import time
 
 import numpy as np
 
+from . import checkpoint as checkpoint_mod
 from . import data as data_mod
+from . import interrupt
+from . import lease as lease_mod
 from . import store as store_mod
 from .errors import DataMissing, UsageError
 from .plan import REPLICATE_SEED_STRIDE, SNIP_VERSION, replicate_seeds, study_points
 from .race import cap_for, race
 
 RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
+CHECKPOINT_EVERY = 300.0  # default seconds of racing between two checkpoints of a point's race
+BUSY = "busy"  # claim_point: another live run holds the point's lease
+LEASE_POLL_S = 2.0  # seconds between two looks at a lease another run holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +46,8 @@ class RunOptions:
     capping: bool = True           # stop a trial once it can no longer beat the point's best
     early_exit: bool = True        # stop counting validation errors once the goal is missed
     race_group: int | None = None  # trials racing at once (None: as many as RACE_MEMORY holds)
+    checkpoint_every: float | None = CHECKPOINT_EVERY  # seconds of racing between race
+    #   checkpoints of a point (0: every round, None: none); repro.checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,19 +188,35 @@ def _record(ident, run_id, result, goal, exit_goal, batch_size, cap):
         message=result.message)
 
 
-def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1):
+def point_name(point):
+    """The file name of a study point's lease and race checkpoint: readable, and unique by its
+    trials' run ids (figures sharing a point share its lease and its checkpoint)."""
+    ident = store_mod.run_id({"trials": point.trial_ids()})
+    return (f"{point.panel.id}-s{point.sparsity:g}-B{point.batch_size}-seed{point.spec.seed}-"
+            f"{ident[:12]}")
+
+
+def point_label(point):
+    return f"({point.panel.id}) B={point.batch_size} s={point.sparsity:g} seed={point.spec.seed}"
+
+
+def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1, log=print):
     """Search one study point as a race; `report(TrialEvent)` as each trial gets its record.
 
     Stored records are re-read first (`point_view`): a trial whose record answers the point's
     goal under the cap the race gives it is reused, and complete ones cap the race from its
     start. The others race in groups of `options.race_group` (default: `race_group`), in
-    index order, each group capped by the finishers of everything before it. Every record is stored
-    as its trial leaves the race, so a killed race resumes with the trials that have none.
+    index order, each group capped by the finishers of everything before it. Every record is
+    stored as its trial leaves the race, so a killed race resumes with the trials that have none;
+    and every `options.checkpoint_every` seconds the live trials are checkpointed
+    (repro.checkpoint), so a killed race resumes from its last checkpoint, bit for bit.
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
     from . import models
     panel = point.panel
     store = store_mod.RunStore(options.results_dir)
+    ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
+    saved = ckpt.load()
     values = point.trial_values()
     idents = [point.trial_identity(i, v) for i, v in enumerate(values)]
     run_ids_of = [store_mod.run_id(ident) for ident in idents]
@@ -200,8 +225,16 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     w = workload(panel, options.results_dir, replicas)
     size = options.race_group or race_group(w.engine)
     pending, trained = [i for i, rec in view.items() if rec is None], set()
+    if saved is not None:  # its live trials race first, as the group they were
+        first = [int(i) for i in saved[0]["live"] if int(i) in pending]
+        pending = first + [i for i in pending if i not in first]
+        size_now = len(first)
+        if not first:
+            ckpt.remove()
+            saved = None
     while pending:
-        group, pending = pending[:size], pending[size:]
+        n = size_now if saved is not None else size
+        group, pending = pending[:n], pending[n:]
         view, finished = point_view(point, records, options.capping, options.early_exit)
         group = [i for i in group if view[i] is None]  # the finishers may have improved since
         goals, exit_goals, extents, runs = {}, {}, {}, {}
@@ -221,8 +254,20 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
                 mask=w.mask(point.spec.seed + i, init, point.sparsity), hp=values[i],
                 goal=goals[i], early_exit=options.early_exit, exit_goal=exit_goals[i],
                 keep_state=True)
+        meta = {"point": point_label(point), "goal": point.goal, "capping": options.capping,
+                "early_exit": options.early_exit, "max_steps": point.max_steps,
+                "group": group, "trials": {str(i): {"run_id": run_ids_of[i], "goal": goals[i],
+                                                   "exit_goal": exit_goals[i],
+                                                   "extent": extents.get(i, "none")}
+                                          for i in group}}
+        steps = point.eval_steps
+        if saved is not None:
+            steps, finished = _restore(saved, meta, runs, steps, finished, ckpt, point, log)
+            saved = None
+        left, last_save = set(), [time.monotonic()]
 
         def store_one(i, result, cap):
+            left.add(i)
             records[i] = _record(idents[i], run_ids_of[i], result, goals[i], exit_goals[i],
                                  point.batch_size, cap)
             store.put_trial(records[i])
@@ -231,11 +276,17 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
                               reused=False))
 
         def round_done(step, live, best):
+            every = options.checkpoint_every
+            if live and every is not None and time.monotonic() - last_save[0] >= every:
+                ckpt.save({**meta, "step": step, "best": best,
+                           "live": [i for i in group if i not in left]},
+                          {i: runs[i] for i in group if i not in left})
+                last_save[0] = time.monotonic()
             report(RaceRound(point, step, live, None if best is None else best[0]))
 
-        race(runs, point.eval_steps, point.max_steps, options.capping, finished,
-             store_one, goal=point.goal, extents=extents, on_round=round_done,
-             finishers=point.finishers)
+        race(runs, steps, point.max_steps, options.capping, finished, store_one, goal=point.goal,
+             extents=extents, on_round=round_done, finishers=point.finishers)
+        ckpt.remove()  # every trial of the group has its record
         del runs
     view, finished = point_view(point, records, options.capping, options.early_exit)
     best = finished[0] if finished else None
@@ -244,9 +295,58 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     return best
 
 
+def _restore(saved, meta, runs, steps, finished, ckpt, point, log):
+    """Put a checkpoint's trials back into `runs` (just started) when its race is this one;
+    returns (the evaluation steps left, the race's finished (K, trial) pairs: the stored
+    records' and the checkpoint's best). A checkpoint of another race (other
+    goals, capping or trials) is removed and the group races from its start."""
+    old, states = saved
+    same = all(old.get(k) == meta[k] for k in ("goal", "capping", "early_exit", "max_steps")) \
+        and all(old["trials"].get(str(i)) == meta["trials"][str(i)] for i in runs) \
+        and all(i in states for i in runs)
+    if not same:
+        log(f"{point_label(point)}: {ckpt.path} is of another race (goal, capping, early exit or "
+            "trials differ); racing from step 0")
+        ckpt.remove()
+        return steps, finished
+    for i, run in runs.items():
+        run.restore(*states[i])
+    step = int(old["step"])
+    log(f"{point_label(point)}: resuming {len(runs)} racing trials from the checkpoint at step "
+        f"{step:,} ({ckpt.path})")
+    was = None if old["best"] is None else tuple(int(x) for x in old["best"])
+    if was is not None and all(i != was[1] for _, i in finished):
+        finished = sorted([*finished, was])
+    return [s for s in steps if s > step], finished
+
+
+def claim_point(point, options=RunOptions(), report=lambda event: None, replicas=1, wait=True,
+                log=print):
+    """`run_point` under the point's lease (repro.lease), so that two runs on one results folder
+    never race the same point at once. When another live run holds it: BUSY at once if not
+    `wait`; else wait until it is given back (or its holder dies), then race, re-reading the
+    records the holder stored."""
+    lease = lease_mod.Lease(options.results_dir, point_name(point))
+    told = False
+    while not lease.acquire():
+        if not wait:
+            return BUSY
+        if not told:
+            owner = lease.holder() or {}
+            log(f"{point_label(point)}: raced by another run (pid {owner.get('pid', '?')} on "
+                f"{owner.get('host', '?')}, {lease.path}); waiting for its records")
+            told = True
+        time.sleep(LEASE_POLL_S)
+    try:
+        return run_point(point, options, report, replicas, log=log)
+    finally:
+        lease.release()
+
+
 # ------------------------------------------------------------------------ many points
-def _worker_init(queue, counter):
+def _worker_init(queue, counter, parent_pid):
     from . import devices, engine
+    interrupt.die_with_parent(parent_pid)  # no worker outlives the run, whatever ends it
     with counter.get_lock():
         index, counter.value = counter.value, counter.value + 1
     devices.pin_worker(index)  # with GPUs: one device per worker, each racing whole points
@@ -256,8 +356,12 @@ def _worker_init(queue, counter):
 
 
 def _run_in_worker(job):
-    point, options = job
-    return run_point(point, options, report=_QUEUE.put)
+    point, options, wait = job
+    return claim_point(point, options, report=_QUEUE.put, wait=wait, log=_print_now)
+
+
+def _print_now(line):
+    print(line, flush=True)
 
 
 def trains_here(workers, n_points):
@@ -265,25 +369,30 @@ def trains_here(workers, n_points):
     return workers <= 1 or n_points <= 1
 
 
-def execute(points, options, workers=1, report=lambda event: None):
+def execute(points, options, workers=1, report=lambda event: None, log=print):
     """Run `points` (StudyPoints), here when `workers` <= 1, else one whole point per worker
     process at a time; `report` sees every TrialEvent in this process."""
     if trains_here(workers, len(points)):
-        for point in points:
-            run_point(point, options, report)
+        # Points another run races (repro.lease) wait until every other point is done.
+        busy = [p for p in points if claim_point(p, options, report, wait=False, log=log) == BUSY]
+        for point in busy:
+            claim_point(point, options, report, wait=True, log=log)
         return
     ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
     queue, counter = ctx.Queue(), ctx.Value("i", 0)
-    with ctx.Pool(min(workers, len(points)), _worker_init, (queue, counter)) as pool:
-        running = [pool.apply_async(_run_in_worker, ((p, options),)) for p in points]
+    # Leaving this block any way (a worker's error, SIGINT/SIGTERM as interrupt.Interrupted)
+    # terminates every worker: a race killed mid-round resumes from its checkpoint.
+    with ctx.Pool(min(workers, len(points)), _worker_init, (queue, counter, os.getpid())) as pool:
+        running = [(p, pool.apply_async(_run_in_worker, ((p, options, False),))) for p in points]
         while running or not queue.empty():
             try:
                 report(queue.get(timeout=0.5))
             except Exception:  # queue.Empty
                 pass
-            for r in [r for r in running if r.ready()]:
-                running.remove(r)
-                r.get()  # re-raises a worker's error here
+            for p, r in [(p, r) for p, r in running if r.ready()]:
+                running.remove((p, r))
+                if r.get() == BUSY:  # (re-raises a worker's error here) raced by another run:
+                    running.append((p, pool.apply_async(_run_in_worker, ((p, options, True),))))
 
 
 def costliest_first(points):
@@ -436,9 +545,9 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
             f"{options.results_dir}/runs")
     mirrored, points = _placed(points, plan, max_device_batch)
     for point, replicas in mirrored:  # each trial on several devices: here, one at a time
-        run_point(point, options, progress, replicas=replicas)
+        claim_point(point, options, progress, replicas=replicas, log=log)
     # The costliest points first, so the last ones to finish are short.
-    execute(costliest_first(points), options, workers, progress)
+    execute(costliest_first(points), options, workers, progress, log=log)
     if progress.done < progress.total:  # never silently short: say what is missing
         log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
             "rerun the same command to run them")

@@ -19,6 +19,7 @@ same runs); a killed study resumes at the first unfinished run.
 """
 import math
 import multiprocessing as mp
+import os
 import time
 
 import numpy as np
@@ -126,8 +127,9 @@ def tasks_of(spec, grid_name, panels=None):
     return out
 
 
-def _worker_init():
-    from . import engine
+def _worker_init(parent_pid):
+    from . import engine, interrupt
+    interrupt.die_with_parent(parent_pid)  # no worker outlives the run (repro.interrupt)
     engine.pin_threads()  # same bits whatever --workers is (see engine.TRIAL_THREADS)
 
 
@@ -178,7 +180,7 @@ def run_study(spec, grid_name="reduced", results_dir="results", workers=1, panel
             report(_measure_and_store(t)[1], t)
     else:
         ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
-        with ctx.Pool(min(workers, total), _worker_init) as pool:
+        with ctx.Pool(min(workers, total), _worker_init, (os.getpid(),)) as pool:
             by_id = {t[-1]: t for t in todo}
             for rid, rec in pool.imap_unordered(_measure_and_store, todo):
                 report(rec, by_id[rid])

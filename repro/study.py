@@ -64,7 +64,8 @@ class Study(typing.Protocol):
 
     def run(self, *, results_dir, workers: int = 1, capping: bool = True,
             early_exit: bool = True, race_group: int | None = None,
-            max_device_batch: int | None = None, log=print) -> xr.Dataset:
+            max_device_batch: int | None = None, checkpoint_every: float | None = 300.0,
+            log=print) -> xr.Dataset:
         """Train what no stored record answers yet; the results dataset from the records."""
 
     def collect(self, *, results_dir, capping: bool = True) -> xr.Dataset:
@@ -227,12 +228,13 @@ class SearchStudy(_FromSpec):
         return spec_mod.results_path(results_dir, self.spec, self.grid_name, self.goal)
 
     def run(self, *, results_dir, workers=1, capping=True, early_exit=True, race_group=None,
-            max_device_batch=None, log=print):
+            max_device_batch=None, checkpoint_every=run_mod.CHECKPOINT_EVERY, log=print):
         """run.run_plan; trials are capped where both `capping` and the spec allow it. The
         dataset's attributes say the goal it was read at and how many trials were trained and
         reused."""
         options = run_mod.RunOptions(results_dir=results_dir, capping=self.spec.capping and capping,
-                                     early_exit=early_exit, race_group=race_group)
+                                     early_exit=early_exit, race_group=race_group,
+                                     checkpoint_every=checkpoint_every)
         ds, report = run_mod.run_plan(self.plan, options, workers=workers,
                                       max_device_batch=max_device_batch, log=log)
         self.mark_goal(ds)
@@ -378,9 +380,9 @@ class SmoothnessStudy(_FromSpec):
         return spec_mod.results_path(results_dir, self.spec, self.grid_name)
 
     def run(self, *, results_dir, workers=1, capping=True, early_exit=True, race_group=None,
-            max_device_batch=None, log=print):
+            max_device_batch=None, checkpoint_every=None, log=print):
         """smoothness_run.run_study over `workers` processes; the search options (capping,
-        early exit, race groups, device batch) do not apply to measured runs and are ignored."""
+        early exit, race groups, device batch, race checkpoints) do not apply to measured runs and are ignored."""
         return smoothness_run.run_study(self.spec, self.grid_name, results_dir, workers,
                                         self.panels, log=log)
 
