@@ -106,8 +106,10 @@ def _next_eval(ev, b, k):
     return np.where(idx < steps.size, steps[np.clip(idx, None, steps.size - 1)], np.inf)
 
 
-def replicates(ev: Evidence, n_boot=N_BOOT, seed=0) -> np.ndarray:
-    """(n_boot, nS, nB) resampled K* tables (NaN where a replicate's searches all missed)."""
+def replicates(ev: Evidence, n_boot=None, seed=0) -> np.ndarray:
+    """(n_boot, nS, nB) resampled K* tables (NaN where a replicate's searches all missed);
+    n_boot None: N_BOOT."""
+    n_boot = N_BOOT if n_boot is None else n_boot
     rng = np.random.default_rng(seed)
     n_seed, n_s, n_b, _ = ev.trials.shape
     out = np.full((n_boot, n_s, n_b), np.nan)
@@ -218,11 +220,13 @@ def half_budget_size(n_trials) -> int:
 
 def coarse_points(ev) -> np.ndarray:
     """(nS, nB) bool: points with a K* where some search of several trials has fewer than 2
-    whose outcome is known (complete, or ran to the budget, or diverged): every losing trial
-    was capped at the winner's step, so the search shows nothing of its own resolution there.
-    (A one-trial search has no resolution to show: `Evidence.sources` says so.)"""
-    known = ~ev.capped & ~np.isnan(ev.trials)
-    few = (known.sum(axis=3) < 2).any(axis=0)
+    complete trials and some trial capped: the losers were stopped at the winner's step (their
+    outcome is only a lower bound), so the search shows nothing of its own resolution there.
+    With two finishers a point with one complete trial has no capped one (the others ran to the
+    budget or diverged, which is known). A one-trial search has no resolution to show at all
+    (`Evidence.sources` says so)."""
+    complete = np.isfinite(ev.trials) & ~ev.capped
+    few = ((complete.sum(axis=3) < 2) & ev.capped.any(axis=3)).any(axis=0)
     return few & np.isfinite(point_estimate(ev)) & (ev.n_trials > 1)
 
 
