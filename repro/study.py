@@ -200,7 +200,7 @@ class SearchStudy(_FromSpec):
 
 def placement_description(plan, *, max_device_batch):
     """How `repro run` would place `plan`'s study points on this machine's devices."""
-    n = plan_mod.visible_devices()
+    n = plan_mod.visible_devices(runtime=False)  # `repro plan` imports no TensorFlow
     return {"devices": n, "max_device_batch": max_device_batch,
             "panels": plan_mod.describe_placement(plan, n, max_device_batch),
             "workers": plan_mod.describe_workers()}
