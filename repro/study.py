@@ -163,8 +163,15 @@ class SearchStudy(_FromSpec):
         reused."""
         options = run_mod.RunOptions(results_dir=results_dir, capping=self.spec.capping and capping,
                                      early_exit=early_exit, race_group=race_group)
+        def prior(points, stored, workers):  # the ETA before any trial ends
+            from . import throughput
+            rows = measured_estimate(self.plan, results_dir=results_dir)
+            trials = sum(p.trials for p in points) - len(stored)
+            return throughput.run_prior(self.plan, rows, results_dir, points, stored, workers,
+                                        run_probe=trials >= throughput.PROBE_MIN_TRIALS)
+
         ds, report = run_mod.run_plan(self.plan, options, workers=workers,
-                                      max_device_batch=max_device_batch, log=log)
+                                      max_device_batch=max_device_batch, log=log, prior=prior)
         self.mark_goal(ds)
         ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"])
         return ds

@@ -165,6 +165,17 @@ def run_grid(grid, spec, env, cwd):
                                               "sparse_slower", "sparse_c1_larger",
                                               "sparse_critical_batch_no_smaller"}
 
+    # what `make figure-N` ends with
+    r2 = repro("summary", str(spec), "--grid", grid, "--golden", str(ROOT / "golden" / "figure-10.toml"),
+               "--seconds", "61", "--status", "0", cwd=cwd, env=env)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert f"figure:   figures/cifar10-synthetic.{grid}.png, figures/cifar10-synthetic.{grid}.pdf" in r2.stdout
+    counts = r2.stdout.split("verdicts: ")[1].split(" of ")[0]
+    assert counts == (f"{sum(row['status'] == 'PASS' for row in rows)} PASS, "
+                      f"{sum(row['status'] == 'FAIL' for row in rows)} FAIL, "
+                      f"{sum(row['status'] == 'INCONCLUSIVE' for row in rows)} INCONCLUSIVE, "
+                      f"{sum(row['status'] == 'NOT-RUN' for row in rows)} NOT-RUN"), r2.stdout
+
     # collect rebuilds the same results from the stored trials, without training
     before = ds["steps_to_result"].values.copy()
     nc.unlink()
@@ -178,6 +189,9 @@ def test_cifar10_dense_path_run_plot_verify_collect(fetched, tmp_path):
     env, spec = fetched
     out, ds, rows = run_grid("tiny", spec, env, tmp_path)
     assert "trained 4 trials" in out, out[-3000:]
+    # progress from the first second: the data load and each race say when they start
+    assert "(b) B=64 s=0: loading cifar10 and building resnet8" in out, out[-3000:]
+    assert "(b) B=16 s=0: racing trials 0-1 of 2, up to 64 steps each" in out, out[-3000:]
     assert list(ds["batch_size"].values) == [16, 64] and list(ds["sparsity"].values) == [0.0]
     assert ds["steps_to_result"].notnull().all()
     # one sparsity: the sparse claims cannot be decided, and say so
@@ -192,6 +206,9 @@ def test_cifar10_sparse_path_with_snip(fetched, tmp_path):
     env, spec = fetched
     out, ds, rows = run_grid("sparse", spec, env, tmp_path)
     assert "trained 8 trials" in out, out[-3000:]
+    for seed in (0, 1):  # each pass says when it starts and how long it took
+        assert f"(b) B=64 s=0.9: SNIP scores of trial seed {seed} (one pass over 45,000 training images)" in out
+        assert f"(b) B=64 s=0.9: SNIP scores of trial seed {seed} done in " in out
     assert list(ds["sparsity"].values) == [0.0, 0.9]
     assert sorted(p.name for p in (tmp_path / "results" / "cache" / "snip").iterdir()) == [
         "cifar10-resnet8-v1-seed0.npz", "cifar10-resnet8-v1-seed1.npz"]
