@@ -447,8 +447,8 @@ class Progress:
         now = time.perf_counter()
         key = ("stage", e.point.key, e.kind)
         if e.state == "progress":
-            if now - self.last_round.setdefault(key, now) < self.every_stage:
-                return
+            if e.done >= e.total or now - self.last_round.setdefault(key, now) < self.every_stage:
+                return  # the last chunk: its "done" line follows at once
         self.last_round[key] = now
         if e.kind == "snip" and e.state == "done":
             self.snip_done += 1

@@ -67,3 +67,33 @@ def test_repro_plan_imports_no_tensorflow_and_prints_the_counts():
     figures = {d["figure"]: d for d in json.loads(proc.stdout)["figures"]}
     assert figures["figure-1"]["models"]["simple_cnn"]["parameters"] == 62_346
     assert figures["figure-10"]["models"]["resnet8"]["parameters"] == 75_050
+
+
+def test_device_count_for_the_plan_without_tensorflow(monkeypatch):
+    """`repro plan`'s placement counts devices without starting TensorFlow: the CPU build sees
+    no GPU whatever the machine has; else CUDA_VISIBLE_DEVICES, else the driver's device files."""
+    from importlib import metadata
+    from repro import devices
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as in `repro plan`
+    real = metadata.distribution
+
+    def only(name):
+        def distribution(dist):
+            if dist == "tensorflow-cpu" and name != "tensorflow-cpu":
+                raise metadata.PackageNotFoundError(dist)
+            return real("pip")
+        return distribution
+
+    monkeypatch.setattr(metadata, "distribution", only("tensorflow-cpu"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert devices.gpu_count_without_runtime() == 0
+    monkeypatch.setattr(metadata, "distribution", only("tensorflow"))
+    assert devices.gpu_count_without_runtime() == 2
+    assert devices.device_count_without_runtime() == 2
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert devices.gpu_count_without_runtime() == 0
+    monkeypatch.setenv("REPRO_LOGICAL_CPUS", "4")
+    assert devices.device_count_without_runtime() == 4  # no GPU: the logical CPUs
+    monkeypatch.delenv("REPRO_LOGICAL_CPUS")
+    assert devices.device_count_without_runtime() == 1

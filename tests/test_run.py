@@ -353,6 +353,11 @@ def test_stage_lines_at_start_and_end_and_a_throttled_snip_progress(tmp_path):
     progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 80, 100, 61.0))
     assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2: 80 of 100 images (80%), 1m01s")
     assert lines[-1].startswith("[0/6 trials | 0m00s | ETA ?]")
+    n = len(lines)
+    progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    assert len(lines) == n  # the last chunk: the "done" line says it
+    progress(run.Stage(point, "snip", "done", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2 done in 1m10s")
 
 
 def test_a_run_says_when_it_loads_data_and_starts_each_race(tmp_path):
