@@ -43,10 +43,19 @@ data: venv /usr/share/datasets/fashion-mnist
 	$(BIN)/python -m repro data fetch mnist fashion_mnist
 	-$(BIN)/python -m repro data status
 
+# run, plot, verify (each only if the one before succeeded), then `repro summary`: verdict
+# counts, where the figure, results and report are, the wall time and what the exit status
+# (the first failing step's) means. The target exits with that status.
 $(FIGURES): figure-%: data
-	$(BIN)/python -m repro run specs/figure-$*.toml --grid $(GRID)
-	$(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID)
-	$(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID)
+	@start=$$(date +%s); status=0; step=run; \
+	$(BIN)/python -m repro run specs/figure-$*.toml --grid $(GRID) || status=$$?; \
+	if [ $$status = 0 ]; then step=plot; \
+	  $(BIN)/python -m repro plot specs/figure-$*.toml --grid $(GRID) || status=$$?; fi; \
+	if [ $$status = 0 ]; then step=verify; \
+	  $(BIN)/python -m repro verify specs/figure-$*.toml --grid $(GRID) || status=$$?; fi; \
+	echo; $(BIN)/python -m repro summary specs/figure-$*.toml --grid $(GRID) \
+	  --seconds $$(( $$(date +%s) - start )) --status $$status --step $$step; \
+	exit $$status
 
 # `make decide-1 BUDGET=2`: after `make figure-1`, spend up to BUDGET hours where a claim of
 # Figure 1 is still INCONCLUSIVE (repro decide); what it adds becomes the spec's grid `decided`.

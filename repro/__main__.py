@@ -82,6 +82,8 @@ def check_args(args):
     _in_range(args, "threads", 1, MAX_THREADS, f"use 1 to {MAX_THREADS} threads")
     _in_range(args, "port", 1, 65535, "use a TCP port in 1..65535, e.g. 8000")
     _in_range(args, "n_boot", 1, MAX_N_BOOT, "e.g. --n-boot 500")
+    _in_range(args, "status", 0, 255, "pass an exit status, e.g. --status $?")
+    _in_range(args, "seconds", 0, None, "pass the wall time in seconds, e.g. 3600")
     _in_range(args, "max_device_batch", 1, None, "e.g. --max-device-batch 8192")
     _in_range(args, "race_group", 1, None, "e.g. --race-group 8")
     every = getattr(args, "checkpoint_every", None)
@@ -245,6 +247,15 @@ def cmd_verify(args):
     # --strict: every claim must be decided (PASS or FAIL); INCONCLUSIVE and NOT-RUN exit 1 too
     undecided = args.strict and any(r.status not in (claims.PASS, claims.FAIL) for r in results)
     return 1 if undecided else claims.exit_code(results)
+
+
+def cmd_summary(args):
+    from . import spec as spec_mod, summary
+    for sp in spec_mod.load_specs(args.spec):
+        print(summary.figure_summary(sp, grid=args.grid, results_dir=args.results,
+                                     figures_dir=args.figures, golden=args.golden,
+                                     seconds=args.seconds, status=args.status, step=args.step))
+    return 0
 
 
 def cmd_report(args):
@@ -499,6 +510,17 @@ def parser():
     sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
     goal_arg(sp, "re-read the stored runs (no training) and check the claims")
     sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("summary", help="what `make figure-N` ends with: verdict counts, where the "
+                        "figure, results and report are, the wall time and what the exit status means")
+    common(sp)
+    sp.add_argument("--figures", default="figures", help="where `repro plot` wrote (default: figures)")
+    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    sp.add_argument("--seconds", type=float, help="the target's wall time in seconds")
+    sp.add_argument("--status", type=int, default=0, help="the exit status the target ends with (default 0)")
+    sp.add_argument("--step", choices=["run", "plot", "verify"], default="verify",
+                    help="the command that set --status (default: verify)")
+    sp.set_defaults(fn=cmd_summary)
 
     sp = sub.add_parser("report", help="one static page (report/index.html and report.md) with every "
                         "figure, verdict, interval, paper number and provenance, from stored results")

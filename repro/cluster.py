@@ -243,6 +243,10 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
         """A line per trial event; a race-progress line at most every ROUND_LINE_S seconds."""
         if isinstance(event, run.TrialEvent):
             log(event_line(tuner_id, event))
+        elif isinstance(event, run.Stage):  # data load, SNIP pass, race start
+            if event.state != "progress" or time.monotonic() - last_round[0] >= ROUND_LINE_S:
+                last_round[0] = time.monotonic()
+                log(f"{tuner_id}: {run.stage_line(event)}")
         elif time.monotonic() - last_round[0] >= ROUND_LINE_S:
             last_round[0] = time.monotonic()
             log(f"{tuner_id}: {point_label(event.point)} racing: {event.live} trials at step "

@@ -44,6 +44,37 @@ def gpu_count():
     return len(tf.config.list_physical_devices("GPU"))
 
 
+def gpu_count_without_runtime():
+    """GPUs `repro run` will see, told without importing TensorFlow (`repro plan` describes the
+    placement in a fraction of a second): TensorFlow's own count when it is loaded already; 0 with
+    TensorFlow's CPU build installed (the package tensorflow-cpu) or CUDA_VISIBLE_DEVICES empty or
+    -1; else the GPUs CUDA_VISIBLE_DEVICES names, else the NVIDIA driver's device files."""
+    import sys
+    if "tensorflow" in sys.modules:
+        return gpu_count()
+    from importlib import metadata
+    try:
+        metadata.distribution("tensorflow-cpu")
+        return 0
+    except metadata.PackageNotFoundError:
+        pass
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v for v in visible.split(",") if v.strip()]
+        return 0 if not ids or ids[0].strip() == "-1" else len(ids)
+    import glob
+    driver = glob.glob("/proc/driver/nvidia/gpus/*")
+    nodes = [p for p in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", p)]
+    return max(len(driver), len(nodes))
+
+
+def device_count_without_runtime():
+    """How many devices trials can use (as logical_devices counts them), without TensorFlow."""
+    n = int(os.environ.get("REPRO_LOGICAL_CPUS", "0") or 0)
+    gpus = gpu_count_without_runtime()
+    return gpus or (n if n > 1 else 1)
+
+
 def default_workers():
     """`repro run`'s worker processes: one per GPU, else one per core (one thread each)."""
     return gpu_count() or os.cpu_count() or 1

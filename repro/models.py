@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from .spec import MODELS  # noqa: F401 (re-exported: one definition, the spec vocabulary)
 PARAMETERS = {"simple_cnn": 62_346, "resnet8": 75_050}  # docs/facts.md; checked by tests
+# repro.parameters counts them in closed form without TensorFlow (for `repro plan`): a layer
+# changed here must be changed there too (tests/test_parameters.py compares the two).
 
 
 def simple_cnn(input_shape=(28, 28, 1), classes=10):

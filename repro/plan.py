@@ -220,10 +220,13 @@ def placement(batch_size, devices, max_device_batch=MAX_DEVICE_BATCH):
                      f"{max_device_batch} examples each")
 
 
-def visible_devices():
-    """How many devices trials can use: GPUs, or 1 for the CPU (see repro.devices)."""
+def visible_devices(runtime=True):
+    """How many devices trials can use: GPUs, or 1 for the CPU (see repro.devices).
+
+    runtime=False tells it without starting TensorFlow (devices.device_count_without_runtime),
+    for `repro plan`, which only describes the placement."""
     from . import devices
-    return len(devices.logical_devices())
+    return len(devices.logical_devices()) if runtime else devices.device_count_without_runtime()
 
 
 def describe_placement(plan, devices, max_device_batch=MAX_DEVICE_BATCH):
@@ -262,9 +265,9 @@ def describe(plan, with_parameters=True):
             "why": g.why,
         })
         if with_parameters and pn.model not in out["models"]:
-            from . import models  # imports TensorFlow: only when counts are wanted
+            from . import parameters  # closed form: `repro plan` never imports TensorFlow
             out["models"][pn.model] = {
-                "parameters": models.parameter_count(pn.model, INPUT_SHAPES[pn.dataset])}
+                "parameters": parameters.parameter_count(pn.model, INPUT_SHAPES[pn.dataset])}
     out["totals"] = {
         "study_points": sum(len(p.points) for p in plan.panels),
         "trials": sum(p.trials_total for p in plan.panels),
@@ -278,7 +281,7 @@ def describe_workers():
     """How `repro run` spreads study points over this machine (printed by `repro plan`)."""
     import os
     from . import devices
-    gpus = devices.gpu_count()
+    gpus = devices.gpu_count_without_runtime()
     if gpus:
         return (f"workers: one per GPU ({gpus}), each pinned to its own device; each worker races "
                 "whole study points, a point's trials taking turns on its device")

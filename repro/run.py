@@ -1,10 +1,11 @@
 """Run a plan: every study point's trials race (repro.race); records are stored; results collected.
 
 Each study point (plan.StudyPoint) is one search. Its trials advance together, evaluation by
-evaluation; the first evaluation where some trial meets the goal is K*, the lowest such trial
-is the best, and every other trial stops there, or before it when it could only tie (`capped`).
-That is exactly the K* and best trial of a one-after-another search with best-so-far capping,
-with the trial-steps of its best run order (repro.race).
+evaluation, until the grid's `finishers` (k) have met the goal: the first evaluation where some
+trial meets it is K*, the lowest such trial is the best, and once k have finished every other
+trial stops at the k-th's step, or before it when it could only tie (`capped`). K* and the
+best trial are exactly those of a one-after-another search with best-so-far capping; the k
+best trials' own steps are what shows the search's resolution (repro.evidence).
 
 Every finished trial is a record (store.TrialRecord) shared across figures and reruns: a point
 first reads what its records already tell (`point_view`), so a resumed, shared or re-goaled
@@ -71,6 +72,32 @@ class RaceRound:
     best: int | None          # K* so far (None: no trial has met the goal yet)
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """Work of a point outside its trials' steps, for progress lines from the first second:
+    loading the data (and building the engine), a SNIP score pass, a race starting."""
+
+    point: object             # plan.StudyPoint
+    kind: str                 # "data" | "snip" | "race"
+    state: str                # "start" | "progress" | "done"
+    text: str                 # what, in words ("loading cifar10", "SNIP scores of seed 3", ...)
+    done: int = 0             # "progress": examples done, of
+    total: int = 0            # ... this many
+    seconds: float = 0.0      # "progress" and "done": seconds since it started
+
+
+def stage_line(e):
+    """One progress line's text for a Stage (without the [done/total | elapsed | ETA] head)."""
+    seed, pid, s, b = e.point.key
+    where = f"({pid}) B={b} s={s:g}"
+    if e.state == "start":
+        return f"{where}: {e.text}"
+    if e.state == "progress":
+        return (f"{where}: {e.text}: {e.done:,} of {e.total:,} images "
+                f"({e.done / max(e.total, 1):.0%}), {_hms(e.seconds)}")
+    return f"{where}: {e.text} done in {_hms(e.seconds)}"
+
+
 class Workload:
     """Per-process engine, data order and SNIP score cache for one workload."""
 
@@ -92,8 +119,10 @@ class Workload:
             self.orders[seed] = engine_mod.DataOrder(len(self.data.y_train), seed)
         return self.orders[seed]
 
-    def mask(self, seed, init, sparsity):
-        """SNIP mask for (seed, sparsity); scores computed once per seed and kept on disk."""
+    def mask(self, seed, init, sparsity, progress=None):
+        """SNIP mask for (seed, sparsity); scores computed once per seed and kept on disk.
+
+        `progress(state, done, total)` ("start", "progress", "done") follows a score pass."""
         from . import pruning
         if sparsity == 0:
             return None
@@ -103,8 +132,12 @@ class Workload:
                 with np.load(path) as z:
                     scores = [z[f"s{i}"] for i in range(len(z.files))]
             else:
+                say = progress or (lambda *a: None)
+                say("start", 0, len(self.data.y_train))
                 scores = pruning.connection_sensitivity(
-                    self.engine.model, init, self.data.x_train, self.data.y_train)
+                    self.engine.model, init, self.data.x_train, self.data.y_train,
+                    progress=lambda done, total: say("progress", done, total))
+                say("done", len(self.data.y_train), len(self.data.y_train))
                 buf = io.BytesIO()
                 np.savez(buf, **{f"s{i}": s for i, s in enumerate(scores)})
                 store_mod.atomic_write(path, buf.getvalue())
@@ -222,7 +255,7 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     run_ids_of = [store_mod.run_id(ident) for ident in idents]
     records = [store.trial(run_id) for run_id in run_ids_of]
     view, finished = point_view(point, records, options.capping, options.early_exit)
-    w = workload(panel, options.results_dir, replicas)
+    w = _reported_workload(point, options.results_dir, replicas, report)
     size = options.race_group or race_group(w.engine)
     pending, trained = [i for i, rec in view.items() if rec is None], set()
     if saved is not None:  # its live trials race first, as the group they were
@@ -251,7 +284,9 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
             init = models.initial_weights(w.engine.model, point.spec.seed + i)
             runs[i] = w.engine.start_trial(
                 order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
-                mask=w.mask(point.spec.seed + i, init, point.sparsity), hp=values[i],
+                mask=w.mask(point.spec.seed + i, init, point.sparsity,
+                            progress=_snip_reporter(point, point.spec.seed + i, report)),
+                hp=values[i],
                 goal=goals[i], early_exit=options.early_exit, exit_goal=exit_goals[i],
                 keep_state=True)
         meta = {"point": point_label(point), "goal": point.goal, "capping": options.capping,
@@ -284,6 +319,11 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
                 last_save[0] = time.monotonic()
             report(RaceRound(point, step, live, None if best is None else best[0]))
 
+        report(Stage(point, "race", "start",
+                     f"racing trial{'s' if len(group) > 1 else ''} {_ranges(group)} of "
+                     f"{point.trials}, up to {point.max_steps:,} steps each, until "
+                     f"{point.finishers} reach the goal"
+                     + ("" if not finished else f", capped by the stored finishers {[k for k, _ in finished]}")))
         race(runs, steps, point.max_steps, options.capping, finished, store_one, goal=point.goal,
              extents=extents, on_round=round_done, finishers=point.finishers)
         ckpt.remove()  # every trial of the group has its record
@@ -341,6 +381,44 @@ def claim_point(point, options=RunOptions(), report=lambda event: None, replicas
         return run_point(point, options, report, replicas, log=log)
     finally:
         lease.release()
+
+
+def _reported_workload(point, results_dir, replicas, report):
+    """`workload`, with a Stage before and after when this process builds it (loads the data)."""
+    panel = point.panel
+    key = (panel.dataset, panel.model, panel.optimizer, panel.schedule, replicas)
+    if key in _WORKLOADS:
+        return _WORKLOADS[key]
+    t0 = time.perf_counter()
+    what = f"loading {panel.dataset} and building {panel.model}"
+    report(Stage(point, "data", "start", what))
+    w = workload(panel, results_dir, replicas)
+    report(Stage(point, "data", "done", what, seconds=time.perf_counter() - t0))
+    return w
+
+
+def _snip_reporter(point, seed, report):
+    """A Workload.mask progress callback that reports Stages of the SNIP pass of `seed`."""
+    t0 = [time.perf_counter()]
+
+    def say(state, done, total):
+        if state == "start":
+            t0[0] = time.perf_counter()
+        text = (f"SNIP scores of trial seed {seed} (one pass over {total:,} training images)"
+                if state == "start" else f"SNIP scores of trial seed {seed}")
+        report(Stage(point, "snip", state, text, done, total, time.perf_counter() - t0[0]))
+    return say
+
+
+def _ranges(ints):
+    """'0-3, 5' for [0, 1, 2, 3, 5]."""
+    out, ints = [], sorted(ints)
+    for i in ints:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
 
 
 # ------------------------------------------------------------------------ many points
@@ -403,7 +481,13 @@ def costliest_first(points):
 
 @dataclasses.dataclass
 class Progress:
-    """Counts trials over the whole plan and prints one line per trial with an ETA."""
+    """Counts trials over the whole plan and prints one line per trial with an ETA, and a line
+    as each data load, SNIP pass and race starts (a SNIP pass also every `every_stage` seconds).
+
+    The ETA holds from the start when `prior` is given (repro.throughput.run_prior: the
+    throughput probe's step times over repro.cost's steps per trial, an upper bound when there
+    are no stored results to predict K* from): a point whose trials have not been timed here
+    takes its prior, scaled by how the trials timed so far compare with theirs."""
 
     points: list  # the plan's StudyPoints: their trials are what there is to do
     workers: int = 1
@@ -418,8 +502,14 @@ class Progress:
     finished: set = dataclasses.field(default_factory=set)  # (seed, panel, s, B, trial) done or stored
     base_seed: int = 0  # the figure's seed: a trial of another replicate's search says which
     seconds: dict = dataclasses.field(default_factory=dict)  # {(panel, s, B): [seconds, trials]} trained here
+    prior: dict | None = None  # repro.throughput.run_prior: {"trial_s": {point key: s}, "bound",
+                               # "snip_s": {(dataset, model): s}, "snip_passes": n}; None: none
+    prior_spent: float = 0.0   # the prior's seconds of the trials trained so far
+    snip_done: int = 0         # SNIP passes finished in this run
+    snip_measured: dict = dataclasses.field(default_factory=dict)  # {(dataset, model): seconds}
 
     every: float = 30.0  # seconds between race-progress lines of one point
+    every_stage: float = 10.0  # seconds between progress lines of one SNIP pass
     last_round: dict = dataclasses.field(default_factory=dict)  # point key -> time of its last line
 
     @property
@@ -430,9 +520,16 @@ class Progress:
     def done(self):
         return len(self.finished)
 
+    def head(self, now=None):
+        """'[done/total trials | elapsed | ETA ...]', the start of every progress line."""
+        now = time.perf_counter() if now is None else now
+        return f"[{self.done}/{self.total} trials | {_hms(now - self.start)} | ETA {self.eta()}]"
+
     def __call__(self, e):
         if isinstance(e, RaceRound):
             return self.race_round(e)
+        if isinstance(e, Stage):
+            return self.stage(e)
         key = (*e.point.key, e.trial)
         if e.reused and key in self.finished:
             return  # already counted (stored before this run, or reported once already)
@@ -441,6 +538,7 @@ class Progress:
         if not e.reused:
             self.trained += 1
             self.trained_time += rec.wall_time
+            self.prior_spent += self._prior_trial(e.point) or 0.0
             self.steps_trained += rec.steps
             self.examples_trained += rec.examples_trained
             self.examples_evaluated += max(rec.examples_evaluated, 0)
@@ -454,10 +552,25 @@ class Progress:
         r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
         replicate = f"replicate {r} " if r else ""
         best = "" if e.best is None else f" | K* {e.best}"
-        self.log(f"[{self.done}/{self.total} trials | {_hms(time.perf_counter() - self.start)} "
-                 f"| ETA {self.eta()}] {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
+        self.log(f"{self.head()} {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
                  f"{rec.status} {result} ({hp}) {rec.wall_time:.1f}s"
                  f"{' stored' if e.reused else ''}{best}")
+
+    def stage(self, e):
+        """A line as a data load, SNIP pass or race starts and as a load or pass ends; a SNIP
+        pass's progress every `every_stage` seconds."""
+        now = time.perf_counter()
+        key = ("stage", e.point.key, e.kind)
+        if e.state == "progress":
+            if e.done >= e.total or now - self.last_round.setdefault(key, now) < self.every_stage:
+                return  # the last chunk: its "done" line follows at once
+        self.last_round[key] = now
+        if e.kind == "snip" and e.state == "done":
+            self.snip_done += 1
+            self.snip_measured[(e.point.panel.dataset, e.point.panel.model)] = e.seconds
+        seed, *_ = e.point.key
+        r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
+        self.log(f"{self.head(now)} {f'replicate {r} ' if r else ''}{stage_line(e)}")
 
     def race_round(self, e):
         """A line every `every` seconds per racing point: where its race is, and the ETA."""
@@ -467,26 +580,43 @@ class Progress:
         self.last_round[e.point.key] = now
         seed, pid, s, b = e.point.key
         r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
-        self.log(f"[{self.done}/{self.total} trials | {_hms(now - self.start)} | ETA {self.eta()}] "
+        self.log(f"{self.head(now)} "
                  f"{f'replicate {r} ' if r else ''}({pid}) B={b} s={s:g} racing: {e.live} trials "
                  f"at step {e.step:,} of {e.point.max_steps:,}"
                  + ("" if e.best is None else f", K* {e.best}"))
+
+    def _prior_trial(self, point):
+        return (self.prior or {}).get("trial_s", {}).get(point.key)
 
     def trial_seconds(self, point):
         """Expected seconds of one of `point`'s trials: the mean of those trained here at the
         same panel, sparsity and B; else from the nearest B trained at that panel and
         sparsity (K*(B) x B does not fall as B grows, and K* does not grow with B, so a trial
         at B' costs at most that at B >= B', and at most B'/B times it for B' > B); else the
-        mean over every trial trained so far (None: nothing trained yet)."""
+        prior's (scaled by the trials trained so far: their seconds over their prior's); else
+        the mean over every trial trained so far (None: nothing to go by yet)."""
         _, pid, s, b = point.key
         same = {key[2]: sec / n for key, (sec, n) in self.seconds.items() if key[:2] == (pid, s)}
         if same:
             near = min(same, key=lambda x: (abs(math.log(x / b)), -x))
             return same[near] * (b / near if b > near else 1.0)
+        prior = self._prior_trial(point)
+        if prior is not None:
+            return prior * (self.trained_time / self.prior_spent if self.prior_spent > 0 else 1.0)
         return self.trained_time / self.trained if self.trained else None
 
+    def snip_seconds_left(self):
+        """SNIP passes still to come (the prior's count less those done) at their measured (else
+        predicted) seconds, over the workers."""
+        if not self.prior or not self.prior.get("snip_passes"):
+            return 0.0
+        left = max(0, self.prior["snip_passes"] - self.snip_done)
+        each = {**self.prior.get("snip_s", {}), **self.snip_measured}
+        return left * (max(each.values()) if each else 0.0) / self.workers
+
     def eta(self):
-        """Time left: every trial not done yet at its point's `trial_seconds`, over the workers."""
+        """Time left: every trial not done yet at its point's `trial_seconds`, plus the SNIP
+        passes to come, over the workers. '<=' while it is the prior's upper bound alone."""
         left, done = 0.0, collections.Counter(key[:4] for key in self.finished)
         for p in self.points:
             todo = p.trials - done[p.key]
@@ -495,7 +625,8 @@ class Progress:
                 if each is None:
                     return "?"
                 left += todo * each
-        return _hms(left / self.workers)
+        bound = bool(self.prior and self.prior.get("bound")) and not self.trained
+        return ("<=" if bound else "") + _hms(left / self.workers + self.snip_seconds_left())
 
 
 def _hms(seconds):
@@ -521,8 +652,11 @@ def _placed(points, plan, max_device_batch):
     return mirrored, rest
 
 
-def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=None):
-    """Run every study point of `plan`; returns (dataset, report dict)."""
+def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=None, prior=None):
+    """Run every study point of `plan`; returns (dataset, report dict).
+
+    `prior(points, stored, workers)`: what to expect before any trial ends, for the ETA
+    (repro.throughput.run_prior; study.SearchStudy.run passes it)."""
     missing = {}
     for panel_plan in plan.panels:
         try:
@@ -543,6 +677,14 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
     if stored:
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in "
             f"{options.results_dir}/runs")
+    if prior is not None and progress.done < progress.total:
+        try:
+            progress.prior = prior(points, stored, workers)
+        except Exception as e:  # an ETA is never a reason not to run
+            log(f"warning: no ETA before the first trial ends ({type(e).__name__}: {e})")
+        if progress.prior:
+            log(f"{progress.head()} {progress.total - progress.done} trials to train on {workers} "
+                f"worker{'s' if workers > 1 else ''}; ETA from the start: {progress.prior['text']}")
     mirrored, points = _placed(points, plan, max_device_batch)
     for point, replicas in mirrored:  # each trial on several devices: here, one at a time
         claim_point(point, options, progress, replicas=replicas, log=log)

@@ -235,8 +235,16 @@ class SearchStudy(_FromSpec):
         options = run_mod.RunOptions(results_dir=results_dir, capping=self.spec.capping and capping,
                                      early_exit=early_exit, race_group=race_group,
                                      checkpoint_every=checkpoint_every)
+
+        def prior(points, stored, workers):  # the ETA before any trial ends
+            from . import throughput
+            rows = measured_estimate(self.plan, results_dir=results_dir)
+            trials = sum(p.trials for p in points) - len(stored)
+            return throughput.run_prior(self.plan, rows, results_dir, points, stored, workers,
+                                        run_probe=trials >= throughput.PROBE_MIN_TRIALS)
+
         ds, report = run_mod.run_plan(self.plan, options, workers=workers,
-                                      max_device_batch=max_device_batch, log=log)
+                                      max_device_batch=max_device_batch, log=log, prior=prior)
         self.mark_goal(ds)
         ds.attrs.update(trials_trained=report["trials_trained"], trials_reused=report["trials_reused"])
         return ds
@@ -277,7 +285,7 @@ class SearchStudy(_FromSpec):
 
 def placement_description(plan, *, max_device_batch):
     """How `repro run` would place `plan`'s study points on this machine's devices."""
-    n = plan_mod.visible_devices()
+    n = plan_mod.visible_devices(runtime=False)  # `repro plan` imports no TensorFlow
     return {"devices": n, "max_device_batch": max_device_batch,
             "panels": plan_mod.describe_placement(plan, n, max_device_batch),
             "workers": plan_mod.describe_workers()}

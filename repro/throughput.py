@@ -324,3 +324,63 @@ def format_wall_time(w):
             lines.append(f"  all panels {name:28s} {_h(hours)}")
     lines.append(f"  assumptions: {w['assumptions']}")
     return lines
+
+
+# ------------------------------------------------------------------------ `repro run`'s ETA
+PROBE_MIN_TRIALS = 16  # `repro run` probes (about 20 s) for its ETA when it trains this many trials
+SNIP_PASS_FACTOR = 3.0  # a SNIP pass reads each training image forward and backward: ~3 forwards
+
+
+def run_prior(plan, rows, results_dir, points, stored, workers, run_probe=True,
+              prober=probe_in_subprocess):
+    """What `repro run` expects before any trial ends (run.Progress's `prior`), or None when no
+    throughput is known for any panel: {"trial_s": {point key: seconds of one trial}, "bound":
+    True when it is the at-most budget (no stored results to predict K* from), "snip_s":
+    {(dataset, model): seconds of one SNIP pass}, "snip_passes": passes to come over the run,
+    "text": where it came from}.
+
+    A trial's seconds are repro.cost's steps and validation examples at its batch size (`rows`:
+    repro.cost.estimate(plan, ...), its `repro` prediction, else `at_most`) over that batch
+    size's trials, at the probe's times. A SNIP pass reads the training split forward and
+    backward (SNIP_PASS_FACTOR validation passes per validation-split's worth of images); each
+    worker that races sparse points of a workload computes each trial seed's scores once
+    unless results/cache/snip holds them. `points` and `stored` ({(*point key, trial)}): what
+    the run trains."""
+    from . import data as data_mod
+    from .plan import SNIP_VERSION
+    found, source = tables(plan, results_dir, run_probe=run_probe, prober=prober)
+    trial_s, snip_s, bound, passes = {}, {}, False, 0
+    for pp, row in zip(plan.panels, rows):
+        t = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
+        if t is None:
+            continue
+        kind = "repro" if all("repro" in k for k in row["by_batch"].values()) else "at_most"
+        bound = bound or kind == "at_most"
+        n_at_b = len(pp.grid.sparsities) * pp.grid.trials * pp.seeds  # by_batch sums these
+        per_b = {int(b): (k[kind]["steps"] * step_seconds(t["step_s"], int(b))
+                          + k[kind]["examples_evaluated"] * t["val_example_s"]) / n_at_b
+                 for b, k in row["by_batch"].items()}
+        mine = [p for p in points if p.panel_plan is pp]
+        trial_s.update({p.key: per_b[p.batch_size] for p in mine})
+        if t.get("pass_s") and t.get("n_val"):
+            n_val = t["n_val"]
+            n_train = n_val * (1 - data_mod.VAL_FRACTION) / data_mod.VAL_FRACTION
+            snip_s[(pp.panel.dataset, pp.panel.model)] = SNIP_PASS_FACTOR * t["pass_s"] * n_train / n_val
+    by_workload = {}
+    for p in points:
+        todo = [i for i in range(p.trials) if (*p.key, i) not in stored]
+        if p.sparsity and todo:
+            w = by_workload.setdefault((p.panel.dataset, p.panel.model), [set(), 0])
+            w[0].update(p.spec.seed + i for i in todo)
+            w[1] += 1
+    for (dataset, model), (seeds, n_points) in by_workload.items():
+        snip = pathlib.Path(results_dir) / "cache" / "snip"
+        seeds = {s for s in seeds if not (snip / f"{dataset}-{model}-v{SNIP_VERSION}-seed{s}.npz").exists()}
+        passes += len(seeds) * min(workers, n_points)
+    if not trial_s:
+        return None
+    how = ("probe run now" if source["probed_now"] else "probe read from " + source["cache"])
+    text = (f"{how}; steps per trial from " + ("the cost model's at-most budget (no stored "
+            "results of this figure to predict K* from yet): an upper bound" if bound else
+            "the cost model and this figure's stored results") + ", refined as trials finish")
+    return {"trial_s": trial_s, "bound": bound, "snip_s": snip_s, "snip_passes": passes, "text": text}

@@ -112,3 +112,48 @@ def test_cpu_and_gpu_extras_pin_the_same_tensorflow_versions():
     assert cpu.split(">=", 1)[1] == gpu.split(">=", 1)[1]
     # neither build in the base dependencies: installing .[gpu] must not pull the CPU build back
     assert not any(d.startswith("tensorflow") for d in meta["dependencies"])
+
+
+# ---------------------------------------------------------------- the end of `make figure-N`
+# The recipe itself runs (not -n), with a stand-in python in a temporary VENV that logs its
+# arguments and exits with the status the test gives each step; `-o data` skips set-up.
+STAND_IN = """#!/bin/sh
+echo "$*" >> "$LOG"
+case "$3" in run) exit $RUN;; plot) exit $PLOT;; verify) exit $VERIFY;; esac
+exit 0
+"""
+
+
+def _make_figure(tmp_path, run=0, plot=0, verify=0):
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (bin_dir / "python").write_text(STAND_IN)
+    (bin_dir / "python").chmod(0o755)
+    log = tmp_path / "calls.log"
+    log.unlink(missing_ok=True)
+    out = subprocess.run(["make", "-s", "-o", "data", "figure-1", f"VENV={tmp_path / 'venv'}"],
+                         cwd=ROOT, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOG": str(log),
+                              "RUN": str(run), "PLOT": str(plot), "VERIFY": str(verify)})
+    calls = [ln.split()[2] for ln in log.read_text().splitlines()]
+    summary = [ln for ln in log.read_text().splitlines() if " summary " in ln]
+    return out, calls, summary[0] if summary else None
+
+
+@needs_make
+@pytest.mark.parametrize("statuses,steps,status,step", [
+    ((0, 0, 0), ["run", "plot", "verify", "summary"], 0, "verify"),
+    ((0, 0, 1), ["run", "plot", "verify", "summary"], 1, "verify"),   # a claim FAILed
+    ((2, 0, 0), ["run", "summary"], 2, "run"),                         # usage error: no plot
+    ((0, 130, 0), ["run", "plot", "summary"], 130, "plot"),
+], ids=["pass", "claim-fails", "run-usage-error", "plot-interrupted"])
+def test_make_figure_ends_with_the_summary_and_the_first_failing_status(tmp_path, statuses, steps,
+                                                                         status, step):
+    out, calls, summary = _make_figure(tmp_path, *statuses)
+    # make exits 2 when a recipe fails, naming the recipe's own status
+    assert out.returncode == (2 if status else 0), out.stdout + out.stderr
+    assert (f"figure-1] Error {status}" in out.stderr) == bool(status), out.stderr
+    assert calls == steps
+    assert summary.startswith("-m repro summary specs/figure-1.toml --grid reduced --seconds ")
+    assert summary.endswith(f"--status {status} --step {step}")
+    assert float(summary.split("--seconds ")[1].split()[0]) >= 0

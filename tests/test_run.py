@@ -316,3 +316,96 @@ def test_eta_scales_a_larger_unmeasured_batch_size_up(tmp_path):
             status="complete", k=10), reused=False))
     # K* does not grow with B, so a trial at B = 32 costs at most 32 / 8 x 1 s
     assert progress.eta() == "0m24s"
+
+
+def _record(seconds, b=8):
+    from types import SimpleNamespace
+    return SimpleNamespace(wall_time=seconds, steps=10, examples_trained=10 * b, examples_evaluated=0,
+                           values={"learning_rate": 0.1}, status="complete", k=10)
+
+
+def test_eta_from_the_start_with_a_prior_then_refined(tmp_path):
+    """No training: a prior (as throughput.run_prior gives it) prices every trial before any
+    ends; finished trials scale it; SNIP passes to come are counted until they are done."""
+    points = {p.batch_size: p for p in plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8, 32)))}
+    lines = []
+    prior = {"trial_s": {points[8].key: 10.0, points[32].key: 20.0}, "bound": True,
+             "snip_s": {("mnist", "simple_cnn"): 30.0}, "snip_passes": 2, "text": "test"}
+    progress = run.Progress(list(points.values()), workers=2, log=lines.append, prior=prior)
+    # 6 x 10 s + 6 x 20 s over 2 workers = 90 s, plus 2 SNIP passes x 30 s / 2 = 30 s; a bound
+    assert progress.eta() == "<=2m00s"
+    assert run.Progress(list(points.values()), workers=2).eta() == "?"  # without a prior
+    progress(run.Stage(points[32], "snip", "done", "SNIP scores of trial seed 0", 45, 45, 12.0))
+    # one pass left, at its measured 12 s: 90 + 12 / 2
+    assert progress.eta() == "<=1m36s" and "SNIP scores of trial seed 0 done in 0m12s" in lines[-1]
+    progress(run.TrialEvent(points[32], 0, _record(5.0, 32), reused=False))
+    # B = 32 measured (5 s a trial, 5 left); B = 8 at the nearest measured B of its panel and
+    # sparsity (a smaller B costs no more): (25 + 30) / 2 + 6; no longer a bound
+    assert progress.eta() == "0m33s", progress.eta()
+    assert lines[-1].startswith("[1/12 trials") and "ETA 0m33s" in lines[-1]
+    # a point of another panel or sparsity, not timed here: its prior, scaled by 5 s / 20 s
+    from types import SimpleNamespace
+    other = SimpleNamespace(key=(0, "z", 0.5, 8), trials=6)
+    progress.prior["trial_s"][other.key] = 40.0
+    assert progress.trial_seconds(other) == pytest.approx(10.0)
+
+
+def test_stage_lines_at_start_and_end_and_a_throttled_snip_progress(tmp_path):
+    (point, *_) = plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8,)))
+    lines = []
+    progress = run.Progress([point], log=lines.append, every_stage=3600)
+    progress(run.Stage(point, "snip", "start", "SNIP scores of trial seed 2 (one pass over 100 training images)"))
+    for done in (20, 40, 60):
+        progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", done, 100, 1.0))
+    assert len(lines) == 1 and "(a) B=8 s=0: SNIP scores of trial seed 2 (one pass over 100" in lines[0]
+    progress.every_stage = 0
+    progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 80, 100, 61.0))
+    assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2: 80 of 100 images (80%), 1m01s")
+    assert lines[-1].startswith("[0/6 trials | 0m00s | ETA ?]")
+    n = len(lines)
+    progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    assert len(lines) == n  # the last chunk: the "done" line says it
+    progress(run.Stage(point, "snip", "done", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2 done in 1m10s")
+
+
+def test_a_run_says_when_it_loads_data_and_starts_each_race(tmp_path):
+    _, lines = do_run(plan_for(tmp_path, batch_sizes=(8, 16)), tmp_path / "r")
+    loading = [i for i, ln in enumerate(lines) if "loading mnist and building simple_cnn" in ln]
+    races = [ln for ln in lines if "racing trials 0-5 of 6, up to 64 steps each" in ln]
+    assert len(loading) == 2 and "done in" in lines[loading[1]]  # start and end, once per process
+    assert len(races) == 2 and "(a) B=16" in races[0] and "(a) B=8" in races[1]  # costliest first
+    first_trial = next(i for i, ln in enumerate(lines) if " trial 0: " in ln)
+    assert loading[0] < first_trial and lines.index(races[0]) < first_trial
+
+
+def test_a_prior_gives_the_eta_from_the_first_line_and_a_failing_one_never_stops_the_run(tmp_path):
+    plan = plan_for(tmp_path, batch_sizes=(8, 16))
+    seen = []
+
+    def prior(points, stored, workers):
+        seen.append((len(points), len(stored), workers))
+        return {"trial_s": {p.key: 30.0 for p in points}, "bound": True, "snip_s": {},
+                "snip_passes": 0, "text": "made up for this test"}
+
+    lines = []
+    run.run_plan(plan, run.RunOptions(results_dir=str(tmp_path / "r")), log=lines.append, prior=prior)
+    assert seen == [(2, 0, 1)]
+    # 12 trials x 30 s on one worker, an upper bound, before anything has loaded
+    assert lines[0] == ("[0/12 trials | 0m00s | ETA <=6m00s] 12 trials to train on 1 worker; "
+                        "ETA from the start: made up for this test")
+    assert "ETA <=6m00s] (a) B=16 s=0: loading mnist" in lines[1]
+    assert "ETA ?" not in "\n".join(lines)
+
+    def broken(points, stored, workers):
+        raise OSError("no cache folder")
+
+    lines = []
+    ds, _ = run.run_plan(plan, run.RunOptions(results_dir=str(tmp_path / "r2")), log=lines.append,
+                         prior=broken)
+    assert lines[0] == "warning: no ETA before the first trial ends (OSError: no cache folder)"
+    assert (ds["status"] > 0).all()
+    # everything stored: nothing to estimate, the prior is not asked
+    seen.clear()
+    run.run_plan(plan, run.RunOptions(results_dir=str(tmp_path / "r")), log=lines.append, prior=prior)
+    assert seen == []

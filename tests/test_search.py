@@ -200,3 +200,33 @@ def test_scrambled_tuner_uses_the_scrambled_points(tmp_path):
     fake_tuner(tmp_path, (LR,), 4, fn, scrambled=True, seed=5)[1].search(verbose=0)
     want = [p["learning_rate"] for p in search.first_points((LR,), 4, scrambled=True, seed=5)]
     np.testing.assert_allclose(calls, want, rtol=1e-12)
+
+
+def _spec_spaces():
+    """Every search space (and trial count) the specs in specs/ ask for."""
+    import pathlib
+    from repro import spec as spec_mod
+    root = pathlib.Path(__file__).resolve().parent.parent / "specs"
+    out = {}
+    for sp in spec_mod.load_specs(root):
+        for p in sp.panels:
+            for g in p.grids.values():
+                if hasattr(g, "search"):  # smoothness grids measure runs, they search nothing
+                    out[g.search] = max(out.get(g.search, 0), g.trials)
+    return sorted(out.items(), key=repr)
+
+
+@pytest.mark.parametrize("scrambled", [False, True])
+def test_first_points_are_the_oracles_floats_exactly(scrambled):
+    """first_points maps the points without keras-tuner: the very floats (run ids hash them) the
+    SobolOracle gives, for every spec's search space and the odd dimensions above."""
+    spaces = _spec_spaces() + [((LR, MOM, DECAY, END), 64), ((Dim("decay_steps", 1, 4, "linear", True),
+                                                              Dim("steps", 3, 900, "log", True)), 40)]
+    assert len(spaces) >= 3
+    for space, n in spaces:
+        oracle = search.SobolOracle(space, n, scrambled=scrambled, seed=3)
+        want = [search.metaparameters(oracle.populate_space(str(i))["values"]) for i in range(n)]
+        got = search.first_points(space, n, scrambled=scrambled, seed=3)
+        assert got == want
+        assert [list(g) for g in got] == [list(w) for w in want]  # the same key order too
+        assert all(type(g[k]) is type(w[k]) for g, w in zip(got, want) for k in w)

@@ -193,3 +193,36 @@ def test_describe_placement_with_several_devices():
     assert rows[4096] == "4 point(s) racing in parallel, one per device"
     assert rows[8192] == "each trial on a 2-replica MirroredStrategy (4096 examples per replica)"
     assert rows[16384] == "each trial on a 4-replica MirroredStrategy (4096 examples per replica)"
+
+
+# ---------------------------------------------------------------- `repro run`'s ETA from the start
+def test_run_prior_prices_each_trial_and_counts_snip_passes(tmp_path):
+    from repro import cost, plan as plan_mod
+    plan = _plan("b")  # Figure 1(b) reduced: B 16, 64, 256, 1024; sparsities 0, 0.9; 6 trials
+
+    def fake_prober(jobs):
+        out = {throughput.entry_key(m, d, b): {"step_s": 0.001 * b, "steps_timed": 10}
+               for m, d, bs in jobs for b in bs}
+        out.update({throughput.entry_key(m, d): {"val_example_s": 1e-4, "n_val": 6000, "pass_s": 0.6}
+                    for m, d, _ in jobs})
+        return out
+
+    rows = cost.estimate(plan)  # no stored results: the at-most budget
+    points = plan_mod.study_points(plan)
+    stored = {(*points[0].key, 0)}
+    prior = throughput.run_prior(plan, rows, tmp_path, points, stored, workers=2, prober=fake_prober)
+    assert prior["bound"] and "upper bound" in prior["text"]
+    by_b = rows[0]["by_batch"]
+    for p in points:
+        d = by_b[p.batch_size]["at_most"]
+        want = (d["steps"] * 0.001 * p.batch_size + d["examples_evaluated"] * 1e-4) / (2 * 6)
+        assert prior["trial_s"][p.key] == pytest.approx(want)
+    # a SNIP pass: 3 x the validation pass (0.6 s) x 54,000 / 6,000 training images
+    assert prior["snip_s"] == {("mnist", "simple_cnn"): pytest.approx(16.2)}
+    # 6 trial seeds, computed by each of min(2 workers, 4 sparse points)
+    assert prior["snip_passes"] == 12
+    (tmp_path / "cache" / "snip").mkdir(parents=True)
+    (tmp_path / "cache" / "snip" / "mnist-simple_cnn-v1-seed3.npz").write_bytes(b"")
+    again = throughput.run_prior(plan, rows, tmp_path, points, stored, workers=2, prober=fake_prober)
+    assert again["snip_passes"] == 10  # seed 3's scores are on disk
+    assert throughput.run_prior(plan, rows, tmp_path / "none", points, stored, 2, run_probe=False) is None
