@@ -1,5 +1,5 @@
 """Interrupting REAL `repro run` processes (issue 32), on SYNTHETIC MNIST-shaped data
-(tests/test_cluster.py's `synthetic_images`, written as mnist.npz in a temporary REPRO_DATA).
+(conftest.py's `synthetic_mnist_images`, written as mnist.npz in a temporary REPRO_DATA).
 
 - SIGTERM to the parent of a 2-worker run while its workers race: within seconds no process of
   the run is left, it prints the command that resumes and exits 143; that command completes
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from test_cluster import synthetic_images
+from conftest import synthetic_mnist_images as synthetic_images
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC = """\
