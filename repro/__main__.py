@@ -180,7 +180,7 @@ def cmd_decide(args):
         check_writable(pathlib.Path(args.results))
         out = decide_mod.decide(sp, grid=args.grid, name=args.name, results_dir=args.results,
                                 budget_hours=args.budget, workers=_workers(args),
-                                run_probe=not args.no_probe)
+                                run_probe=not args.no_probe, panels=args.panel)
         for changes, seconds in out.rounds:
             print(f"{sp.id}: added " + "; ".join(c.describe() for c in changes)
                   + f" (ran {seconds / 60:.1f} min)")
@@ -477,6 +477,8 @@ def parser():
                     help="parallel processes over study points (default: one per GPU, else per core)")
     sp.add_argument("--no-probe", action="store_true",
                     help="price additions from cached throughput only (results/cache/throughput-*.json)")
+    sp.add_argument("--panel", action="append",
+                    help="only add to this panel (repeatable; default: every panel)")
     sp.set_defaults(fn=cmd_decide)
 
     sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")

@@ -189,8 +189,9 @@ def price(sp, keys, panel_id, new, kind, ds, workers, tables, scratch) -> float:
 
 
 def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_hours=1.0,
-           workers=1, log=print, run_probe=True) -> Outcome:
-    """Run `decide` on one spec (see the module docstring); returns what it did."""
+           workers=1, log=print, run_probe=True, panels=None, max_rounds=MAX_ROUNDS) -> Outcome:
+    """Run `decide` on one spec (see the module docstring); returns what it did. `panels`: add
+    only to these panel ids (default: all); at most `max_rounds` rounds of adding."""
     from . import throughput
     if name in ("full", grid):
         raise UsageError(sp.path, "--name", f"'{name}' would overwrite the grid decide starts from",
@@ -205,7 +206,7 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
     scratch = pathlib.Path(results_dir) / "cache" / "decide-candidate.toml"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     current, t_start = grid, time.perf_counter()
-    for rnd in range(MAX_ROUNDS + 1):
+    for rnd in range(max_rounds + 1):
         results = verify.verify_spec(sp, grid=current, results_dir=results_dir)
         outcome.results = results
         open_ = [r for r in results if r.status == claims.INCONCLUSIVE]
@@ -213,7 +214,7 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
         spent_h = (time.perf_counter() - t_start) / 3600
         log(f"[decide round {rnd} | {decided}/{len(results)} claims decided | "
             f"{_fmt_h(spent_h)} of {_fmt_h(budget_hours)} spent]")
-        if not open_ or rnd == MAX_ROUNDS:
+        if not open_ or rnd == max_rounds:
             break
         path = spec_mod.results_path(results_dir, sp, current)
         ds = store.open_results(path, sp, current) if path.exists() else None
@@ -223,7 +224,7 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
         for r in open_:
             for req in r.values.get("needs", []):
                 pid = req["panel"]
-                if pid not in keys:
+                if pid not in keys or (panels and pid not in panels):
                     continue
                 new = apply(keys[pid], req["kind"], req, start[pid])
                 if new is None:

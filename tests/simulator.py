@@ -163,3 +163,21 @@ def figure_evidence(rng, shapes, seeds=1):
     """({panel: Evidence}, {panel: PanelTruth}) for one draw of the whole figure."""
     truths = {pid: draw_truth(rng, shape) for pid, shape in shapes.items()}
     return {pid: panel_evidence(rng, shapes[pid], truths[pid], seeds) for pid in shapes}, truths
+
+
+def check_draws(seed, n, claim_names, golden_path, n_boot=100, spec_path=SPEC):
+    """[(results, evidence, truths)] of `n` figure draws from `seed`, each checked with
+    repro.claims.check_evidence under `n_boot` replicates per panel (runs in a worker process)."""
+    from repro import claims
+    old, evidence.N_BOOT = evidence.N_BOOT, n_boot
+    try:
+        golden = claims.load_golden(golden_path)
+        shapes = panel_shapes(spec_path)
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(n):
+            evs, truths = figure_evidence(rng, shapes)
+            out.append((claims.check_evidence(evs, claim_names, golden), evs, truths))
+        return out
+    finally:
+        evidence.N_BOOT = old

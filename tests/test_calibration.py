@@ -36,19 +36,16 @@ def shapes():
 
 
 @pytest.fixture(scope="module")
-def draws(shapes):
-    """[(results, {panel: Evidence}, {panel: PanelTruth})] over DRAWS figures."""
-    old = evidence.N_BOOT
-    evidence.N_BOOT = 100
-    try:
-        rng = np.random.default_rng(20261207)
-        out = []
-        for _ in range(DRAWS):
-            evs, truths = sim.figure_evidence(rng, shapes)
-            out.append((claims.check_evidence(evs, CLAIMS, GOLDEN), evs, truths))
-        return out
-    finally:
-        evidence.N_BOOT = old
+def draws():
+    """[(results, {panel: Evidence}, {panel: PanelTruth})] over DRAWS figures, in two processes
+    (spawned: no TensorFlow is forked), each drawing its own half from its own seed."""
+    import concurrent.futures
+    import multiprocessing
+    golden = str(sim.SPEC.parent.parent / "golden" / "figure-1.toml")
+    halves = [(20261207, DRAWS - DRAWS // 2), (20261208, DRAWS // 2)]
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = [pool.submit(sim.check_draws, seed, n, CLAIMS, golden) for seed, n in halves if n]
+        return [d for part in parts for d in part.result()]
 
 
 def test_true_claims_are_not_failed_per_figure(draws):

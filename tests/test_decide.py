@@ -99,11 +99,13 @@ def test_decide_prices_runs_and_writes_what_it_added(tmp_path, synthetic_mnist, 
 
     # no budget: nothing is affordable, nothing is written
     text = path.read_text()
-    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1e-9, log=lambda _: None)
+    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1e-9, log=lambda _: None,
+                        max_rounds=1)
     assert out.rounds == [] and path.read_text() == text
 
     lines = []
-    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1.0, log=lines.append)
+    out = decide.decide(sp, grid="full", results_dir=str(results), budget_hours=1.0, log=lines.append,
+                        max_rounds=1)
     assert out.rounds, lines  # it added something and ran it
     assert any(line.startswith("[decide round 0 |") for line in lines)
     assert all(ch.hours > 0 for changes, _ in out.rounds for ch in changes)
