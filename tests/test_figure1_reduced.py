@@ -4,8 +4,9 @@ Runs `repro run --panel b` into a fresh results folder (48 of `make figure-1`'s 
 README's Quick start gives the measured time of the whole figure), then
 `repro verify --json`. No claim of panel (b) may FAIL (the data may not contradict the paper
 beyond their uncertainty); every decided claim shows its interval; an INCONCLUSIVE claim says
-what would decide it. The claims the grid is designed to decide (its `why` in the spec names
-them: sparse_slower and sparse_c1_larger) must PASS.
+what would decide it, as a request `repro decide` can act on. (This grid decides none of its
+claims: its `why` in the spec says why and what would; CI asserts that nothing is FAILed and
+that every undecided claim says what would decide it.)
 """
 import json
 import pathlib
@@ -18,11 +19,6 @@ from repro import claims
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "figure-1.toml"
-
-
-def _spec():
-    from repro import spec as spec_mod
-    return spec_mod.load_spec(SPEC)
 
 
 @pytest.mark.slow
@@ -40,13 +36,9 @@ def test_panel_b_reduced_grid_shows_its_claims(tmp_path):
                    "sparse_c1_larger", "sparse_critical_batch_no_smaller"}
     assert {r["claim"] for r in rows} == spec_claims
     assert verify.returncode == 0, verify.stderr
-    designed = {"sparse_slower", "sparse_c1_larger"}
-    assert all(name in next(p for p in _spec().panels if p.id == "b").grids["reduced"].why
-               for name in designed)
     for r in rows:
         assert r["status"] in (claims.PASS, claims.INCONCLUSIVE), r
-        if r["claim"] in designed:
-            assert r["status"] == claims.PASS, r
         assert r["values"]["uncertainty"].startswith("evaluation quantisation, search resolution (6 trials)"), r
         if r["status"] == claims.INCONCLUSIVE:
             assert r["detail"], r  # what would decide it
+            assert r["values"]["needs"], r  # ... as requests decide can price and run
