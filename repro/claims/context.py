@@ -182,8 +182,10 @@ def to_decide(ctx, value, iv, threshold):
         return (f"K* exceeds the step budget at {pts} (a bound, not a value); a larger budget there "
                 "(grid keys `max_steps`, `max_examples`) would measure it")
     if not (math.isfinite(half) and math.isfinite(gap)):
-        ctx.request("trials", "a point without a result")
-        return "more trials per point (grid key `trials`) at the points without a result"
+        ctx.request("trials", "a search that often finds no trial reaching the goal")
+        return ("a finer search: at some point it reads, so few trials reach the goal that a "
+                "search of this size often finds none (the interval is unbounded); more trials "
+                f"per point (grid key `trials`, now {n_trials}) or a wider search space there")
     if gap <= 1e-12 * max(1.0, abs(threshold)):
         return f"the estimate sits on the threshold {threshold:g}; no amount of data decides it"
     if shift >= 0.5 * half:
