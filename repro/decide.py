@@ -206,6 +206,9 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
     scratch = pathlib.Path(results_dir) / "cache" / "decide-candidate.toml"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     current, t_start = grid, time.perf_counter()
+    # the starting grid's results file, rebuilt from the stored trials (nothing trains): it is
+    # current with the spec, and holds every panel stored
+    study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
     for rnd in range(max_rounds + 1):
         results = verify.verify_spec(sp, grid=current, results_dir=results_dir)
         outcome.results = results
