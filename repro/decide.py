@@ -263,7 +263,9 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
         current = name
         outcome.hours_predicted += used
         t0 = time.perf_counter()
-        study = study_mod.load_study(sp, grid_name=name)
+        changed = sorted({c.panel for c in chosen} |
+                         {c.panel for changes, _ in outcome.rounds for c in changes})
+        study = study_mod.load_study(sp, grid_name=name, panels=changed)  # only what it added to
         ran = study.run(results_dir=results_dir, workers=workers)
         ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
         study_mod.write_results(sp, grid_name=name, results_dir=results_dir, run=ran)
