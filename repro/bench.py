@@ -199,8 +199,13 @@ def repro_side(spec, pp, out, workers):
     with tempfile.TemporaryDirectory() as tmp:
         ds, report = run.run_plan(plan, run.RunOptions(results_dir=tmp), workers=workers)
     res = ds.sel(panel=pp.panel.id)
+    def finished(s, b):
+        st = res["status"].sel(sparsity=s, batch_size=b).values
+        steps = res["steps"].sel(sparsity=s, batch_size=b).values
+        return sorted([int(steps[t]), t] for t in range(st.size) if st[t] == 1)
     points = {point_key(s, b): {"k": _point_value(res["steps_to_result"], s, b),
-                                "best": _point_value(res["best_trial"], s, b)}
+                                "best": _point_value(res["best_trial"], s, b),
+                                "finished": finished(s, b)}
               for s, b in pp.points}
     read = int(res["steps"].where(res["status"] > 0).sum())
     pathlib.Path(out).write_text(json.dumps({
@@ -312,20 +317,36 @@ def parse_sides(text):
 
 def compare_points(reference, other):
     """{point: True/False} whether `other` has the same K* and best trial as `reference`."""
-    return {key: other["points"][key] == ref for key, ref in reference["points"].items()}
+    def kb(p):
+        return p["k"], p["best"]
+    return {key: kb(other["points"][key]) == kb(ref) for key, ref in reference["points"].items()}
 
 
-def racing_bound(repro, trials, eval_steps):
+def racing_bound(repro, trials, eval_steps, finishers=1, budgets=None):
     """Racing's bound on the trial-steps of a study, summed over the points with a K*: the
-    sequential capped search in its best run order, where trials 0..best run to K* and the
-    n - 1 - best after them to the evaluation before K* (fewer where a trial diverges)."""
+    sequential capped search to `finishers` (k) finishers in its best run order. The k first
+    finishers run to their own K; every other trial to the k-th's K (a lower index than the
+    k-th's) or to the evaluation before it (a higher one); where fewer than k finish, the others
+    run to the point's budget (`budgets`: point key -> steps). Diverging trials run less."""
     def before(k):
         return max((s for s in eval_steps if s < k), default=0)
-    with_k = [p for p in repro["points"].values() if p["k"] is not None]
-    bound = sum((p["best"] + 1) * p["k"] + (trials - 1 - p["best"]) * before(p["k"])
-                for p in with_k)
-    return {"trials": trials, "points_with_k": len(with_k), "points": len(repro["points"]),
-            "bound": bound}
+    bound, with_k = 0, 0
+    for key, p in repro["points"].items():
+        done = sorted(tuple(x) for x in p.get("finished") or ()) or \
+            ([(p["k"], p["best"])] if p["k"] is not None else [])
+        if not done:
+            continue
+        with_k += 1
+        top = done[:finishers]
+        bound += sum(k for k, _ in top)
+        if len(done) >= finishers:
+            k_k, kth = top[-1]
+            bound += sum(k_k if t < kth else before(k_k)
+                         for t in range(trials) if t not in {i for _, i in top})
+        else:
+            bound += (trials - len(top)) * (budgets or {}).get(key, 0)
+    return {"trials": trials, "finishers": finishers, "points_with_k": with_k,
+            "points": len(repro["points"]), "bound": bound}
 
 
 def ratios(sides):
@@ -366,7 +387,8 @@ def point_lines(sides):
         for name, differ in (("naive1", "DIFFERENT"), ("naive", "differs")):
             if name in sides:
                 p = sides[name]["points"][key]
-                same = "repro" in sides and p == sides["repro"]["points"][key]
+                same = "repro" in sides and (p["k"], p["best"]) == (sides["repro"]["points"][key]["k"],
+                                                              sides["repro"]["points"][key]["best"])
                 row += f" | {name} {_show(p)}" + ("" if "repro" not in sides else
                                                     " same" if same else f" {differ}")
         lines.append(row)
@@ -400,8 +422,9 @@ def summary_lines(sides, measured, racing, workers):
         rep = sides["repro"]
         lines.append(
             f"trial-steps: repro trained {rep['steps_trained']:,}; racing's bound (of n = "
-            f"{racing['trials']} trials, those up to the best to K*, the rest to the evaluation "
-            f"before it) summed over the {racing['points_with_k']} of "
+            f"{racing['trials']} trials raced to {racing['finishers']} finisher(s): those run to "
+            f"their own K, the rest to the last finisher's or the evaluation before it) summed "
+            f"over the {racing['points_with_k']} of "
             f"{racing['points']} points with a K*: {racing['bound']:,}"
             f" ({'within' if rep['steps_trained'] <= racing['bound'] else 'over'} it); "
             f"the results read {rep['steps_in_results']:,}")
@@ -485,7 +508,9 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
     agree = {name: compare_points(ran["repro"], ran[name])
              for name in ("naive1", "naive") if name in ran and "repro" in ran}
     measured = ratios(ran)
-    racing = racing_bound(ran["repro"], pp.grid.trials, pp.eval_steps) if "repro" in ran else None
+    budgets = {point_key(s, b): pp.grid.max_steps_for(b) for s, b in pp.points}
+    racing = racing_bound(ran["repro"], pp.grid.trials, pp.eval_steps, pp.grid.finishers,
+                          budgets) if "repro" in ran else None
     targets = judge_targets(measured)
     lines = [*point_lines(ran), *summary_lines(ran, measured, racing, workers)]
     if "naive" in agree:

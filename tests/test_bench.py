@@ -46,11 +46,16 @@ def test_bench_naive_and_repro_agree_on_a_slice_of_figure_1b(tmp_path):
     assert set(sides) == {"naive1", "naive", "repro", "floor"}
     assert doc["same"] is True and doc["agree"]["naive1"] == {"0/256": True}
     ref = sides["repro"]["points"]["0/256"]
-    assert ref == sides["naive1"]["points"]["0/256"] and ref["k"] is not None
+    assert {k: ref[k] for k in ("k", "best")} == sides["naive1"]["points"]["0/256"] and ref["k"] is not None
     trials = sides["naive1"]["trials"]["0/256"]  # the best trial is the lowest index reaching K*
     assert ref["best"] == min(int(t) for t, k in trials.items() if k == ref["k"])
-    # the best trial and those before it train to K*, the one after it less
-    assert ref["k"] < doc["racing"]["bound"] <= 2 * ref["k"]
+    # raced to 2 finishers (the grid's default): with both trials reaching the goal each runs
+    # to its own K, so the bound is their sum; with one, the other runs to the budget
+    own = sorted(k for k in trials.values() if k is not None)
+    assert doc["racing"]["finishers"] == 2
+    if len(own) >= 2:
+        assert doc["racing"]["bound"] == own[0] + own[1]
+    assert ref["k"] < doc["racing"]["bound"]
     assert sides["repro"]["steps_trained"] <= doc["racing"]["bound"]
     assert [t["name"] for t in doc["targets"]] == [t[0] for t in bench.TARGETS]
     assert all(t["met"] in (True, False) for t in doc["targets"])
@@ -99,9 +104,17 @@ def test_report_compares_each_naive_side_with_repro_and_judges_the_targets():
     assert [t["met"] for t in bench.judge_targets(measured)] == [True, False, True, False]
     assert bench.compare_points(sides["repro"], sides["naive"]) == {"0/256": False, "0.9/256": True}
     racing = bench.racing_bound(sides["repro"], trials=2, eval_steps=(100, 400, 500, 600))
-    assert racing == {"trials": 2, "points_with_k": 1, "points": 2, "bound": 1000}  # best is 1: both to 500
+    assert racing == {"trials": 2, "finishers": 1, "points_with_k": 1, "points": 2, "bound": 1000}  # best is 1: both to 500
     # with 4 trials, 0 and 1 (the best) run to K* = 500, 2 and 3 stop at 400, the evaluation before
     assert bench.racing_bound(sides["repro"], trials=4, eval_steps=(100, 400, 500, 600))["bound"] == 1800
+    # two finishers: trial 1 at 500 and trial 3 at 600 finish; 0 and 2 (lower indices than the
+    # second finisher) run to its 600: 500 + 600 + 600 + 600
+    two = {"points": {"0/256": {"k": 500, "best": 1, "finished": [[600, 3], [500, 1]]}}}
+    assert bench.racing_bound(two, trials=4, eval_steps=(100, 400, 500, 600), finishers=2)["bound"] == 2300
+    # only one finished: the other three run to the budget
+    one = {"points": {"0/256": {"k": 500, "best": 1, "finished": [[500, 1]]}}}
+    assert bench.racing_bound(one, trials=4, eval_steps=(100, 400, 500, 600), finishers=2,
+                              budgets={"0/256": 900})["bound"] == 500 + 3 * 900
     lines = bench.point_lines(sides)
     assert "| naive1 K*=500 best=1 same" in lines[1] and "| naive K*=500 best=0 differs" in lines[1]
     text = "\n".join(bench.summary_lines(sides, measured, racing, workers=2))
