@@ -173,14 +173,7 @@ def verify_table(rows, claims, golden, *, panel="table", figure="table") -> list
         if tol is None:
             raise UsageError("--golden", claim, "no tolerance for this claim in the golden file",
                              f"add a [{claim}] table, or pass --golden golden/figure-1.toml")
-        ctx.reset()
-        try:
-            with control.recording() as decisions:
-                verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
-        except NotRun as why:
-            out.append(not_run(figure, panel, claim, str(why)))
-            continue
-        out.append(_result(figure, panel, claim, tol, verdict, ctx, decisions))
+        out.append(_check_kstar(ctx, figure, panel, claim, tol))
     return control.control_figure(out)
 
 
@@ -191,16 +184,20 @@ def check_evidence(panels, claims, golden, *, figure="simulated") -> list:
     for panel_id, ev in panels.items():
         ctx = PanelContext(ev, panel=panel_id)
         for claim in claims:
-            tol = tolerance_for(golden, panel_id, claim)
-            ctx.reset()
-            try:
-                with control.recording() as decisions:
-                    verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
-            except NotRun as why:
-                out.append(not_run(figure, panel_id, claim, str(why)))
-                continue
-            out.append(_result(figure, panel_id, claim, tol, verdict, ctx, decisions))
+            out.append(_check_kstar(ctx, figure, panel_id, claim, tolerance_for(golden, panel_id, claim)))
     return control.control_figure(out)
+
+
+def _check_kstar(ctx, figure, panel_id, claim, tol) -> ClaimResult:
+    """One K*(B) claim on a context built from a table or from Evidence: its result, with the
+    decisions it made recorded (NOT-RUN, with the reason, when its data are absent)."""
+    ctx.reset()
+    try:
+        with control.recording() as decisions:
+            verdict = no_uncertainty(ctx, REGISTRY[claim].check(ctx, tol))
+    except NotRun as why:
+        return not_run(figure, panel_id, claim, str(why))
+    return _result(figure, panel_id, claim, tol, verdict, ctx, decisions)
 
 
 def exit_code(results, strict=False) -> int:
