@@ -3,6 +3,7 @@
 Trials train for real through the engine, but on the SYNTHETIC dataset of conftest.py
 (`repro.data.load` is patched to return it), so each run takes seconds.
 """
+import re
 import json
 
 import numpy as np
@@ -391,10 +392,18 @@ def test_a_prior_gives_the_eta_from_the_first_line_and_a_failing_one_never_stops
     lines = []
     run.run_plan(plan, run.RunOptions(results_dir=str(tmp_path / "r")), log=lines.append, prior=prior)
     assert seen == [(2, 0, 1)]
-    # 12 trials x 30 s on one worker, an upper bound, before anything has loaded
-    assert lines[0] == ("[0/12 trials | 0m00s | ETA <=6m00s] 12 trials to train on 1 worker; "
-                        "ETA from the start: made up for this test")
-    assert "ETA <=6m00s] (a) B=16 s=0: loading mnist" in lines[1]
+    # 12 trials x 30 s on one worker, an upper bound, before anything has loaded (the seconds
+    # since the start may tick on a loaded machine; the ETA counts down from 6m00s)
+    def eta_seconds(line):
+        m = re.match(r"\[0/12 trials \| (\d+)m(\d\d)s \| ETA <=(\d+)m(\d\d)s\] ", line)
+        assert m, line
+        elapsed, eta = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+        return elapsed, eta
+    elapsed, eta = eta_seconds(lines[0])
+    assert lines[0].endswith("12 trials to train on 1 worker; ETA from the start: made up for this test")
+    assert elapsed <= 10 and 360 - 10 <= eta <= 360
+    assert "s=0: loading mnist" in lines[1] and "(a) B=16" in lines[1]
+    assert 360 - 60 <= eta_seconds(lines[1])[1] <= 360
     assert "ETA ?" not in "\n".join(lines)
 
     def broken(points, stored, workers):
