@@ -426,8 +426,8 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
                         hi=MAX_EXAMPLES, limit="the step budget limit x the largest training split")
     why = _str(ctx, v.get("why", ""), f"{key}.why")
     seeds = _seeds(ctx, v, key)
-    finishers = _int(ctx, v.get("finishers", DEFAULT_FINISHERS), f"{key}.finishers", lo=1, hi=trials,
-                     limit="the grid's trials")
+    finishers = _int(ctx, v.get("finishers", min(DEFAULT_FINISHERS, trials)), f"{key}.finishers",
+                     lo=1, hi=trials, limit="the grid's trials")
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
         if dim_name not in panel_search:  # the panel's search already has every needed dim

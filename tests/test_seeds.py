@@ -222,3 +222,24 @@ def test_collect_fills_the_replicates_a_panel_does_not_run(tmp_path):
         m.setattr(store, "TRIAL_VARIABLES", store.TRIAL_VARIABLES[:-len(new)])
         before = store.trials_checksum(old)
     assert store.trials_checksum(old) == before
+
+
+@pytest.mark.parametrize("value", ["0", "7", '"2"', "true"])
+def test_finishers_must_be_an_integer_from_1_to_the_trials(tmp_path, value):
+    path = tmp_path / "spec.toml"  # test_run's spec: 6 trials
+    path.write_text(SPEC.format(seed=0, lr_min=1e-3, lr_max=0.3, batch_sizes="[8]")
+                    + f"finishers = {value}\n")
+    with pytest.raises(UsageError, match=r"panel\[a\]\.grid\.full\.finishers") as e:
+        spec_mod.load_spec(path)
+    assert str(path) in str(e.value)
+
+
+def test_finishers_default_to_two_or_the_trials(tmp_path):
+    path = tmp_path / "spec.toml"
+    text = SPEC.format(seed=0, lr_min=1e-3, lr_max=0.3, batch_sizes="[8]")
+    path.write_text(text)
+    assert spec_mod.load_spec(path).panels[0].grids["full"].finishers == 2
+    path.write_text(text.replace("trials = 6", "trials = 1"))
+    assert spec_mod.load_spec(path).panels[0].grids["full"].finishers == 1
+    path.write_text(text + "finishers = 6\n")
+    assert spec_mod.load_spec(path).panels[0].grids["full"].finishers == 6
