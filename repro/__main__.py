@@ -177,6 +177,7 @@ def cmd_decide(args):
     from . import claims, decide as decide_mod, spec as spec_mod
     status = 0
     for sp in spec_mod.load_specs(args.spec):
+        decide_mod.check(sp, grid=args.grid, name=args.name, panels=args.panel)
         check_writable(pathlib.Path(args.results))
         out = decide_mod.decide(sp, grid=args.grid, name=args.name, results_dir=args.results,
                                 budget_hours=args.budget, workers=_workers(args),

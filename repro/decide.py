@@ -188,19 +188,29 @@ def price(sp, keys, panel_id, new, kind, ds, workers, tables, scratch) -> float:
     return throughput.wall_hours(added, table, workers)["repro"]
 
 
+def check(sp, *, grid, name, panels=None):
+    """UsageError (one line: file, key, fix) unless decide can start from `grid` and write
+    grid `name` for `panels`; checked before anything is written."""
+    if name in ("full", grid):
+        raise UsageError(sp.path, "--name", f"'{name}' would overwrite the grid decide starts from",
+                         "choose another name, e.g. --name decided")
+    missing = [p.id for p in sp.panels if grid not in p.grids]
+    if missing:
+        raise UsageError(sp.path, f"panel[{missing[0]}].grid.{grid}", f"no grid named '{grid}'",
+                         "decide starts from a grid every panel has")
+    unknown = sorted(set(panels or ()) - {p.id for p in sp.panels})
+    if unknown:
+        raise UsageError(sp.path, "--panel", f"unknown panel(s) {', '.join(unknown)}",
+                         f"known: {', '.join(p.id for p in sp.panels)}")
+
+
 def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_hours=1.0,
            workers=1, log=print, run_probe=True, panels=None, max_rounds=MAX_ROUNDS) -> Outcome:
     """Run `decide` on one spec (see the module docstring); returns what it did. `panels`: add
     only to these panel ids (default: all); at most `max_rounds` rounds of adding."""
     from . import throughput
-    if name in ("full", grid):
-        raise UsageError(sp.path, "--name", f"'{name}' would overwrite the grid decide starts from",
-                         "choose another name, e.g. --name decided")
-    start = {p.id: grid_keys(p.grids[grid]) for p in sp.panels if grid in p.grids}
-    if len(start) != len(sp.panels):
-        missing = [p.id for p in sp.panels if grid not in p.grids]
-        raise UsageError(sp.path, f"panel[{missing[0]}].grid.{grid}", f"no grid named '{grid}'",
-                         "decide starts from a grid every panel has")
+    check(sp, grid=grid, name=name, panels=panels)
+    start = {p.id: grid_keys(p.grids[grid]) for p in sp.panels}
     keys = {pid: dict(k, why=f"repro decide from the '{grid}' grid") for pid, k in start.items()}
     outcome = Outcome(grid=name)
     scratch = pathlib.Path(results_dir) / "cache" / "decide-candidate.toml"

@@ -122,3 +122,14 @@ def test_decide_prices_runs_and_writes_what_it_added(tmp_path, synthetic_mnist, 
     assert np.isfinite(ran["steps_to_result"].values).any()
     # the starting grid's results file still opens with the edited spec
     assert verify.verify_spec(grown, grid="full", results_dir=str(results))
+
+
+@pytest.mark.parametrize("args,key", [(["--name", "reduced"], "--name"), (["--grid", "nosuch"], "grid.nosuch"),
+                                      (["--panel", "zz"], "--panel"), (["--budget", "0"], "--budget")])
+def test_bad_decide_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, key):
+    from repro.__main__ import main
+    results = tmp_path / "results"
+    assert main(["decide", str(ROOT / "specs" / "figure-1.toml"), "--results", str(results), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0]
+    assert not results.exists()
