@@ -14,7 +14,9 @@ Three sources of uncertainty are used, each where the data have it:
 
 A point's estimate is the geometric mean over seeds of each seed's K*; a replicate is the same
 statistic of resampled seeds, trials and quantisation. Intervals are percentile intervals of
-any statistic computed on every replicate (``interval``).
+any statistic computed on every replicate (``interval``), widened for what resampling cannot
+see, the search's own coarseness, and stretched over censored points (``statistic``; the
+section "the search itself" below).
 """
 import dataclasses
 import math
