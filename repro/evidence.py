@@ -301,7 +301,6 @@ class Statistic:
     interval: tuple       # (lo, hi)
     search_shift: float   # |value - value on the half-budget table| x HALF_BUDGET_WIDEN
     bounds: tuple = ()    # (sparsity index, batch index) of censored points the value reads
-    bounded_side: int = 0  # censored points push the value: +1 up, -1 down, 0 none
 
 
 _FAR = (1e3, 1e6)  # a censored K* at these multiples of its bound stands for "much larger"
@@ -382,7 +381,6 @@ def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Stat
         his.append(hi + shift)
         shifts.append(shift)
     lo, hi = min(los), max(his)
-    side = 0
     if read:
         near = [k for k, c in enumerate(variants) if all(x == 1 for x in c)]
         far = [k for k, c in enumerate(variants) if all(x == 2 for x in c)]
@@ -390,12 +388,11 @@ def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Stat
         if near and far and math.isfinite(values[near[0]]) and math.isfinite(values[far[0]]):
             moving = abs(values[far[0]] - values[near[0]]) > 1e-6 * max(1.0, abs(values[near[0]]))
             if moving:  # still moving between 10^3 and 10^6 x the bound: unbounded that way
-                side = 1 if values[far[0]] > values[base] else -1
-                if side > 0:
+                if values[far[0]] > values[base]:
                     hi = math.inf
                 else:
                     lo = -math.inf
-        return Statistic(values[base], (lo, hi), shifts[base], tuple(read), side)
+        return Statistic(values[base], (lo, hi), shifts[base], tuple(read))
     return Statistic(values[0], (lo, hi), shifts[0])
 
 
