@@ -94,7 +94,7 @@ report-check: venv
 	@echo "look at report/index.png (the top $(REPORT_SIZE) pixels of the page; REPORT_SIZE=1280,12000 for more)"
 
 test: data
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 test-fast: data
 	$(BIN)/python -m pytest -q -m "not slow" tests

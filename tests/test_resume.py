@@ -74,6 +74,12 @@ def trained_trials(lines):
     return [m.group(1, 2, 3, 4) for m in map(TRIAL_LINE.search, lines) if m and not m.group(6)]
 
 
+def already_stored(lines):
+    """How many trials a run found stored when it started (its "resuming:" line; 0 without)."""
+    found = [re.search(r"resuming: (\d+) of \d+ trials already stored", line) for line in lines]
+    return next((int(m[1]) for m in found if m), 0)
+
+
 def run_until_killed(results, after_trials=None, after_seconds=None):
     """Start a run and SIGKILL its process group after n finished trials or t seconds."""
     proc, lines, t0 = start(results), [], time.monotonic()
@@ -102,16 +108,25 @@ def test_kill_9_at_several_moments_then_resume_equals_uninterrupted_run(tmp_path
     assert total == 12  # 2 batch sizes x 2 sparsities x 3 trials, all trained once
 
     results = tmp_path / "killed" / "results"
-    trained = []
+    trained, stored_at_start, printed = [], [], []
     for kill in ({"after_seconds": 4.0}, {"after_trials": 1}, {"after_trials": 3},
                  {"after_trials": 6}):
         rc, lines = run_until_killed(results, **kill)
         assert rc == -signal.SIGKILL, (kill, "".join(lines)[-3000:])
+        stored_at_start.append(already_stored(lines))
+        printed.append(len(trained_trials(lines)))
         trained += trained_trials(lines)
     final = subprocess.run(command(results), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    stored_at_start.append(already_stored(final.stdout.splitlines()))
     trained += trained_trials(final.stdout.splitlines())
-    assert len(trained) == len(set(trained)) == total, sorted(trained)  # none lost, none twice
+    assert len(trained) == len(set(trained)), sorted(trained)  # none trained twice
+    # A trial is stored before its line is printed, so a kill between the two leaves a stored
+    # trial no run printed: the next run counts it as stored and reuses it. Each killed run
+    # stored what it printed plus at most one such trial per worker, never fewer.
+    for k, n in enumerate(printed):
+        assert 0 <= stored_at_start[k + 1] - stored_at_start[k] - n <= 2, (stored_at_start, printed)
+    assert stored_at_start[-1] + len(trained_trials(final.stdout.splitlines())) == total  # none lost
     assert re.search(r"reused ([1-9]\d*) stored trials", final.stdout)
 
     # One worker process or two: every trial computes on one thread, so the same bits.
