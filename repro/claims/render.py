@@ -1,12 +1,9 @@
 """The verdicts as text: a fixed-width table for the terminal, strict JSON (``verify --json``,
 ``report/claims.json``) and JUnit XML for CI."""
-import json
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
 
-import numpy as np
-
+from .. import fmt
 from .base import FAIL, INCONCLUSIVE, NOT_RUN, PASS, VERDICTS
 
 _COLUMNS = ("figure", "panel", "claim", "status", "measured", "tolerance")
@@ -32,24 +29,9 @@ def format_table(results) -> str:
     return "\n".join(out)
 
 
-def jsonable(x):
-    """Make values strict-JSON safe: NaN -> null, inf -> "inf", numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, float) and math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
 def to_json(results) -> str:
-    """The results as a JSON list of objects (strict JSON: no NaN or Infinity)."""
-    return json.dumps([jsonable(asdict(r)) for r in results], indent=2, allow_nan=False)
+    """The results as a JSON list of objects (strict JSON: no NaN or Infinity, repro.fmt.to_json)."""
+    return fmt.to_json([asdict(r) for r in results], indent=2)
 
 
 def to_junit(results) -> bytes:

@@ -1,5 +1,7 @@
-"""How numbers appear in a verdict's text: sparsities, table cells, a statistic with its interval."""
-import math
+"""How numbers appear in a verdict's text: sparsities, table cells, a statistic with its interval.
+The numbers are repro.fmt's (`fixed`): a value that is not there reads fmt.MISSING, as on the
+report."""
+from .. import fmt as fmt_mod
 
 
 def fmt_s(s):
@@ -8,12 +10,8 @@ def fmt_s(s):
 
 
 def fmt(x, digits=2):
-    """A number for a table cell."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "nan"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}f}"
+    """A number for a table cell: `digits` decimals (repro.fmt.fixed)."""
+    return fmt_mod.fixed(x, digits=digits)
 
 
 def fmt_iv(stat, iv, digits=2):
