@@ -7,6 +7,11 @@ metaparameters and measures it along the way (repro.smoothness_run). `load_study
 kind from the spec, so the command line plans, runs, collects, plots and fits either kind
 through `Study` alone.
 
+`study_kind` is the one place that reads which kind a spec is. What differs between the kinds
+before any plan is compiled (how `verify` reads a spec's stored results and which claims they
+answer, what the report counts and shows for them) is a class attribute or class method of
+the two kinds, so verify, the report and `repro fits` ask the kind instead of the spec.
+
 Importing this module does not import TensorFlow: only describing a search (its models'
 parameter counts, the visible devices) and training do.
 """
@@ -18,7 +23,7 @@ import typing
 
 import xarray as xr
 
-from . import plan as plan_mod, run as run_mod, smoothness_run, spec as spec_mod, store
+from . import fmt, plan as plan_mod, run as run_mod, smoothness_run, spec as spec_mod, store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +51,28 @@ class Study(typing.Protocol):
 
     @property
     def has_k_star_fits(self) -> bool:
-        """Whether its results hold K*(B) to fit K* = c1/B + c2 to (Prop. 4.1)."""
+        """Whether its results hold K*(B) to fit K* = c1/B + c2 to (Prop. 4.1): K* tables and
+        fits on the report, rows of `repro fits`."""
+
+    stored_unit: str  # what its results store, counted: "trials" or "runs"
+    results_note: str  # what the report says of its results in place of K* tables ("" none)
+
+    @classmethod
+    def claim_reading(cls):
+        """How the claims read its results file (repro.claims.SEARCH_RESULTS or SMOOTHNESS_RESULTS)."""
+
+    @classmethod
+    def stored_results(cls, spec, *, grid_name="reduced", results_dir="results",
+                       goal=None) -> "StoredResults":
+        """What `verify` checks for `spec`: its results file (or, for a search with `goal`, the
+        stored runs re-read at that goal), or why there is none."""
+
+    @classmethod
+    def stored_counts(cls, ds: xr.Dataset, spec, grid_name: str) -> dict:
+        """{panel id: (stored, asked for)} trials (or runs) of `ds`, per panel with the grid."""
+
+    def run_command(self, *, results_dir, panel=None) -> str:
+        """The `python -m repro run` that trains what it lacks (repro.fmt.run_command)."""
 
     def describe(self, *, max_device_batch: int = plan_mod.MAX_DEVICE_BATCH,
                  estimate: EstimateRequest | None = None) -> dict:
@@ -84,17 +110,27 @@ class Study(typing.Protocol):
         """{panel: analysis.fits} for the figure's fitted curves; {} without K*(B)."""
 
 
+def study_kind(spec) -> type:
+    """SearchStudy or SmoothnessStudy: the kind of study `spec` describes. The one place that
+    reads the spec's kind (spec.SMOOTHNESS_KINDS): ask the class it returns what differs."""
+    return SmoothnessStudy if spec.kind in spec_mod.SMOOTHNESS_KINDS else SearchStudy
+
+
 def load_study(spec, *, grid_name="reduced", panels=None, goal=None) -> Study:
     """The study of `spec`'s grid `grid_name`, restricted to panel ids `panels` (None: all).
 
     `goal` replaces a search's goal errors (the same runs read at that goal); a smoothness
     study has no goal and ignores it. An unknown grid or panel is a UsageError."""
-    if spec.kind in spec_mod.SMOOTHNESS_KINDS:
-        panels = tuple(spec.panel(pid).id for pid in panels) if panels else None  # known ids only
-        return SmoothnessStudy(spec=spec, plan=smoothness_run.SmoothPlan(spec, grid_name, panels),
-                               panels=panels)
-    return SearchStudy(spec=spec, plan=plan_mod.compile_plan(spec, grid_name, panels, goal=goal),
-                       goal=goal)
+    return study_kind(spec).load(spec, grid_name=grid_name, panels=panels, goal=goal)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResults:
+    """What `verify` checks for a spec (`Study.stored_results`): a dataset, or why there is none."""
+
+    dataset: xr.Dataset | None
+    missing: str = ""     # no dataset: why, and the command that writes it
+    unanswered: str = ""  # a search re-read at a goal: the trials it lacks, and the command
 
 
 # Attributes of a `run` (docs/results-format.md) the results file keeps from the dataset it returned.
@@ -144,16 +180,13 @@ def write_results(spec, *, grid_name="reduced", results_dir="results", goal=None
     study = results_study(spec, grid_name=grid_name, goal=goal)
     ds = study.collect(results_dir=results_dir, capping=capping)
     stored = set(study.stored_panels(ds))
-    command = (f"python -m repro run {spec.path}" + ("" if grid_name == "reduced" else f" --grid {grid_name}")
-               + ("" if str(results_dir) == "results" else f" --results {results_dir}")
-               + ("" if goal is None else f" --goal {goal:g}"))
     not_run = {}
     for pid in map(str, ds["panel"].values):
         if pid in stored:
             continue
         try:
             data_mod.require(spec.panel(pid).dataset)
-            not_run[pid] = f"no trial stored; run: {command} --panel {pid}"
+            not_run[pid] = f"no trial stored; run: {study.run_command(results_dir=results_dir, panel=pid)}"
         except DataMissing as e:
             not_run[pid] = str(e)
     ds.attrs["panels_not_run"] = "; ".join(f"{k}: {v}" for k, v in not_run.items())
@@ -167,7 +200,8 @@ def write_results(spec, *, grid_name="reduced", results_dir="results", goal=None
 # ------------------------------------------------------------------------------ searches
 
 class _FromSpec:
-    """What both kinds read off their spec and plan: the figure kind and the grid."""
+    """What both kinds read off their spec and plan (the figure kind, the grid, the command
+    that runs it) and how both find their results file and count what it stores."""
 
     @property
     def figure_kind(self):
@@ -179,6 +213,30 @@ class _FromSpec:
         """The spec grid the plan (or runs) came from."""
         return self.plan.grid_name
 
+    def run_command(self, *, results_dir, panel=None):
+        """`python -m repro run` of this grid (and goal), into `results_dir`, of `panel` (None: all)."""
+        return fmt.run_command(self.spec.path, grid=self.grid_name, panel=panel,
+                               results_dir=results_dir, goal=self.goal)
+
+    @classmethod
+    def stored_results(cls, spec, *, grid_name="reduced", results_dir="results", goal=None):
+        """The spec's results file (store.open_results: one that is not current is a
+        UsageError), or, where it does not exist, why and the command that writes it."""
+        path = spec_mod.results_path(results_dir, spec, grid_name)
+        if not path.exists():
+            command = fmt.run_command(spec.path, grid=grid_name, results_dir=results_dir)
+            return StoredResults(None, missing=f"no results file {path}; run: {command}")
+        return StoredResults(store.open_results(path, spec, grid_name))
+
+    @classmethod
+    def stored_counts(cls, ds, spec, grid_name):
+        """{panel id: (stored, asked for)} of every panel of `spec` with the grid `grid_name`
+        (a panel missing from `ds` stores none)."""
+        held = [str(pid) for pid in ds["panel"].values]
+        return {p.id: (cls.stored_in_panel(ds, p.id) if p.id in held else 0,
+                       cls.asked_by_grid(p.grids[grid_name]))
+                for p in spec.panels if grid_name in p.grids}
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchStudy(_FromSpec):
@@ -189,6 +247,43 @@ class SearchStudy(_FromSpec):
     goal: float | None = None  # read every panel at this goal instead of its goal_error
 
     has_k_star_fits = True
+    stored_unit = "trials"
+    results_note = ""
+
+    @classmethod
+    def load(cls, spec, *, grid_name="reduced", panels=None, goal=None):
+        """The search of `grid_name` (plan.compile_plan), read at `goal` where one is given."""
+        return cls(spec=spec, plan=plan_mod.compile_plan(spec, grid_name, panels, goal=goal), goal=goal)
+
+    @staticmethod
+    def claim_reading():
+        """repro.claims.SEARCH_RESULTS: K* and every trial, resampled per panel."""
+        from . import claims
+        return claims.SEARCH_RESULTS
+
+    @classmethod
+    def stored_results(cls, spec, *, grid_name="reduced", results_dir="results", goal=None):
+        """The results file; with `goal`, the stored runs re-read at that goal instead (nothing
+        is trained or written), saying how many trials that leaves unanswered."""
+        if goal is None:
+            return super().stored_results(spec, grid_name=grid_name, results_dir=results_dir)
+        study = cls.load(spec, grid_name=grid_name, goal=goal)
+        ds = study.collect(results_dir=results_dir)
+        asked = sum(len(p.points) * p.grid.trials for p in study.plan.panels)
+        unknown = asked - int((ds["status"] > 0).sum())
+        return StoredResults(ds, unanswered="" if not unknown else (
+            f"{spec.id}: {unknown} trials not stored or not answerable at goal {goal:g} by the "
+            f"stored curves; run: {study.run_command(results_dir=results_dir)}"))
+
+    @staticmethod
+    def stored_in_panel(ds, panel_id):
+        """Trials of the panel that ran (status > 0), over every study point."""
+        return int((ds["status"].sel(panel=panel_id) > 0).sum())
+
+    @staticmethod
+    def asked_by_grid(grid):
+        """Trials a panel's grid asks for: batch sizes x sparsities x trials."""
+        return len(grid.batch_sizes) * len(grid.sparsities) * grid.trials
 
     def describe(self, *, max_device_batch=plan_mod.MAX_DEVICE_BATCH, estimate=None):
         """plan.describe with the placement on this machine's devices and, with `estimate`,
@@ -277,7 +372,8 @@ class SearchStudy(_FromSpec):
         return [p for p in map(str, ds["panel"].values)
                 if bool((ds["status_by_seed"].sel(panel=p) > 0).any())]
 
-    def fits(self, ds):
+    @classmethod
+    def fits(cls, ds):
         """Prop. 4.1 fits of every panel in `ds` (analysis.fits)."""
         from . import analysis
         return {p: analysis.fits(ds, p) for p in map(str, ds.panel.values)}
@@ -369,6 +465,33 @@ class SmoothnessStudy(_FromSpec):
     panels: tuple | None = None  # panel ids it is restricted to (None: all)
 
     has_k_star_fits = False  # no K*(B): `repro verify` checks its c1 decomposition instead
+    stored_unit = "runs"
+    results_note = ("Smoothness runs (one training run per panel and sparsity at fixed "
+                    "metaparameters): no K* table; the claims above read the measured L, Delta, "
+                    "beta and loss.")
+    goal = None  # measured runs are read whole: there is no goal to read them at
+
+    @classmethod
+    def load(cls, spec, *, grid_name="reduced", panels=None, goal=None):
+        """The runs of `grid_name` (smoothness_run.SmoothPlan); `goal` is ignored."""
+        panels = tuple(spec.panel(pid).id for pid in panels) if panels else None  # known ids only
+        return cls(spec=spec, plan=smoothness_run.SmoothPlan(spec, grid_name, panels), panels=panels)
+
+    @staticmethod
+    def claim_reading():
+        """repro.claims.SMOOTHNESS_RESULTS: the measured runs."""
+        from . import claims
+        return claims.SMOOTHNESS_RESULTS
+
+    @staticmethod
+    def stored_in_panel(ds, panel_id):
+        """Runs of the panel that are stored (status other than 'not_run')."""
+        return int((ds["status"].sel(panel=panel_id) != "not_run").sum())
+
+    @staticmethod
+    def asked_by_grid(grid):
+        """Runs a panel's grid asks for: one per sparsity."""
+        return len(grid.sparsities)
 
     def describe(self, *, max_device_batch=plan_mod.MAX_DEVICE_BATCH, estimate=None):
         """smoothness_run.describe (runs are not placed or estimated: both keywords are ignored)."""
@@ -411,6 +534,7 @@ class SmoothnessStudy(_FromSpec):
         return [p for p in map(str, ds["panel"].values)
                 if bool((ds["status"].sel(panel=p) != "not_run").any())]
 
-    def fits(self, ds):
+    @classmethod
+    def fits(cls, ds):
         """No K*(B) to fit: {}."""
         return {}

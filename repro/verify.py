@@ -60,31 +60,24 @@ def load_checked_golden(spec, override=None) -> dict:
 
 
 def verify_spec(spec, *, grid="reduced", results_dir="results", golden=None, goal=None) -> list:
-    """Every claim of every panel of one spec, from its stored results (NOT-RUN where none)."""
-    from . import claims, spec as spec_mod, store
+    """Every claim of every panel of one spec, from its stored results (NOT-RUN where none).
+
+    The spec's kind of study (repro.study.study_kind) says what is read: its results file, or
+    a search's stored runs re-read at `goal` (the trials that leaves unanswered go to stderr),
+    and how the claims read it."""
+    from . import claims, study as study_mod
     golden_table = load_checked_golden(spec, golden)
     if not declares_claims(spec):
         return []  # nothing to check (`nothing_to_check` says so)
     panels = {p.id: list(p.claims) for p in spec.panels}
-    if goal is not None and spec.kind not in spec_mod.SMOOTHNESS_KINDS:
-        from . import plan as plan_mod, run as run_mod
-        plan = plan_mod.compile_plan(spec, grid, goal=goal)
-        ds = run_mod.collect_plan(plan, results_dir, capping=spec.capping)
-        ds.attrs["goal"] = goal
-        unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
-        if unknown:
-            print(f"{spec.id}: {unknown} trials not stored or not answerable at goal {goal:g} "
-                  f"by the stored curves; run: python -m repro run {spec.path} --goal {goal:g}",
-                  file=sys.stderr)
-        return claims.verify_dataset(ds, spec.id, panels, golden_table, results_dir)
-    path = results_path(results_dir, spec, grid)
-    if not path.exists():
-        how = f"python -m repro run {spec.path}" + ("" if grid == "reduced" else f" --grid {grid}") \
-            + ("" if str(results_dir) == "results" else f" --results {results_dir}")
-        return [claims.not_run(spec.id, pid, c, f"no results file {path}; run: {how}")
-                for pid, cs in panels.items() for c in cs]
-    ds = store.open_results(path, spec, grid)
-    return claims.verify_dataset(ds, spec.id, panels, golden_table, results_dir)
+    kind = study_mod.study_kind(spec)
+    stored = kind.stored_results(spec, grid_name=grid, results_dir=results_dir, goal=goal)
+    if stored.unanswered:
+        print(stored.unanswered, file=sys.stderr)
+    if stored.dataset is None:
+        return [claims.not_run(spec.id, pid, c, stored.missing) for pid, cs in panels.items() for c in cs]
+    return claims.verify_dataset(stored.dataset, spec.id, panels, golden_table, results_dir,
+                                 reading=kind.claim_reading())
 
 
 def verify_specs(specs, *, grid="reduced", results_dir="results", golden=None, goal=None) -> list:

@@ -440,8 +440,9 @@ def test_smoothness_claims_fail_on_data_that_contradict_them():
     holds = smooth_ds(low, high, low, high)
     contradicts = smooth_ds(high, low, high, low)  # the sparse network is smoother and fits better
     for claim in golden:
-        assert claims.check_one(holds, "figure-4", "a", claim, golden).status == claims.PASS, claim
-        assert claims.check_one(contradicts, "figure-4", "a", claim, golden).status == claims.FAIL, claim
+        read = {"reading": claims.SMOOTHNESS_RESULTS}  # smoothness runs, as repro.study says for figure-4
+        assert claims.check_one(holds, "figure-4", "a", claim, golden, **read).status == claims.PASS, claim
+        assert claims.check_one(contradicts, "figure-4", "a", claim, golden, **read).status == claims.FAIL, claim
 
 
 # ----------------------------------------------------------------------------- the registry

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from repro import claims, data as data_mod, figures, run, smoothness, smoothness_run, spec as spec_mod
+from repro import claims, data as data_mod, figures, run, smoothness, smoothness_run, spec as spec_mod, study
 from repro.errors import UsageError
 from conftest import make_data
 
@@ -90,7 +90,8 @@ def test_collect_reads_records_and_marks_missing_runs_not_run(tmp_path):
     ds = smoothness_run.collect(sp, "full", tmp_path / "nothing")
     assert (ds["status"].values == "not_run").all() and np.isnan(ds["lipschitz"].values).all()
     r = claims.verify_dataset(ds, sp.id, {"a": ["lipschitz_increasing"]},
-                              claims.load_golden("golden/figure-4.toml"))
+                              claims.load_golden("golden/figure-4.toml"),
+                              reading=study.study_kind(sp).claim_reading())
     assert r[0].status == claims.NOT_RUN
 
 
@@ -103,7 +104,7 @@ def test_plot_and_verify_on_a_measured_study(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
     golden = claims.load_golden("golden/figure-4.toml")
     res = claims.verify_dataset(ds, sp.id, {"a": ["lipschitz_increasing", "c1_decomposition"]},
-                                golden, str(tmp_path / "results"))
+                                golden, str(tmp_path / "results"), reading=study.study_kind(sp).claim_reading())
     lip, dec = res
     assert lip.status in (claims.PASS, claims.FAIL)  # decided from the data, either way
     mean = {s: float(ds["lipschitz"].sel(panel="a", sparsity=s).mean()) for s in (0.0, 0.9)}
@@ -116,7 +117,8 @@ def test_a_search_claim_on_a_smoothness_figure_is_not_run(tmp_path):
     sp = spec_at(tmp_path)
     ds = smoothness_run.collect(sp, "full", tmp_path / "nothing")
     ds["status"][:] = "complete"
-    r = claims.check_one(ds, sp.id, "a", "linear_scaling", claims.load_golden("golden/figure-1.toml"))
+    r = claims.check_one(ds, sp.id, "a", "linear_scaling", claims.load_golden("golden/figure-1.toml"),
+                         reading=study.study_kind(sp).claim_reading())
     assert r.status == claims.NOT_RUN and "K*(B) of a search" in r.detail
 
 

@@ -13,7 +13,8 @@ The package, by what each module holds:
 - ``kstar``, ``sparsity``, ``metaparams``, ``smoothness``: the checks, grouped by what they read;
 - ``registry``: every claim by name (the names of ``repro.spec.CLAIMS``);
 - ``golden``: golden files, validated against the claims' tolerance keys;
-- ``verify_data``: running the claims on a dataset or a K* table;
+- ``verify_data``: running the claims on a dataset or a K* table; how each kind of results
+  file is read (``SEARCH_RESULTS``, ``SMOOTHNESS_RESULTS``: repro.study says which a spec has);
 - ``table``: reading a K* table; ``render``: the verdicts as text, JSON and JUnit XML.
 
 This module re-exports the names the rest of repro and the tests use.
@@ -25,8 +26,8 @@ from .golden import load_golden, tolerance_for
 from .registry import GOLDEN_SCHEMA, REGISTRY, SMOOTHNESS_CLAIMS, TABLE_CLAIMS
 from .render import format_table, to_json, to_junit
 from .table import TABLE_COLUMNS, read_table
-from .verify_data import (check_evidence, check_one, check_panel, exit_code, not_run, run_hint,
-                          verify_dataset, verify_table)
+from .verify_data import (SEARCH_RESULTS, SMOOTHNESS_RESULTS, check_evidence, check_one,
+                          check_panel, exit_code, not_run, run_hint, verify_dataset, verify_table)
 
 CLAIMS = REGISTRY  # claim name -> Claim (its check is CLAIMS[name].check)
 
@@ -35,5 +36,5 @@ __all__ = [
     "Verdict", "decide", "worst", "PanelContext", "load_golden", "tolerance_for", "GOLDEN_SCHEMA",
     "REGISTRY", "CLAIMS", "SMOOTHNESS_CLAIMS", "TABLE_CLAIMS", "format_table", "to_json", "to_junit",
     "TABLE_COLUMNS", "read_table", "check_one", "check_panel", "exit_code", "not_run", "run_hint",
-    "verify_dataset", "verify_table", "check_evidence",
+    "verify_dataset", "verify_table", "check_evidence", "SEARCH_RESULTS", "SMOOTHNESS_RESULTS",
 ]

@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from .. import evidence, store
+from .. import evidence, fmt, store
 
 from .base import INCONCLUSIVE, NUMBER, Claim, NotRun, Reads, Verdict, decide, worst
 from .context import PanelContext, c1_ratio_verdict, dense_and_sparsest
@@ -44,7 +44,7 @@ def _reference(tol, results_dir):
     fig, panel = ref.split(":", 1)
     path = pathlib.Path(results_dir or "results") / f"{fig}.nc"
     if not path.exists():
-        raise NotRun(f"needs {path} (run: python -m repro run specs/{fig}.toml)")
+        raise NotRun(f"needs {path} (run: {fmt.run_command(f'specs/{fig}.toml')})")
     ds = store.open_results(path)
     if panel not in [str(p) for p in ds.panel.values]:
         raise NotRun(f"{path} has no panel {panel}")

@@ -6,11 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from .. import analysis, evidence
+from .. import analysis, evidence, fmt
 from ..errors import UsageError
 
 from . import control
-from .base import FAIL, INCONCLUSIVE, NOT_RUN, ClaimResult, NotRun, Verdict
+from .base import FAIL, INCONCLUSIVE, NOT_RUN, ClaimResult, NotRun, Reads, Verdict
 from .context import PanelContext, no_uncertainty
 from .golden import tolerance_for
 from .registry import REGISTRY, TABLE_CLAIMS
@@ -55,10 +55,9 @@ def run_hint(ds, figure_id, panel_id):
     if unreached and not missing:
         return (f"measured: no trial reached the goal at {unreached} within the step budget "
                 f"(a larger max_steps or max_examples, or more trials, in the spec's grid could)")
-    grid = ds.attrs.get("grid", "reduced")
-    hint = f"run: python -m repro run {ds.attrs.get('spec_path', f'specs/{figure_id}.toml')}" + \
-        ("" if grid == "reduced" else f" --grid {grid}") + f" --panel {panel_id}" + \
-        (f" --goal {ds.attrs['goal']}" if ds.attrs.get("goal") else "")
+    hint = "run: " + fmt.run_command(ds.attrs.get("spec_path", f"specs/{figure_id}.toml"),
+                                     grid=ds.attrs.get("grid", "reduced"), panel=panel_id,
+                                     goal=ds.attrs.get("goal") or None)
     if "dataset" in ds and "panel" in ds.coords and panel_id in list(ds["panel"].values):
         name = str(ds["dataset"].sel(panel=panel_id).values)
         hint += f" (if its data is missing: python -m repro data fetch {name})"
@@ -67,17 +66,60 @@ def run_hint(ds, figure_id, panel_id):
     return hint
 
 
-def _panel_missing_reason(ds, figure_id, panel_id):
-    """Why a panel cannot be checked at all, or None if it has some K* (or smoothness run)."""
+class SearchResults:
+    """How the claims read a search's results file: K* per (panel, sparsity, batch size) and
+    every trial, resampled once per panel (repro.evidence) for all its claims."""
+
+    holds = Reads.KSTAR.results_kind  # what a claim must read to be checked on it
+
+    def missing_reason(self, ds, figure_id, panel_id):
+        """Why the panel cannot be checked at all (no measured K*), or None."""
+        if not bool(analysis.steps_to_result(ds, panel_id).notnull().any()):
+            return f"panel {panel_id} has no measured K* (not run, or no trial reached the goal); " + \
+                run_hint(ds, figure_id, panel_id)
+        return None
+
+    def context(self, ds, panel_id, results_dir):
+        """The panel's evidence, point estimate and replicates."""
+        return PanelContext(evidence.from_dataset(ds, panel_id), ds=ds, panel=panel_id,
+                            results_dir=results_dir)
+
+    def settle(self, ctx, verdict):
+        """A verdict on data with no measured uncertainty is INCONCLUSIVE (context.no_uncertainty)."""
+        return no_uncertainty(ctx, verdict)
+
+
+class SmoothnessResults:
+    """How the claims read a smoothness results file: one measured run per (panel, sparsity),
+    each claim resampling its runs' measured steps itself."""
+
+    holds = Reads.SMOOTHNESS.results_kind
+
+    def missing_reason(self, ds, figure_id, panel_id):
+        """Why the panel cannot be checked at all (no finished run), or None."""
+        if not smooth_sparsities(ds, panel_id):
+            return f"panel {panel_id} has no finished smoothness run; " + run_hint(ds, figure_id, panel_id)
+        return None
+
+    def context(self, ds, panel_id, results_dir):
+        """The dataset and panel alone: there is no K* evidence to resample."""
+        return PanelContext(None, ds=ds, panel=panel_id, results_dir=results_dir)
+
+    def settle(self, ctx, verdict):
+        """The verdict as the check gave it (its intervals come from the measured steps)."""
+        return verdict
+
+
+# The reading of each kind of results file; which one a spec's file needs is for repro.study
+# to say (its `claim_reading`), so that nothing here asks a results file what kind it is.
+SEARCH_RESULTS, SMOOTHNESS_RESULTS = SearchResults(), SmoothnessResults()
+
+
+def _panel_missing_reason(ds, figure_id, panel_id, reading):
+    """Why a panel cannot be checked at all, or None if `reading` finds data for it."""
     if "panel" not in ds.coords or panel_id not in list(ds["panel"].values):
         return f"panel {panel_id} is not in the results; " + run_hint(ds, figure_id, panel_id)
-    if ds.attrs.get("kind") == "smoothness":
-        return None if smooth_sparsities(ds, panel_id) else \
-            f"panel {panel_id} has no finished smoothness run; " + run_hint(ds, figure_id, panel_id)
-    if not bool(analysis.steps_to_result(ds, panel_id).notnull().any()):
-        return f"panel {panel_id} has no measured K* (not run, or no trial reached the goal); " + \
-            run_hint(ds, figure_id, panel_id)
-    return None
+    return reading.missing_reason(ds, figure_id, panel_id)
 
 
 def _limits(ctx):
@@ -111,9 +153,11 @@ def _result(figure_id, panel_id, claim, tol, v: Verdict, ctx, decisions=()) -> C
                        detail=detail, values=values, paper=v.paper, source=tol.get("source", ""))
 
 
-def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None) -> ClaimResult:
-    """Check a single claim on a panel that has some measured K* (or smoothness runs);
-    `results_dir` holds the results a claim with a `reference` reads."""
+def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None, *,
+              reading=SEARCH_RESULTS) -> ClaimResult:
+    """Check a single claim on a panel that has some data `reading` reads (SEARCH_RESULTS: a
+    search's K*; SMOOTHNESS_RESULTS: smoothness runs); `results_dir` holds the results a claim
+    with a `reference` reads."""
     registered = REGISTRY.get(claim)
     if registered is None:
         return not_run(figure_id, panel_id, claim, f"claim {claim!r} is not implemented in repro.claims")
@@ -121,41 +165,40 @@ def check_one(ds, figure_id, panel_id, claim, golden, results_dir=None, ctx=None
     if tol is None:
         return not_run(figure_id, panel_id, claim,
                        f"no tolerance for {claim!r}; add a [{claim}] table to golden/{figure_id}.toml")
-    smooth = ds.attrs.get("kind") == "smoothness"
-    if smooth != registered.smoothness:
+    if registered.reads.results_kind != reading.holds:
         return not_run(figure_id, panel_id, claim, f"claim {claim!r} reads {registered.reads.results_kind}"
                        f"; figure {figure_id} has none")
     if ctx is None:
-        ev = None if smooth else evidence.from_dataset(ds, panel_id)
-        ctx = PanelContext(ev, ds=ds, panel=panel_id, results_dir=results_dir)
+        ctx = reading.context(ds, panel_id, results_dir)
     ctx.reset()
     try:
         with control.recording() as decisions:
             verdict = registered.check(ctx, tol)
     except NotRun as why:
         return not_run(figure_id, panel_id, claim, f"{why}; " + run_hint(ds, figure_id, panel_id))
-    if not smooth:
-        verdict = no_uncertainty(ctx, verdict)
-    return _result(figure_id, panel_id, claim, tol, verdict, ctx, decisions)
+    return _result(figure_id, panel_id, claim, tol, reading.settle(ctx, verdict), ctx, decisions)
 
 
-def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None) -> list:
-    """Check the named claims on one panel; a panel with no data gives NOT-RUN for each."""
-    missing = _panel_missing_reason(ds, figure_id, panel_id)
+def check_panel(ds, figure_id, panel_id, claims, golden, results_dir=None, *,
+                reading=SEARCH_RESULTS) -> list:
+    """Check the named claims on one panel, read as `reading` says (one context for all of
+    them); a panel with no data gives NOT-RUN for each."""
+    missing = _panel_missing_reason(ds, figure_id, panel_id, reading)
     if missing:
         return [not_run(figure_id, panel_id, c, missing) for c in claims]
-    ctx = None
-    if ds.attrs.get("kind") != "smoothness":  # one set of replicates for all the panel's claims
-        ctx = PanelContext(evidence.from_dataset(ds, panel_id), ds=ds, panel=panel_id, results_dir=results_dir)
-    return [check_one(ds, figure_id, panel_id, c, golden, results_dir=results_dir, ctx=ctx) for c in claims]
+    ctx = reading.context(ds, panel_id, results_dir)
+    return [check_one(ds, figure_id, panel_id, c, golden, results_dir=results_dir, ctx=ctx, reading=reading)
+            for c in claims]
 
 
-def verify_dataset(ds, figure_id, panels, golden, results_dir=None) -> list:
+def verify_dataset(ds, figure_id, panels, golden, results_dir=None, *, reading=SEARCH_RESULTS) -> list:
     """Check every panel's claims: ``panels`` maps panel id -> list of claim names (from the spec);
+    `reading` is how the dataset's kind of results is read (repro.study's `claim_reading`);
     claims with a golden `reference` read other figures' results from `results_dir`."""
     results = []
     for panel_id, claims in panels.items():
-        results.extend(check_panel(ds, figure_id, panel_id, claims, golden, results_dir=results_dir))
+        results.extend(check_panel(ds, figure_id, panel_id, claims, golden, results_dir=results_dir,
+                                   reading=reading))
     return control.control_figure(results)
 
 
