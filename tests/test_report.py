@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from repro import __main__ as cli  # noqa: E402
-from repro import claims, evidence, plan as plan_mod, report, spec as spec_mod, store, verify  # noqa: E402
+from repro import claims, evidence, fmt, plan as plan_mod, report, report_html, report_model, spec as spec_mod, store, verify  # noqa: E402
 from repro.errors import UsageError  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -254,18 +254,18 @@ def test_kstar_tables_hold_the_results_and_best_trials(built):
     root, rep, page, specs, verdicts = built
     ds = store.open_results(root / "results" / "figure-1.nc")
     section = next(s for s in rep.sections if s.spec.id == "figure-1")
-    assert [t["panel"] for t in section.kstar] == ["a", "b", "c", "d"]
+    assert [t.panel for t in section.kstar] == ["a", "b", "c", "d"]
     assert len(page.kstar) == 3  # panel (d) is not in the results: a note, no table
     for t in section.kstar[:3]:
-        for (s, b), cell in t["cells"].items():
-            k = float(ds["steps_to_result"].sel(panel=t["panel"], sparsity=s, batch_size=b))
+        for (s, b), cell in t.cells.items():
+            k = float(ds["steps_to_result"].sel(panel=t.panel, sparsity=s, batch_size=b))
             if np.isnan(k):
-                assert cell["k"] is None
+                assert cell.k is None
             else:
-                assert cell["k"] == k and f"{k:,.0f}" == cell["text"]
-                assert cell["sub"].startswith("trial 0: lr 0.01")  # trial 0 is fastest, lr 0.01
-    a = section.kstar[0]["cells"][(0.9, 16)]
-    assert a["k"] is None and a["sub"] == "none of 6 trials reached the goal: 6 missed"
+                assert cell.k == k and f"{k:,.0f}" == cell.text
+                assert cell.sub.startswith("trial 0: lr 0.01")  # trial 0 is fastest, lr 0.01
+    a = section.kstar[0].cells[(0.9, 16)]
+    assert a.k is None and a.sub == "none of 6 trials reached the goal: 6 missed"
     text = "".join(page.text)
     assert "none of 6 trials reached the goal: 6 missed" in text and "trial 0: lr 0.01, m 0.9; 6 reached" in text
     assert not any(s.kstar for s in rep.sections if s.spec.kind in spec_mod.SMOOTHNESS_KINDS)
@@ -279,8 +279,8 @@ def test_fits_with_intervals_match_the_analysis(built):
     assert len(rows) == 2
     for r in rows:
         f = fits[float(r["tds"][1])]
-        assert r["tds"][2] == report._num(f["c1"]) and r["tds"][6] == report._num(f["b_crit"])
-        assert r["tds"][3] == report._interval(f["ci"]["c1"]) != "n/a"
+        assert r["tds"][2] == fmt.number(f["c1"]) and r["tds"][6] == fmt.number(f["b_crit"])
+        assert r["tds"][3] == fmt.interval(f["ci"]["c1"]) != fmt.MISSING
 
 
 def test_provenance(built):
@@ -289,7 +289,7 @@ def test_provenance(built):
     md = (root / "report" / "report.md").read_text()
     sp = next(s for s in specs if s.id == "figure-1")
     assert sp.sha256[:12] in text and sp.sha256 in md
-    assert report._sha256(root / "results" / "figure-1.nc") in md
+    assert report.sha256(root / "results" / "figure-1.nc") in md
     assert "Not complete: 144 of 192 trials stored (panel (d) not run)" in text  # CIFAR-10 panel
     assert "Not complete: 144 of 192 trials stored (panel (d) not run)" in md
     assert "100 / 44" in text and "123 s (2.1 min)" in text  # trained / reused, run wall time
@@ -422,22 +422,22 @@ def test_make_report_and_report_check():
 def test_machine_readable_statistic_and_interval_are_shown_when_a_claim_gives_them():
     r = claims.ClaimResult("figure-1", "b", "sparse_slower", "INCONCLUSIVE", "ratio 1.2 [0.9, 1.6]", "> 1",
                            values={"statistic": 1.2, "interval": [0.9, 1.6]}, paper="1.5-4.5", source="Fig. 12")
-    assert report.statistic_text(r) == "statistic 1.2, interval [0.9, 1.6]"
-    assert report.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5-4.5"  # the claim's own text wins
+    assert report_model.statistic_text(r) == "statistic 1.2, interval [0.9, 1.6]"
+    assert report_model.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5-4.5"  # the claim's own text wins
     r.paper = ""
-    assert report.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5 to 4.5"
-    assert report.paper_text(r, {"paper_ratios": {"delta": 1.0, "L": 3.09}}) == "delta x1, L x3.09"
-    assert report.statistic_text(claims.ClaimResult("f", "a", "c", "PASS", "m", "t")) == ""
+    assert report_model.paper_text(r, {"paper_band": [1.5, 4.5]}) == "1.5 to 4.5"
+    assert report_model.paper_text(r, {"paper_ratios": {"delta": 1.0, "L": 3.09}}) == "delta x1, L x3.09"
+    assert report_model.statistic_text(claims.ClaimResult("f", "a", "c", "PASS", "m", "t")) == ""
 
 
 def test_not_run_without_a_command_in_its_detail_gets_one():
     sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
-    shown = claims.ClaimResult("figure-1", "c", "plateau", "NOT-RUN", "slope -0.5", ">= -0.5",
-                               detail="golden: the reduced grid cannot show this claim (...)")
-    assert report.run_command(shown, sp, "reduced", "results") == \
-        f"python -m repro run {sp.path} --grid full --panel c"
+    bare = claims.ClaimResult("figure-1", "c", "plateau", "NOT-RUN", "-", "-", detail="no tolerance for 'plateau'")
+    assert report_model.run_command(bare, sp, "reduced", "results") == f"python -m repro run {sp.path} --panel c"
+    assert report_model.run_command(bare, sp, "full", "elsewhere") == \
+        f"python -m repro run {sp.path} --grid full --panel c --results elsewhere"
     has = claims.ClaimResult("figure-1", "d", "plateau", "NOT-RUN", "-", "-",
                              detail="no K*; run: python -m repro run specs/figure-1.toml --panel d")
-    assert report.run_command(has, sp, "reduced", "results") == ""
-    assert report._commands("x; run: python -m repro run a.toml --panel d (if missing)") == \
+    assert report_model.run_command(has, sp, "reduced", "results") == ""
+    assert report_html.with_commands("x; run: python -m repro run a.toml --panel d (if missing)") == \
         "x; run: <code>python -m repro run a.toml --panel d</code> (if missing)"
