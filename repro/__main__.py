@@ -3,6 +3,7 @@
 Usage errors (bad spec, unknown dataset, unreadable results) print one line and exit 2.
 """
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -13,7 +14,6 @@ import time
 
 from .errors import UsageError
 from .spec import results_path
-from .verify import golden_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
 
@@ -34,7 +34,8 @@ def check_writable(folder):
 # trained or written.
 MAX_WORKERS = 256     # processes, each with its own TensorFlow (~0.5 GiB): 256 fill a large host
 MAX_THREADS = 256     # TensorFlow threads per worker
-MAX_N_BOOT = 100_000  # bootstrap replicates (each refits every sparsity; default 500)
+MAX_N_BOOT = 100_000  # bootstrap replicates (each refits every sparsity; default evidence.N_BOOT)
+N_BOOT_HELP = "bootstrap replicates per fit (default: repro.evidence.N_BOOT, what the claims use)"
 NAME_MAX, PATH_MAX = 255, 4096  # the longest file name and path Linux accepts
 COMMAND_LINE = "command line"   # the "file" a UsageError about an option names
 
@@ -174,7 +175,7 @@ def cmd_run(args):
 
 
 def cmd_decide(args):
-    from . import claims, decide as decide_mod, spec as spec_mod
+    from . import claims, decide as decide_mod, fmt, spec as spec_mod
     status = 0
     for sp in spec_mod.load_specs(args.spec):
         decide_mod.check(sp, grid=args.grid, name=args.name, panels=args.panel)
@@ -187,8 +188,8 @@ def cmd_decide(args):
                   + f" (ran {seconds / 60:.1f} min)")
         print(claims.format_table(out.results))
         print(f"{sp.id}: predicted {out.hours_predicted:.2f} h for what it added, spent "
-              f"{out.seconds_spent / 3600:.2f} h in all; reproduce: python -m repro run {sp.path} "
-              f"--grid {out.grid}" if out.rounds else f"{sp.id}: nothing added")
+              f"{out.seconds_spent / 3600:.2f} h in all; reproduce: {fmt.run_command(sp.path, grid=out.grid)}"
+              if out.rounds else f"{sp.id}: nothing added")
         status = max(status, claims.exit_code(out.results))
     return status
 
@@ -273,37 +274,16 @@ def cmd_report(args):
 
 
 def cmd_fits(args):
-    from . import analysis, claims, evidence, spec as spec_mod, store, study as study_mod, verify
+    from . import fmt, report_model, spec as spec_mod, store, study as study_mod
     rows = []
     for sp in spec_mod.load_specs(args.spec):
         study = study_mod.load_study(sp, grid_name=args.grid)
         if not study.has_k_star_fits:
             continue  # smoothness runs: see `repro verify` for their c1 decomposition
         ds = store.open_results(study.results_path(args.results), sp, args.grid)
-        golden = {} if verify.needs_no_golden(sp, args.golden) else \
-            claims.load_golden(golden_path(sp, args.golden))  # only for the direct B_crit's factor
-        factor = golden.get("sparse_critical_batch_no_smaller", {}).get("factor", 2.0)
-        for panel in map(str, ds.panel.values):
-            k = analysis.steps_to_result(ds, panel)
-            for s, f in evidence.fit_intervals(ds, panel, n_boot=args.n_boot).items():
-                row = k.sel(sparsity=s)
-                rows.append({"figure": sp.id, "panel": panel, "sparsity": s, **f,
-                             "b_crit_direct": analysis.critical_batch_direct(
-                                 row["batch_size"].values, row.values, factor),
-                             "direct_factor": factor})
-    if args.json:
-        print(json.dumps(rows, indent=1, default=lambda x: None if x != x else x))
-        return 0
-    print(f"{'figure':10s} {'panel':5s} {'s':>4s} {'c1':>10s} {'95% interval':>22s} {'c2':>8s} "
-          f"{'B_crit=c1/c2':>12s} {'direct':>7s} {'rms log res':>11s}")
-    for r in rows:
-        ci = r["ci"]["c1"]
-        print(f"{r['figure']:10s} {r['panel']:5s} {r['sparsity']:4g} {r['c1']:10.4g} "
-              f"[{ci[0]:9.4g}, {ci[1]:9.4g}] {r['c2']:8.4g} {r['b_crit']:12.4g} "
-              f"{r['b_crit_direct']:7g} {r['rms_log_residual']:11.3f}")
-    print(f"(fits of K* = c1/B + c2 in log space; intervals: {rows[0]['n_boot'] if rows else 0} "
-          "replicates over evaluation steps, trials and seeds, see repro.evidence; direct: first B whose "
-          "K* exceeds the linear-scaling prediction from the smallest B by the golden factor)")
+        rows += report_model.fit_rows(ds, sp, n_boot=args.n_boot).rows  # the report's fit rows
+    print(fmt.to_json([dataclasses.asdict(row) for row in rows], indent=1) if args.json
+          else report_model.format_fits(rows))
     return 0
 
 
@@ -533,13 +513,12 @@ def parser():
     sp.add_argument("--figures", default="figures", help="where `repro plot` wrote the PNGs (default: figures)")
     sp.add_argument("--out", default="report", help="report folder, replaced whole (default: report)")
     sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
-    sp.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per fit (default 100)")
+    sp.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
     sp.set_defaults(fn=cmd_report)
 
     sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
     common(sp)
-    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
-    sp.add_argument("--n-boot", type=int, default=500, help="bootstrap replicates per fit (default 500)")
+    sp.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
     sp.add_argument("--json", action="store_true", help="print the fits as JSON instead of a table")
     sp.set_defaults(fn=cmd_fits)
 

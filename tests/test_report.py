@@ -6,6 +6,7 @@ panel (d) not run, one point where no trial reached the goal, a figure PNG), Fig
 smoothness figure) with a SYNTHETIC hand-built smoothness dataset, and Figure 2 with no results.
 The page is parsed with html.parser; no browser is needed.
 """
+import dataclasses
 import html.parser
 import json
 import os
@@ -22,7 +23,8 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from repro import __main__ as cli  # noqa: E402
-from repro import claims, evidence, fmt, plan as plan_mod, report, report_html, report_model, spec as spec_mod, store, verify  # noqa: E402
+from repro import claims, evidence, fmt, plan as plan_mod, report, report_html, report_markdown  # noqa: E402
+from repro import report_model, spec as spec_mod, store, verify  # noqa: E402
 from repro.errors import UsageError  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -441,3 +443,65 @@ def test_not_run_without_a_command_in_its_detail_gets_one():
     assert report_model.run_command(has, sp, "reduced", "results") == ""
     assert report_html.with_commands("x; run: python -m repro run a.toml --panel d (if missing)") == \
         "x; run: <code>python -m repro run a.toml --panel d</code> (if missing)"
+
+
+# ------------------------------------------------------------------ one model, two renderers
+
+def small_page(row):
+    """A hand-built ReportPage: one figure with the claim row `row`, one K* table, one fit."""
+    sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
+    fit = report_model.FitRow(figure=sp.id, panel="b", sparsity=0.9, c1=50039.0, c2=99.21, b_crit=504.4,
+                              rms_log_residual=0.001, n_points=4, ci={"c1": (48309.0, 50274.0), "c2": (90.0, 110.0),
+                                                                      "b_crit": (400.0, 600.0)},
+                              n_boot=20, uncertainty="trials", b_crit_direct=1024.0)
+    short = dataclasses.replace(fit, sparsity=0.5, n_points=2)
+    table = report_model.KStarTable(panel="b", title="MNIST", goal=0.02, trials=6, batch_sizes=[16],
+                                    sparsities=[0.9], cells={(0.9, 16): report_model.KStarCell(3137.0, "3,137", "trial 0: lr 0.01")})
+    section = report_model.FigureSection(
+        sp, pathlib.Path("results/figure-1.nc"), report_model.CURRENT, results_link="../results/figure-1.nc",
+        claim_rows=[row], spec_file="specs/figure-1.toml", golden_file="golden/figure-1.toml",
+        unchecked=["figure-1 panel (d): nothing to check (it declares no claims)"], image_note="no figure yet",
+        kstar=[table], fits=report_model.FitTable((fit, short)))
+    return report_model.ReportPage(title="A title", grid="reduced", built="today", command="python -m repro report",
+                                   sections=[section], problems=[], code={"commit": "abc", "dirty": "no"},
+                                   machine={"cores": 2, "cpu": "cpu", "memory": "1 GiB", "devices": "CPU only",
+                                            "platform": "linux", "python": "3"},
+                                   packages={"numpy": "2"}, seconds=1.0)
+
+
+def test_the_html_page_and_the_markdown_are_laid_out_from_one_model():
+    row = report_model.ClaimRow(figure="figure-1", panel="b", claim="sparse_slower", status="PASS",
+                                measured="ratio 2.50 [2.31, 2.71]", statistic="statistic 2.5", tolerance="> 1",
+                                paper="1.5 to 4.5", source="Fig. 12", detail="", run_command="")
+    changed = dataclasses.replace(row, status="FAIL", measured="ratio 0.20 [0.18, 0.23]",
+                                  detail="sparse is faster", run_command="python -m repro run x.toml --panel b")
+    for claim in (row, changed):
+        page = small_page(claim)
+        text = "".join(Page(report_html.render_html(page)).text)
+        md = report_markdown.render_markdown(page)
+        rows = Page(report_html.render_html(page)).rows
+        assert [r["attrs"]["data-status"] for r in rows] == [claim.status]
+        for shown in (claim.measured, claim.statistic, claim.tolerance, claim.paper, claim.source,
+                      claim.detail, claim.run_command, f"1 {claim.status}",
+                      "3,137", "trial 0: lr 0.01", "50,039", "[48,309, 50,274]",  # K* cell, fit row
+                      "panel (b) s=0.5 has 2", "nothing to check (it declares no claims)"):
+            assert shown in text and shown in md, shown
+        other = changed if claim is row else row
+        assert other.measured not in text and other.measured not in md
+
+
+def test_fits_prints_the_rows_of_the_report_model(built, monkeypatch, capsys):
+    root, rep, page, specs, verdicts = built
+    monkeypatch.chdir(root)
+    assert cli.main(["fits", "specs/figure-1.toml", "--json", "--n-boot", str(N_BOOT)]) == 0
+    printed = json.loads(capsys.readouterr().out)  # strict JSON: NaN is null
+    section = next(s for s in rep.sections if s.spec.id == "figure-1")
+    assert printed == json.loads(fmt.to_json([dataclasses.asdict(f) for f in section.fits.rows]))
+    assert [(r["panel"], r["sparsity"]) for r in printed] == [(p, s) for p in "abc" for s in (0.0, 0.9)]
+    assert {r["direct_factor"] for r in printed} == {report_model.DIRECT_FACTOR} == {2.0}
+    assert any(r["b_crit_direct"] is None for r in printed)  # panel (a) never leaves linear scaling by 2x
+    assert cli.main(["fits", "specs/figure-1.toml", "--n-boot", str(N_BOOT)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    row = section.fits.rows[2]  # panel (b), dense
+    assert f"{fmt.number(row.c1, 4):>10s} {fmt.interval(row.ci['c1']):>22s}" in table[3]
+    assert table[-1].startswith(f"(fits of K* = c1/B + c2 in log space; intervals: {N_BOOT} replicates")
