@@ -160,3 +160,57 @@ def test_the_claims_are_registered_by_hand_not_looked_up_in_globals():
     for m in CLAIMS_PACKAGE:
         tree = ast.parse(modules()[m].read_text())
         assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in ("globals", "locals")], m
+
+
+# The kind of study a spec describes (a K* search or smoothness runs) is read in repro.study
+# alone (study.study_kind); everything else asks the kind. spec.py defines the kinds and parses
+# each kind's keys, so it is the one other module that may name them.
+KIND_HOME = {"study", "spec"}
+
+
+def kind_branches(source):
+    """Where `source` decides on a study's kind itself, as 'line N: what': naming
+    spec.SMOOTHNESS_KINDS, reading a results file's `kind` attribute, or comparing with a kind's
+    name (a figure kind of repro.spec, or "smoothness")."""
+    from repro import spec as spec_mod
+    words = set(spec_mod.FIGURE_KINDS) | {"smoothness"}
+
+    def kind_words(node):
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return [i.value for i in items if isinstance(i, ast.Constant) and i.value in words]
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Name, ast.Attribute)) and \
+                (node.id if isinstance(node, ast.Name) else node.attr) == "SMOOTHNESS_KINDS":
+            found.append(f"line {node.lineno}: names SMOOTHNESS_KINDS")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "attrs" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "kind":
+            found.append(f"line {node.lineno}: reads attrs.get('kind')")
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "attrs" and isinstance(node.slice, ast.Constant) \
+                and node.slice.value == "kind" and isinstance(node.ctx, ast.Load):
+            found.append(f"line {node.lineno}: reads attrs['kind']")
+        elif isinstance(node, ast.Compare):
+            named = [w for side in [node.left, *node.comparators] for w in kind_words(side)]
+            if named:
+                found.append(f"line {node.lineno}: compares with {', '.join(sorted(set(named)))}")
+    return found
+
+
+def test_only_the_study_module_branches_on_the_kind_of_study():
+    found = {name: kind_branches(path.read_text()) for name, path in modules().items()
+             if name not in KIND_HOME}
+    assert {name: lines for name, lines in found.items() if lines} == {}
+    assert kind_branches((PACKAGE / "study.py").read_text())  # the one place that does
+
+
+def test_the_kind_check_finds_a_branch_on_the_kind():
+    assert kind_branches("if spec.kind in spec_mod.SMOOTHNESS_KINDS:\n    pass\n") == \
+        ["line 1: names SMOOTHNESS_KINDS"]
+    assert kind_branches("smooth = ds.attrs.get('kind') == 'smoothness'\n") == \
+        ["line 1: compares with smoothness", "line 1: reads attrs.get('kind')"]
+    assert kind_branches("x = ds.attrs['kind']\nif fig.kind in ('lipschitz', 'training_loss'): pass\n") == \
+        ["line 1: reads attrs['kind']", "line 2: compares with lipschitz, training_loss"]
+    assert kind_branches("ds.attrs.update(kind='smoothness')\nif kind == 'trials': pass\n") == []
