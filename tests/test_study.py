@@ -132,3 +132,24 @@ def test_an_unknown_grid_or_panel_is_a_usage_error(tmp_path, text, kind):
         study_mod.load_study(sp, grid_name="nope")
     with pytest.raises(UsageError):
         study_mod.load_study(sp, grid_name="full", panels=["zz"])
+
+
+def test_the_kind_of_a_spec_says_how_its_stored_results_are_read_and_counted(tmp_path, search, smoothness):
+    from repro import claims
+    for study, reading, unit in ((search, claims.SEARCH_RESULTS, "trials"),
+                                 (smoothness, claims.SMOOTHNESS_RESULTS, "runs")):
+        kind = study_mod.study_kind(study.spec)
+        assert kind is type(study) and kind.claim_reading() is reading and kind.stored_unit == unit
+        stored = kind.stored_results(study.spec, grid_name="full", results_dir=tmp_path / "none")
+        assert stored.dataset is None and stored.missing == (
+            f"no results file {tmp_path / 'none' / study.spec.id}.full.nc; run: python -m repro run "
+            f"{study.spec.path} --grid full --results {tmp_path / 'none'}")
+        ds = study.collect(results_dir=tmp_path / "empty")
+        asked = 2 * 2 * 3 if kind is study_mod.SearchStudy else 2
+        assert kind.stored_counts(ds, study.spec, "full") == {"a": (0, asked)}
+    assert search.results_note == "" and "no K* table" in smoothness.results_note
+    at_goal = study_mod.SearchStudy.stored_results(search.spec, grid_name="full", results_dir=tmp_path, goal=0.2)
+    assert at_goal.dataset.attrs["goal"] == 0.2  # the stored runs re-read at the goal: none stored
+    assert at_goal.unanswered == (f"search-test: 12 trials not stored or not answerable at goal 0.2 by the "
+                                  f"stored curves; run: python -m repro run {search.spec.path} --grid full "
+                                  f"--results {tmp_path} --goal 0.2")
