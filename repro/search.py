@@ -44,18 +44,6 @@ def sobol_points(dims, n, scrambled=False, seed=0):
         return sampler.random(n)
 
 
-def to_values(hp, point):
-    """Map one unit-cube point to metaparameter values (with momentum = 1 - one_minus_momentum)."""
-    values = {}
-    for p, h in zip(point, hp.space):
-        v = h.prob_to_value(float(p))
-        if h.name.startswith("one_minus_"):
-            values[h.name[len("one_minus_"):]] = 1.0 - v
-        else:
-            values[h.name] = v
-    return values
-
-
 def _numerical(lo, hi, scale, prob):
     """keras-tuner's Numerical._sample_numerical_value (linear or log; no reverse_log is built)."""
     if scale == "linear":
@@ -134,5 +122,5 @@ def first_points(space, n, scrambled=False, seed=0):
             for point in sobol_points(len(space), n, scrambled, seed)]
 
 
-__all__ = ["SobolOracle", "hyperparameters", "sobol_points", "to_values", "metaparameters",
+__all__ = ["SobolOracle", "hyperparameters", "sobol_points", "metaparameters",
            "first_points", "prob_to_value", "OBJECTIVE"]
