@@ -17,6 +17,8 @@ import warnings
 
 from scipy.stats import qmc
 
+# The metric every oracle of repro minimises: a trial's steps to the goal (SobolOracle), or a
+# study point's K* (repro.cluster's chief); inf when the goal is not met.
 OBJECTIVE = "steps_to_result"
 
 
