@@ -8,7 +8,6 @@ import os
 import pathlib
 import signal
 import sys
-import tempfile
 import time
 
 from .errors import UsageError
@@ -16,18 +15,6 @@ from .spec import results_path
 from .verify import golden_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
-
-
-def check_writable(folder):
-    """Create `folder` if needed and prove it takes files, before any training starts."""
-    folder = pathlib.Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
-                         "pass --results DIR with a folder you can write to") from None
 
 
 # Limits on command-line values (specs/README.md, "Limits"), checked before anything is read,
@@ -153,12 +140,12 @@ def _workers(args):
 
 
 def cmd_run(args):
-    from . import spec as spec_mod, study as study_mod
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
         study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
         study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file it writes: every panel
         out = study.results_path(args.results)
-        check_writable(out.parent)
+        store.check_writable(out.parent)
         t0 = time.perf_counter()
         ran = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
                         early_exit=not args.exact_curves, race_group=args.race_group,
@@ -174,11 +161,11 @@ def cmd_run(args):
 
 
 def cmd_decide(args):
-    from . import claims, decide as decide_mod, spec as spec_mod
+    from . import claims, decide as decide_mod, spec as spec_mod, store
     status = 0
     for sp in spec_mod.load_specs(args.spec):
         decide_mod.check(sp, grid=args.grid, name=args.name, panels=args.panel)
-        check_writable(pathlib.Path(args.results))
+        store.check_writable(pathlib.Path(args.results))
         out = decide_mod.decide(sp, grid=args.grid, name=args.name, results_dir=args.results,
                                 budget_hours=args.budget, workers=_workers(args),
                                 run_probe=not args.no_probe, panels=args.panel)
@@ -194,11 +181,11 @@ def cmd_decide(args):
 
 
 def cmd_collect(args):
-    from . import spec as spec_mod, study as study_mod
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
         study_mod.load_study(sp, grid_name=args.grid, panels=args.panel)  # unknown panels: exit 2
         study = study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file: all panels
-        check_writable(study.results_path(args.results).parent)
+        store.check_writable(study.results_path(args.results).parent)
         written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
                                           goal=args.goal, capping=not args.no_capping)
         print(f"wrote {written.path} {study.describe_collected(written.dataset)}"
@@ -308,12 +295,12 @@ def cmd_fits(args):
 
 
 def cmd_chief(args):
-    from . import cluster, plan as plan_mod, spec as spec_mod, study as study_mod
+    from . import cluster, plan as plan_mod, spec as spec_mod, store, study as study_mod
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
     study_mod.results_study(sp, grid_name=args.grid)  # the file it writes: every panel
     out = results_path(args.results, sp, args.grid)
-    check_writable(out.parent)
+    store.check_writable(out.parent)
     panels = "".join(f" --panel {p}" for p in args.panel or ())
     print(f"repro chief: serving {len(plan_mod.study_points(plan))} study points of {sp.id} "
           f"({args.grid} grid) on {args.ip}:{args.port}; start workers with: python -m repro worker "
@@ -329,9 +316,9 @@ def cmd_chief(args):
 
 def cmd_worker(args):
     import socket
-    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod
+    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod, store
     plan = plan_mod.compile_plan(spec_mod.load_spec(args.spec), args.grid, args.panel)
-    check_writable(args.results)
+    store.check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     options = run_mod.RunOptions(results_dir=args.results, early_exit=not args.exact_curves,
                                  checkpoint_every=args.checkpoint_every)
@@ -348,12 +335,12 @@ def _print_now(line):
 
 def cmd_bench(args):
     """Exit 1 when the single-thread naive side and repro disagree on a K* or best trial."""
-    from . import bench
+    from . import bench, store
     sides = bench.parse_sides(args.sides)
     if args.json_file:
         if pathlib.Path(args.json_file).is_dir():
             raise UsageError(COMMAND_LINE, "--json", f"{args.json_file} is a folder", "pass a file name")
-        check_writable(pathlib.Path(args.json_file).parent)  # before hours of training
+        store.check_writable(pathlib.Path(args.json_file).parent)  # before hours of training
     # check_args has turned --batch-sizes and --sparsities into lists
     result = bench.bench(args.spec, grid=args.grid, panel=args.panel,
                          batch_sizes=args.batch_sizes or None, sparsities=args.sparsities or None,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import pathlib
 import subprocess
+import tempfile
 from importlib import metadata
 
 import numpy as np
@@ -23,6 +24,18 @@ STATUS = {"not_run": 0, "complete": 1, "incomplete": 2, "infeasible": 3, "capped
 HP_NAMES = ("learning_rate", "momentum", "decay_steps", "end_factor")
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy", "scipy", "xarray",
             "netCDF4", "matplotlib")
+
+
+def check_writable(folder):
+    """Create `folder` if needed and prove it takes files, before any training starts."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
+                         "pass --results DIR with a folder you can write to") from None
 
 
 def run_id(identity):
