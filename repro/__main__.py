@@ -335,12 +335,10 @@ def _print_now(line):
 
 def cmd_bench(args):
     """Exit 1 when the single-thread naive side and repro disagree on a K* or best trial."""
-    from . import bench, store
+    from . import bench
     sides = bench.parse_sides(args.sides)
     if args.json_file:
-        if pathlib.Path(args.json_file).is_dir():
-            raise UsageError(COMMAND_LINE, "--json", f"{args.json_file} is a folder", "pass a file name")
-        store.check_writable(pathlib.Path(args.json_file).parent)  # before hours of training
+        bench.check_json_path(args.json_file)  # before hours of training
     # check_args has turned --batch-sizes and --sparsities into lists
     result = bench.bench(args.spec, grid=args.grid, panel=args.panel,
                          batch_sizes=args.batch_sizes or None, sparsities=args.sparsities or None,
