@@ -11,6 +11,7 @@ import threading
 import time
 
 from ..errors import UsageError
+from ..options import COMMAND_LINE
 from . import compare
 from .sides import study
 
@@ -26,11 +27,11 @@ def parse_sides(text):
     names = [n.strip() for n in (text or "").split(",") if n.strip()]
     unknown = sorted(set(names) - set(SIDES))
     if not names or unknown:
-        raise UsageError("command line", "--sides",
+        raise UsageError(COMMAND_LINE, "--sides",
                          f"unknown side(s) {unknown}" if unknown else "names no side",
                          f"a comma-separated subset of {','.join(SIDES)}")
     if "floor" in names and "repro" not in names:
-        raise UsageError("command line", "--sides", "the floor times the steps repro trained",
+        raise UsageError(COMMAND_LINE, "--sides", "the floor times the steps repro trained",
                          "add repro, or drop floor")
     return tuple(n for n in SIDES if n in names)
 
@@ -39,7 +40,7 @@ def check_json_path(path):
     """UsageError unless the bench can write its JSON to `path` (checked before any training)."""
     from ..store import check_writable
     if pathlib.Path(path).is_dir():
-        raise UsageError("command line", "--json", f"{path} is a folder", "pass a file name")
+        raise UsageError(COMMAND_LINE, "--json", f"{path} is a folder", "pass a file name")
     check_writable(pathlib.Path(path).parent)
 
 
