@@ -29,15 +29,15 @@ def cmd_plan(args):
     sharing = None
     if len(studies) > 1:  # runs asked for by several figures are counted once
         sharing = run_mod.shared_runs(studies)
-        for d in out:
-            d["runs"] = sharing["figures"][d["figure"]]
+        for description in out:
+            description["runs"] = sharing["figures"][description["figure"]]
     if args.json:
         print(json.dumps(out[0] if len(out) == 1 else
                          {"figures": out, "unique_runs": sharing["unique_runs"],
                           "trials_asked": sharing["trials_asked"]}, indent=2))
         return 0
-    for study, d in zip(studies, out):
-        print(study.format_description(d))
+    for study, description in zip(studies, out):
+        print(study.format_description(description))
     if sharing:
         print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
               "distinct runs (each shared run is trained once)")

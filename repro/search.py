@@ -26,13 +26,13 @@ def hyperparameters(space):
     """keras-tuner HyperParameters for a spec's search dims (a tuple of spec.Dim)."""
     import keras_tuner
     hp = keras_tuner.HyperParameters()
-    for d in space:
-        if d.scale == "reverse_log":
-            hp.Float("one_minus_" + d.name, 1.0 - d.max, 1.0 - d.min, sampling="log")
-        elif d.integer:
-            hp.Int(d.name, int(d.min), int(d.max), sampling=d.scale)
+    for dim in space:
+        if dim.scale == "reverse_log":
+            hp.Float("one_minus_" + dim.name, 1.0 - dim.max, 1.0 - dim.min, sampling="log")
+        elif dim.integer:
+            hp.Int(dim.name, int(dim.min), int(dim.max), sampling=dim.scale)
         else:
-            hp.Float(d.name, d.min, d.max, sampling=d.scale)
+            hp.Float(dim.name, dim.min, dim.max, sampling=dim.scale)
     return hp
 
 
@@ -120,7 +120,7 @@ def first_points(space, n, scrambled=False, seed=0):
     """Metaparameters of trials 0..n-1 as the Sobol oracle gives them (a study point's trials:
     every trial of a point races, so the whole sequence is asked for at once). The oracle's
     populate_space, without building it: `prob_to_value` is its arithmetic."""
-    return [metaparameters(dict(prob_to_value(d, p) for d, p in zip(space, point)))
+    return [metaparameters(dict(prob_to_value(dim, prob) for dim, prob in zip(space, point)))
             for point in sobol_points(len(space), n, scrambled, seed)]
 
 
