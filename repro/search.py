@@ -1,10 +1,12 @@
 """Quasi-random metaparameter search as a keras-tuner Oracle driven by scipy's Sobol sequence.
 
-Paper mode (default): the unscrambled sequence without its all-zero point, so trial i gets
-point i at every study point. Unit-cube coordinates become values through keras-tuner's own
-`HyperParameter.prob_to_value`. The authors' "reverse log" momentum (1 - m log-uniform) is
-searched as a log-scaled `one_minus_momentum`, which is exactly their mapping (keras-tuner's
-own `reverse_log` is a different curve).
+A trial here is one Sobol point tried at one study point: trial i takes point i (repro.cluster's
+oracle trials are something else, attempts at whole study points). Paper mode (default): the
+unscrambled sequence without its all-zero point, so trial i gets point i at every study point.
+Unit-cube coordinates become values through keras-tuner's own `HyperParameter.prob_to_value`.
+The authors' "reverse log" momentum (1 - m log-uniform) is searched as a log-scaled
+`one_minus_momentum`, which is exactly their mapping (keras-tuner's own `reverse_log` is a
+different curve).
 
 Importing this module imports neither keras-tuner nor TensorFlow: `first_points` maps the points
 with `prob_to_value`, keras-tuner's arithmetic for the hyperparameters `hyperparameters` builds
