@@ -251,7 +251,7 @@ def cmd_bench(args):
     from . import bench
     sides = bench.parse_sides(args.sides)
     if args.json_file:
-        bench.check_json_path(args.json_file)  # before hours of training
+        bench.check_json_path(path=args.json_file)  # before hours of training
     # check_args has turned --batch-sizes and --sparsities into lists
     result = bench.bench(args.spec, grid=args.grid, panel=args.panel,
                          batch_sizes=args.batch_sizes or None, sparsities=args.sparsities or None,
@@ -528,7 +528,7 @@ def parser():
     commands = top.add_subparsers(dest="command", required=True)
     for add_group in (_add_plan, _add_training, _add_results, _add_checks, _add_reports,
                       _add_cluster, _add_bench, _add_data):
-        add_group(commands)
+        add_group(commands=commands)
     return top
 
 

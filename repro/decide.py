@@ -286,9 +286,10 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
         ds = store.open_results(path, sp, current) if path.exists() else None
         tables, _ = throughput.tables(plan_mod.compile_plan(sp, current), results_dir, run_probe=run_probe)
         price_of = functools.partial(price, sp, keys, ds=ds, workers=workers, tables=tables, scratch=scratch)
-        candidates = _candidates(keys, start, inconclusive, panels, price_of)
+        candidates = _candidates(keys=keys, start=start, inconclusive=inconclusive, panels=panels,
+                                 price_of=price_of)
         left = budget_hours - spent_h
-        chosen, used = _choose(candidates, left)
+        chosen, used = _choose(candidates=candidates, hours_left=left)
         if not chosen:
             cheapest = min(candidates.values(), key=lambda c: c.hours, default=None)
             log("decide: nothing affordable is left" + (

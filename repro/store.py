@@ -286,7 +286,7 @@ def _searches(plan, records, axes):
 def _replicates(plan, by_seed, axes):
     """(status, steps, K*, best trial) of every replicate search, each with a seed axis after
     the panel: (panel, seed, sparsity, batch_size[, trial])."""
-    per_seed = [_searches(plan, records, axes) for records in by_seed.values()]
+    per_seed = [_searches(plan=plan, records=records, axes=axes) for records in by_seed.values()]
     return tuple(np.stack([searched[n] for searched in per_seed], axis=1) for n in range(4))
 
 
@@ -407,11 +407,13 @@ def collect(spec, plan, records, *, by_seed=None):
     replicate 0 -- `records` -- first), read into the *_by_seed variables; default: `records`
     alone, under the spec's seed. Every other variable is `records`' (replicate 0)."""
     by_seed = {spec.seed: records} if by_seed is None else by_seed
-    axes = _Axes.of(plan)
+    axes = _Axes.of(plan=plan)
     ds = xr.Dataset(
-        {**_search_variables(_searches(plan, records, axes), _replicates(plan, by_seed, axes)),
-         **_trial_variables(_trial_arrays(records, axes), _eval_steps(plan, axes)),
-         **_panel_variables(plan, _search_space(plan, axes))},
+        {**_search_variables(searches=_searches(plan=plan, records=records, axes=axes),
+                             replicates=_replicates(plan=plan, by_seed=by_seed, axes=axes)),
+         **_trial_variables(trial_arrays=_trial_arrays(records=records, axes=axes),
+                            eval_step=_eval_steps(plan=plan, axes=axes)),
+         **_panel_variables(plan=plan, search_space=_search_space(plan=plan, axes=axes))},
         coords={"panel": np.array(axes.panels, dtype=object), "sparsity": axes.sparsities,
                 "batch_size": np.array(axes.batches, np.int64), "trial": np.arange(axes.trials),
                 "seed": np.array(list(by_seed), np.int64),

@@ -161,8 +161,8 @@ def bench(spec_path, grid="reduced", panel="b", batch_sizes=None, sparsities=Non
     log(f"bench: {spec.id} ({panel}) {grid} grid, B {list(searched.batch_sizes)} x s "
         f"{list(searched.sparsities)}, {searched.trials} trials per point; sides {','.join(sides)}")
     ran = run_sides(json.dumps(selection), sides, workers, log)
-    judged = compare.judge(ran, panel_plan)
-    for line in compare.report_lines(ran, judged, workers):
+    judged = compare.judge(sides=ran, panel_plan=panel_plan)
+    for line in compare.report_lines(sides=ran, judged=judged, workers=workers):
         log(line)
     result = {"selection": selection, "workers": workers, "sides": ran, **judged}
     if json_path:

@@ -130,13 +130,16 @@ class NaiveTuner(keras_tuner.Tuner):
         momentum = 1.0 - values["one_minus_momentum"] if "one_minus_momentum" in values else 0.0
         trial_index = self.oracle.sobol_index(trial.trial_id)
         harness = self.harness
-        model, masks = self._initial_model(trial_index)
-        model.compile(optimizer=TF1Optimizer(values["learning_rate"], momentum,
-                                             update_rule=harness.panel.optimizer, masks=masks),
+        model, masks = self._initial_model(trial_index=trial_index)
+        optimizer = TF1Optimizer(learning_rate=values["learning_rate"], momentum=momentum,
+                                 update_rule=harness.panel.optimizer, masks=masks)
+        model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        stop = EvaluateAndStop(harness)
-        model.fit(Batches(harness.data, harness.order, self.batch_size, self.budget), epochs=1,
-                  verbose=0, shuffle=False, callbacks=[stop, keras.callbacks.TerminateOnNaN()])
+        stop = EvaluateAndStop(harness=harness)
+        batches = Batches(data=harness.data, order=harness.order, batch_size=self.batch_size,
+                          steps=self.budget)
+        model.fit(batches, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[stop, keras.callbacks.TerminateOnNaN()])
         harness.counters["steps_trained"] += stop.steps
         harness.counters["trials_trained"] += 1
         self.steps_by_trial[trial_index] = stop.k
@@ -150,9 +153,10 @@ def search_point(harness, grid, sparsity, batch_size):
     oracle = search.SobolOracle(grid.search, grid.trials, scrambled=spec.sobol == "scrambled",
                                 seed=spec.sobol_seed)
     with tempfile.TemporaryDirectory() as tmp:
-        tuner = NaiveTuner(harness, sparsity, batch_size, grid.max_steps_for(batch_size),
-                           oracle=oracle, hypermodel=lambda hp: None, directory=tmp,
-                           project_name="naive", overwrite=True)
+        tuner = NaiveTuner(harness=harness, sparsity=sparsity, batch_size=batch_size,
+                           budget=grid.max_steps_for(batch_size), oracle=oracle,
+                           hypermodel=lambda hp: None, directory=tmp, project_name="naive",
+                           overwrite=True)
         tuner.search(verbose=0)
     return tuner.steps_by_trial
 
@@ -169,7 +173,7 @@ def naive_side(spec, panel_plan, out, label="naive"):
                       order=engine.DataOrder(len(data.y_train), spec.seed))
     points, trials = {}, {}
     for s, b in panel_plan.points:
-        steps_by_trial = search_point(harness, panel_plan.grid, s, b)
+        steps_by_trial = search_point(harness=harness, grid=panel_plan.grid, sparsity=s, batch_size=b)
         key = point_key(s, b)
         points[key], trials[key] = best_of(steps_by_trial), steps_by_trial
         print(f"{label}: s={s:g} B={b} K*={points[key]['k']} best trial={points[key]['best']}",

@@ -59,7 +59,7 @@ def repro_side(spec, panel_plan, out, workers):
     results = ds.sel(panel=panel_plan.panel.id)
     points = {point_key(s, b): {"k": _point_value(results["steps_to_result"], s, b),
                                 "best": _point_value(results["best_trial"], s, b),
-                                "finished": _finished(results, s, b)}
+                                "finished": _finished(results, sparsity=s, batch_size=b)}
               for s, b in panel_plan.points}
     read = int(results["steps"].where(results["status"] > 0).sum())
     pathlib.Path(out).write_text(json.dumps({
