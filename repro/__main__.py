@@ -9,114 +9,13 @@ import os
 import pathlib
 import signal
 import sys
-import tempfile
 import time
 
 from .errors import UsageError
+from .options import COMMAND_LINE, N_BOOT_HELP, check_args
 from .spec import results_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
-
-
-def check_writable(folder):
-    """Create `folder` if needed and prove it takes files, before any training starts."""
-    folder = pathlib.Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
-                         "pass --results DIR with a folder you can write to") from None
-
-
-# Limits on command-line values (specs/README.md, "Limits"), checked before anything is read,
-# trained or written.
-MAX_WORKERS = 256     # processes, each with its own TensorFlow (~0.5 GiB): 256 fill a large host
-MAX_THREADS = 256     # TensorFlow threads per worker
-MAX_N_BOOT = 100_000  # bootstrap replicates (each refits every sparsity; default evidence.N_BOOT)
-N_BOOT_HELP = "bootstrap replicates per fit (default: repro.evidence.N_BOOT, what the claims use)"
-NAME_MAX, PATH_MAX = 255, 4096  # the longest file name and path Linux accepts
-COMMAND_LINE = "command line"   # the "file" a UsageError about an option names
-
-
-def _option(key, problem, fix):
-    raise UsageError(COMMAND_LINE, key, problem, fix)
-
-
-def _in_range(args, attr, lo, hi, fix):
-    v = getattr(args, attr, None)
-    key = "--" + attr.replace("_", "-")
-    if v is not None and not (lo <= v and (hi is None or v <= hi)):
-        shown = str(v) if abs(v) < 10 ** 30 else f"an integer of {v.bit_length()} bits"
-        _option(key, f"must be >= {lo}, got {shown}" if hi is None else
-                f"must lie in {lo:,}..{hi:,}, got {shown}", fix)
-
-
-def _folder(args, attr, must_be_dir=True):
-    """A folder (or file) option: a path Linux can create, not an existing thing of the wrong kind."""
-    v = getattr(args, attr, None)
-    if v is None:
-        return
-    key = "--" + attr.replace("_", "-")
-    what = "folder" if must_be_dir else "file"
-    if not v:
-        _option(key, "is empty", f"name a {what}")
-    encoded = os.fsencode(v)
-    longest = max(len(part) for part in encoded.split(b"/"))
-    if len(encoded) > PATH_MAX or longest > NAME_MAX:
-        _option(key, f"path too long ({len(encoded):,} bytes, longest name {longest:,}; Linux "
-                f"accepts {PATH_MAX:,} and {NAME_MAX})", f"use a shorter {what} path")
-    path = pathlib.Path(v)
-    if must_be_dir and path.exists() and not path.is_dir():
-        _option(key, f"{v} is a file, not writable as a folder",
-                f"pass {key} DIR with a folder you can write to")
-    if not must_be_dir and path.is_dir():
-        _option(key, f"{v} is a folder", "pass a file name")
-
-
-def check_args(args):
-    """Command-line values within their limits; UsageError (one line, exit 2) otherwise."""
-    import math
-    from . import spec as spec_mod
-    _in_range(args, "workers", 1, MAX_WORKERS, f"use 1 to {MAX_WORKERS} worker processes")
-    _in_range(args, "threads", 1, MAX_THREADS, f"use 1 to {MAX_THREADS} threads")
-    _in_range(args, "port", 1, 65535, "use a TCP port in 1..65535, e.g. 8000")
-    _in_range(args, "n_boot", 1, MAX_N_BOOT, "e.g. --n-boot 500")
-    _in_range(args, "status", 0, 255, "pass an exit status, e.g. --status $?")
-    _in_range(args, "seconds", 0, None, "pass the wall time in seconds, e.g. 3600")
-    _in_range(args, "max_device_batch", 1, None, "e.g. --max-device-batch 8192")
-    _in_range(args, "race_group", 1, None, "e.g. --race-group 8")
-    every = getattr(args, "checkpoint_every", None)
-    if every is not None and not (math.isfinite(every) and every >= 0):
-        _option("--checkpoint-every", f"must be a number of seconds >= 0, got {every}",
-                "e.g. --checkpoint-every 300 (0: after every evaluation round)")
-    _in_range(args, "devices", 1, 1_000_000, "e.g. --devices 8")
-    if args.command == "bench":
-        _in_range(args, "trials", 1, spec_mod.MAX_TRIALS, "e.g. --trials 2")
-    budget = getattr(args, "budget", None)
-    if budget is not None and not (math.isfinite(budget) and 0.0 < budget <= 24 * 365):
-        _option("--budget", f"must be hours in (0, 8760], got {budget}", "e.g. --budget 2")
-    goal = getattr(args, "goal", None)
-    if goal is not None and not (math.isfinite(goal) and 0.0 < goal < 1.0):
-        _option("--goal", f"must lie in the open interval (0, 1), got {goal}",
-                "e.g. --goal 0.14 for 14 % validation error")
-    tuner_id = getattr(args, "tuner_id", None)
-    if tuner_id is not None and not spec_mod.is_name(tuner_id):
-        _option("--tuner-id", f"'{tuner_id[:40]}{'...' if len(tuner_id) > 40 else ''}' is not a "
-                f"file name of at most {spec_mod.MAX_NAME} characters (it names the worker's folder)",
-                "use letters, digits, '_', '-', '.', starting with a letter or digit")
-    for attr in ("results", "figures"):
-        _folder(args, attr)
-    _folder(args, "junit", must_be_dir=False)
-    for attr, conv in (("batch_sizes", int), ("sparsities", float)):
-        text = getattr(args, attr, None) if args.command == "bench" else None
-        if text:
-            try:
-                setattr(args, attr, [conv(x) for x in text.split(",")])
-            except ValueError:
-                _option("--" + attr.replace("_", "-"), f"'{text[:40]}' is not a comma-separated "
-                        f"list of {'integers' if conv is int else 'numbers'}", "e.g. 16,256")
 
 
 def cmd_plan(args):
@@ -130,15 +29,15 @@ def cmd_plan(args):
     sharing = None
     if len(studies) > 1:  # runs asked for by several figures are counted once
         sharing = run_mod.shared_runs(studies)
-        for d in out:
-            d["runs"] = sharing["figures"][d["figure"]]
+        for description in out:
+            description["runs"] = sharing["figures"][description["figure"]]
     if args.json:
         print(json.dumps(out[0] if len(out) == 1 else
                          {"figures": out, "unique_runs": sharing["unique_runs"],
                           "trials_asked": sharing["trials_asked"]}, indent=2))
         return 0
-    for study, d in zip(studies, out):
-        print(study.format_description(d))
+    for study, description in zip(studies, out):
+        print(study.format_description(description))
     if sharing:
         print(f"all figures: {sharing['trials_asked']} trials asked for, {sharing['unique_runs']} "
               "distinct runs (each shared run is trained once)")
@@ -154,12 +53,12 @@ def _workers(args):
 
 
 def cmd_run(args):
-    from . import spec as spec_mod, study as study_mod
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
         study = study_mod.load_study(sp, grid_name=args.grid, panels=args.panel, goal=args.goal)
         study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file it writes: every panel
         out = study.results_path(args.results)
-        check_writable(out.parent)
+        store.check_writable(out.parent)
         t0 = time.perf_counter()
         ran = study.run(results_dir=args.results, workers=_workers(args), capping=not args.no_capping,
                         early_exit=not args.exact_curves, race_group=args.race_group,
@@ -175,11 +74,11 @@ def cmd_run(args):
 
 
 def cmd_decide(args):
-    from . import claims, decide as decide_mod, fmt, spec as spec_mod
+    from . import claims, decide as decide_mod, fmt, spec as spec_mod, store
     status = 0
     for sp in spec_mod.load_specs(args.spec):
         decide_mod.check(sp, grid=args.grid, name=args.name, panels=args.panel)
-        check_writable(pathlib.Path(args.results))
+        store.check_writable(pathlib.Path(args.results))
         out = decide_mod.decide(sp, grid=args.grid, name=args.name, results_dir=args.results,
                                 budget_hours=args.budget, workers=_workers(args),
                                 run_probe=not args.no_probe, panels=args.panel)
@@ -195,11 +94,11 @@ def cmd_decide(args):
 
 
 def cmd_collect(args):
-    from . import spec as spec_mod, study as study_mod
+    from . import spec as spec_mod, store, study as study_mod
     for sp in spec_mod.load_specs(args.spec):
         study_mod.load_study(sp, grid_name=args.grid, panels=args.panel)  # unknown panels: exit 2
         study = study_mod.results_study(sp, grid_name=args.grid, goal=args.goal)  # the file: all panels
-        check_writable(study.results_path(args.results).parent)
+        store.check_writable(study.results_path(args.results).parent)
         written = study_mod.write_results(sp, grid_name=args.grid, results_dir=args.results,
                                           goal=args.goal, capping=not args.no_capping)
         print(f"wrote {written.path} {study.describe_collected(written.dataset)}"
@@ -288,12 +187,12 @@ def cmd_fits(args):
 
 
 def cmd_chief(args):
-    from . import cluster, plan as plan_mod, spec as spec_mod, study as study_mod
+    from . import cluster, plan as plan_mod, spec as spec_mod, store, study as study_mod
     sp = spec_mod.load_spec(args.spec)
     plan = plan_mod.compile_plan(sp, args.grid, args.panel)
     study_mod.results_study(sp, grid_name=args.grid)  # the file it writes: every panel
     out = results_path(args.results, sp, args.grid)
-    check_writable(out.parent)
+    store.check_writable(out.parent)
     panels = "".join(f" --panel {p}" for p in args.panel or ())
     print(f"repro chief: serving {len(plan_mod.study_points(plan))} study points of {sp.id} "
           f"({args.grid} grid) on {args.ip}:{args.port}; start workers with: python -m repro worker "
@@ -309,9 +208,9 @@ def cmd_chief(args):
 
 def cmd_worker(args):
     import socket
-    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod
+    from . import cluster, plan as plan_mod, run as run_mod, spec as spec_mod, store
     plan = plan_mod.compile_plan(spec_mod.load_spec(args.spec), args.grid, args.panel)
-    check_writable(args.results)
+    store.check_writable(args.results)
     tuner_id = args.tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     options = run_mod.RunOptions(results_dir=args.results, early_exit=not args.exact_curves,
                                  checkpoint_every=args.checkpoint_every)
@@ -331,9 +230,7 @@ def cmd_bench(args):
     from . import bench
     sides = bench.parse_sides(args.sides)
     if args.json_file:
-        if pathlib.Path(args.json_file).is_dir():
-            raise UsageError(COMMAND_LINE, "--json", f"{args.json_file} is a folder", "pass a file name")
-        check_writable(pathlib.Path(args.json_file).parent)  # before hours of training
+        bench.check_json_path(path=args.json_file)  # before hours of training
     # check_args has turned --batch-sizes and --sparsities into lists
     result = bench.bench(args.spec, grid=args.grid, panel=args.panel,
                          batch_sizes=args.batch_sizes or None, sparsities=args.sparsities or None,
@@ -372,12 +269,6 @@ def cmd_data(args):
     return 2 if failed else 0
 
 
-def add_max_device_batch(sp):
-    sp.add_argument("--max-device-batch", type=int, default=8192,
-                    help="examples one device trains at once; larger batches run each trial on a "
-                         "MirroredStrategy over several devices (default 8192)")
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (as every usage error) and exit status 2."""
 
@@ -386,194 +277,237 @@ class _Parser(argparse.ArgumentParser):
                      f"(see {self.prog} --help)\n")
 
 
-def checkpoint_arg(sp):
+# ------------------------------------------------------------------------ options of several commands
+def _spec_args(command, results=True, spec_help="a spec file or a folder of specs", **spec_kwargs):
+    """The spec (`spec_kwargs`: nargs, default), --grid and, with `results`, --results."""
+    command.add_argument("spec", help=spec_help, **spec_kwargs)
+    command.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
+    if results:
+        command.add_argument("--results", default="results", help="results folder (default: results)")
+
+
+def _goal_arg(command, what):
+    command.add_argument("--goal", type=float, help=f"{what} at this goal error instead of each "
+                         "panel's goal_error (the same runs: stored curves answer what they can)")
+
+
+def _max_device_batch_arg(command):
+    command.add_argument("--max-device-batch", type=int, default=8192,
+                         help="examples one device trains at once; larger batches run each trial on "
+                              "a MirroredStrategy over several devices (default 8192)")
+
+
+def _checkpoint_arg(command):
     from .run import CHECKPOINT_EVERY
-    sp.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
-                    help="save a racing point's live trials to <results>/checkpoints every SECONDS "
-                         f"of racing (default {CHECKPOINT_EVERY:g}; 0: every evaluation round), so "
-                         "a killed run resumes its races from there; one file per point being "
-                         "raced, at most its live trials x one saved trial state")
+    command.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
+                         help="save a racing point's live trials to <results>/checkpoints every SECONDS "
+                              f"of racing (default {CHECKPOINT_EVERY:g}; 0: every evaluation round), so "
+                              "a killed run resumes its races from there; one file per point being "
+                              "raced, at most its live trials x one saved trial state")
 
 
-def parser():
-    from . import __version__
-    p = _Parser(prog="python -m repro", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"repro {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------ the commands, by group
+def _add_plan(commands):
+    """plan: what a spec asks for, without training."""
+    plan = commands.add_parser("plan", help="show study points, trials and cost bounds without training")
+    _spec_args(plan)
+    _max_device_batch_arg(plan)
+    plan.add_argument("--estimate", action="store_true",
+                      help="predict steps and evaluations with and without repro's speed-ups "
+                           "(measured from this spec's stored results where there are any)")
+    plan.add_argument("--devices", type=int, default=8,
+                      help="with --estimate: also give the wall time on this many devices like this "
+                           "machine's (GPUs, or one-thread workers on a CPU; default 8)")
+    plan.add_argument("--no-probe", action="store_true",
+                      help="with --estimate: use only cached throughput (results/cache/throughput-*.json), "
+                           "never time this device")
+    plan.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of text")
+    plan.set_defaults(fn=cmd_plan)
 
-    def common(sp, results=True):
-        sp.add_argument("spec", help="a spec file or a folder of specs")
-        sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
-        if results:
-            sp.add_argument("--results", default="results", help="results folder (default: results)")
 
-    sp = sub.add_parser("plan", help="show study points, trials and cost bounds without training")
-    common(sp)
-    add_max_device_batch(sp)
-    sp.add_argument("--estimate", action="store_true",
-                    help="predict steps and evaluations with and without repro's speed-ups "
-                         "(measured from this spec's stored results where there are any)")
-    sp.add_argument("--devices", type=int, default=8,
-                    help="with --estimate: also give the wall time on this many devices like this "
-                         "machine's (GPUs, or one-thread workers on a CPU; default 8)")
-    sp.add_argument("--no-probe", action="store_true",
-                    help="with --estimate: use only cached throughput (results/cache/throughput-*.json), "
-                         "never time this device")
-    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
-    sp.add_argument("--json", action="store_true", help="print the plan as JSON instead of text")
-    sp.set_defaults(fn=cmd_plan)
+def _add_training(commands):
+    """run and decide: the commands that train on this machine."""
+    run = commands.add_parser("run", help="train every study point and write results/<figure>.nc")
+    _spec_args(run)
+    _goal_arg(run, "train and read every panel")
+    run.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    run.add_argument("--no-capping", action="store_true",
+                     help="run every trial to its own outcome (no best-so-far cap)")
+    _max_device_batch_arg(run)
+    run.add_argument("--exact-curves", action="store_true",
+                     help="count every evaluation over the whole split (default: stop counting once "
+                          "the goal is missed, which changes no outcome)")
+    run.add_argument("--workers", type=int,
+                     help="parallel processes over study points (default: one per GPU, each pinned "
+                          "to its own; without GPUs one per core)")
+    run.add_argument("--race-group", type=int, metavar="N",
+                     help="at most N trials of a study point race at once (default: as many as "
+                          "fit in 1 GiB of saved trial states); later groups are capped by earlier "
+                          "ones (same K* and best trial)")
+    _checkpoint_arg(run)
+    run.set_defaults(fn=cmd_run)
 
-    def goal_arg(sp, what):
-        sp.add_argument("--goal", type=float, help=f"{what} at this goal error instead of each "
-                        "panel's goal_error (the same runs: stored curves answer what they can)")
+    decide = commands.add_parser("decide", help="run what would decide the INCONCLUSIVE claims, "
+                                 "cheapest first, within a budget; writes what it added into the "
+                                 "spec as a named grid")
+    _spec_args(decide)
+    decide.add_argument("--budget", type=float, default=1.0, metavar="HOURS",
+                        help="wall-clock hours decide may spend training (default: 1)")
+    decide.add_argument("--name", default="decided",
+                        help="the grid it writes into the spec and runs (default: decided)")
+    decide.add_argument("--workers", type=int,
+                        help="parallel processes over study points (default: one per GPU, else per core)")
+    decide.add_argument("--no-probe", action="store_true",
+                        help="price additions from cached throughput only (results/cache/throughput-*.json)")
+    decide.add_argument("--panel", action="append",
+                        help="only add to this panel (repeatable; default: every panel)")
+    decide.set_defaults(fn=cmd_decide)
 
-    sp = sub.add_parser("run", help="train every study point and write results/<figure>.nc")
-    common(sp)
-    goal_arg(sp, "train and read every panel")
-    sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
-    sp.add_argument("--no-capping", action="store_true",
-                    help="run every trial to its own outcome (no best-so-far cap)")
-    add_max_device_batch(sp)
-    sp.add_argument("--exact-curves", action="store_true",
-                    help="count every evaluation over the whole split (default: stop counting once "
-                         "the goal is missed, which changes no outcome)")
-    sp.add_argument("--workers", type=int,
-                    help="parallel processes over study points (default: one per GPU, each pinned "
-                         "to its own; without GPUs one per core)")
-    sp.add_argument("--race-group", type=int, metavar="N",
-                    help="at most N trials of a study point race at once (default: as many as "
-                         "fit in 1 GiB of saved trial states); later groups are capped by earlier "
-                         "ones (same K* and best trial)")
-    checkpoint_arg(sp)
-    sp.set_defaults(fn=cmd_run)
 
-    sp = sub.add_parser("decide", help="run what would decide the INCONCLUSIVE claims, cheapest first, "
-                        "within a budget; writes what it added into the spec as a named grid")
-    common(sp)
-    sp.add_argument("--budget", type=float, default=1.0, metavar="HOURS",
-                    help="wall-clock hours decide may spend training (default: 1)")
-    sp.add_argument("--name", default="decided",
-                    help="the grid it writes into the spec and runs (default: decided)")
-    sp.add_argument("--workers", type=int,
-                    help="parallel processes over study points (default: one per GPU, else per core)")
-    sp.add_argument("--no-probe", action="store_true",
-                    help="price additions from cached throughput only (results/cache/throughput-*.json)")
-    sp.add_argument("--panel", action="append",
-                    help="only add to this panel (repeatable; default: every panel)")
-    sp.set_defaults(fn=cmd_decide)
+def _add_results(commands):
+    """collect and plot: the results file from the stored trials, and its figure."""
+    collect = commands.add_parser("collect", help="rebuild results/<figure>.nc from the stored "
+                                  "trials (no training)")
+    _spec_args(collect)
+    collect.add_argument("--panel", action="append",
+                         help="a panel that must exist (repeatable); the file holds every panel stored")
+    collect.add_argument("--no-capping", action="store_true", help="as given to `run`")
+    _goal_arg(collect, "read every panel")
+    collect.set_defaults(fn=cmd_collect)
 
-    sp = sub.add_parser("collect", help="rebuild results/<figure>.nc from the stored trials (no training)")
-    common(sp)
-    sp.add_argument("--panel", action="append",
-                    help="a panel that must exist (repeatable); the file holds every panel stored")
-    sp.add_argument("--no-capping", action="store_true", help="as given to `run`")
-    goal_arg(sp, "read every panel")
-    sp.set_defaults(fn=cmd_collect)
+    plot = commands.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
+    _spec_args(plot)
+    plot.add_argument("--figures", default="figures", help="folder for the PNG and PDF (default: figures)")
+    _goal_arg(plot, "plot the results read (by run or collect)")
+    plot.set_defaults(fn=cmd_plot)
 
-    sp = sub.add_parser("plot", help="draw figures/<figure>.png and .pdf from the results")
-    common(sp)
-    sp.add_argument("--figures", default="figures", help="folder for the PNG and PDF (default: figures)")
-    goal_arg(sp, "plot the results read (by run or collect)")
-    sp.set_defaults(fn=cmd_plot)
 
-    sp = sub.add_parser("verify", help="check the paper's claims against golden tolerances")
-    sp.add_argument("spec", nargs="?", help="a spec file or a folder of specs (not with --table)")
-    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
-    sp.add_argument("--results", default="results", help="results folder (default: results)")
-    sp.add_argument("--table", metavar="FILE.csv",
-                    help="check a K* table instead of stored results: columns batch_size, sparsity, "
-                         "steps_to_result (empty: goal not reached), optional seed and trial")
-    sp.add_argument("--claims", metavar="NAME,NAME", help="only these claims")
-    sp.add_argument("--panel", help="with --table: use this panel's tolerances from --golden")
-    sp.add_argument("--strict", action="store_true",
-                    help="exit 1 unless every claim is decided: on FAIL, INCONCLUSIVE or NOT-RUN")
-    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml; with --table: "
-                                     "golden/figure-1.toml)")
-    sp.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
-    sp.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
-    goal_arg(sp, "re-read the stored runs (no training) and check the claims")
-    sp.set_defaults(fn=cmd_verify)
+def _add_checks(commands):
+    """verify and summary: the claims' verdicts, and what `make figure-N` ends with."""
+    verify = commands.add_parser("verify", help="check the paper's claims against golden tolerances")
+    _spec_args(verify, spec_help="a spec file or a folder of specs (not with --table)", nargs="?")
+    verify.add_argument("--table", metavar="FILE.csv",
+                        help="check a K* table instead of stored results: columns batch_size, sparsity, "
+                             "steps_to_result (empty: goal not reached), optional seed and trial")
+    verify.add_argument("--claims", metavar="NAME,NAME", help="only these claims")
+    verify.add_argument("--panel", help="with --table: use this panel's tolerances from --golden")
+    verify.add_argument("--strict", action="store_true",
+                        help="exit 1 unless every claim is decided: on FAIL, INCONCLUSIVE or NOT-RUN")
+    verify.add_argument("--golden", help="golden file (default: golden/<figure>.toml; with --table: "
+                                         "golden/figure-1.toml)")
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
+    verify.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per claim")
+    _goal_arg(verify, "re-read the stored runs (no training) and check the claims")
+    verify.set_defaults(fn=cmd_verify)
 
-    sp = sub.add_parser("summary", help="what `make figure-N` ends with: verdict counts, where the "
-                        "figure, results and report are, the wall time and what the exit status means")
-    common(sp)
-    sp.add_argument("--figures", default="figures", help="where `repro plot` wrote (default: figures)")
-    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
-    sp.add_argument("--seconds", type=float, help="the target's wall time in seconds")
-    sp.add_argument("--status", type=int, default=0, help="the exit status the target ends with (default 0)")
-    sp.add_argument("--step", choices=["run", "plot", "verify"], default="verify",
-                    help="the command that set --status (default: verify)")
-    sp.set_defaults(fn=cmd_summary)
+    summary = commands.add_parser("summary", help="what `make figure-N` ends with: verdict counts, "
+                                  "where the figure, results and report are, the wall time and what "
+                                  "the exit status means")
+    _spec_args(summary)
+    summary.add_argument("--figures", default="figures", help="where `repro plot` wrote (default: figures)")
+    summary.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    summary.add_argument("--seconds", type=float, help="the target's wall time in seconds")
+    summary.add_argument("--status", type=int, default=0,
+                         help="the exit status the target ends with (default 0)")
+    summary.add_argument("--step", choices=["run", "plot", "verify"], default="verify",
+                         help="the command that set --status (default: verify)")
+    summary.set_defaults(fn=cmd_summary)
 
-    sp = sub.add_parser("report", help="one static page (report/index.html and report.md) with every "
-                        "figure, verdict, interval, paper number and provenance, from stored results")
-    sp.add_argument("spec", nargs="?", default="specs", help="a spec file or a folder of specs (default: specs)")
-    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
-    sp.add_argument("--results", default="results", help="results folder (default: results)")
-    sp.add_argument("--figures", default="figures", help="where `repro plot` wrote the PNGs (default: figures)")
-    sp.add_argument("--out", default="report", help="report folder, replaced whole (default: report)")
-    sp.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
-    sp.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
-    sp.set_defaults(fn=cmd_report)
 
-    sp = sub.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
-    common(sp)
-    sp.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
-    sp.add_argument("--json", action="store_true", help="print the fits as JSON instead of a table")
-    sp.set_defaults(fn=cmd_fits)
+def _add_reports(commands):
+    """report and fits: every figure and verdict on one page, and the Prop. 4.1 fits."""
+    report = commands.add_parser("report", help="one static page (report/index.html and report.md) "
+                                 "with every figure, verdict, interval, paper number and provenance, "
+                                 "from stored results")
+    _spec_args(report, spec_help="a spec file or a folder of specs (default: specs)", nargs="?",
+               default="specs")
+    report.add_argument("--figures", default="figures",
+                        help="where `repro plot` wrote the PNGs (default: figures)")
+    report.add_argument("--out", default="report", help="report folder, replaced whole (default: report)")
+    report.add_argument("--golden", help="golden file (default: golden/<figure>.toml)")
+    report.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
+    report.set_defaults(fn=cmd_report)
 
+    fits = commands.add_parser("fits", help="Prop. 4.1 fits (c1, c2, B_crit) with bootstrap intervals")
+    _spec_args(fits)
+    fits.add_argument("--n-boot", type=int, help=N_BOOT_HELP)
+    fits.add_argument("--json", action="store_true", help="print the fits as JSON instead of a table")
+    fits.set_defaults(fn=cmd_fits)
+
+
+def _add_cluster(commands):
+    """chief and worker: keras-tuner's distributed mode over several machines."""
     for name, doc in (("chief", "serve a plan's study points to workers (keras-tuner distributed "
                                 "mode) and collect the results"),
                       ("worker", "race whole study points served by a chief, into the shared "
                                  "results folder")):
-        sp = sub.add_parser(name, help=doc)
-        common(sp)
-        sp.add_argument("--panel", action="append", help="only this panel (repeatable)")
-        sp.add_argument("--ip", default="127.0.0.1", help="the chief's address (default 127.0.0.1)")
-        sp.add_argument("--port", type=int, default=8000, help="the chief's TCP port (default 8000)")
+        command = commands.add_parser(name, help=doc)
+        _spec_args(command)
+        command.add_argument("--panel", action="append", help="only this panel (repeatable)")
+        command.add_argument("--ip", default="127.0.0.1", help="the chief's address (default 127.0.0.1)")
+        command.add_argument("--port", type=int, default=8000, help="the chief's TCP port (default 8000)")
         if name == "chief":
-            sp.add_argument("--no-capping", action="store_true",
-                            help="workers run every trial to its own outcome (no best-so-far cap)")
+            command.add_argument("--no-capping", action="store_true",
+                                 help="workers run every trial to its own outcome (no best-so-far cap)")
         if name == "worker":
-            sp.add_argument("--tuner-id", help="this worker's name (default worker-<host>-<pid>)")
-            sp.add_argument("--threads", type=int, default=1,
-                            help="TensorFlow threads (default 1: the thread count changes a trial's "
-                                 "last bits, and `repro run` computes every trial on one thread)")
-            sp.add_argument("--exact-curves", action="store_true", help="as given to `run`")
-            checkpoint_arg(sp)
-        sp.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
+            command.add_argument("--tuner-id", help="this worker's name (default worker-<host>-<pid>)")
+            command.add_argument("--threads", type=int, default=1,
+                                 help="TensorFlow threads (default 1: the thread count changes a "
+                                      "trial's last bits, and `repro run` computes every trial on one "
+                                      "thread)")
+            command.add_argument("--exact-curves", action="store_true", help="as given to `run`")
+            _checkpoint_arg(command)
+        command.set_defaults(fn=cmd_chief if name == "chief" else cmd_worker)
 
-    sp = sub.add_parser("bench", help="naive Keras harnesses (one thread; default threads) vs repro vs the "
-                                      "bare loop on the same study, with speed and memory targets")
-    sp.add_argument("spec", nargs="?", default="specs/figure-1.toml",
-                    help="the spec to benchmark (default: specs/figure-1.toml)")
-    sp.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
-    sp.add_argument("--panel", default="b", help="panel to benchmark (default: b)")
-    sp.add_argument("--batch-sizes", help="comma-separated subset of the grid's batch sizes")
-    sp.add_argument("--sparsities", help="comma-separated subset of the grid's sparsities")
-    sp.add_argument("--trials", type=int, help="fewer trials per study point")
-    sp.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="repro's worker processes, and the floor's (default: one per core)")
-    sp.add_argument("--sides", default="naive1,naive,repro,floor",
-                    help="comma-separated sides to run (default: all four): naive1 = keras-tuner + "
-                         "model.fit on one thread with deterministic kernels (the same bits as "
-                         "repro; K* and best trial must match), naive = the same harness with "
-                         "TensorFlow's default threads and kernels, repro = run_plan, floor = the "
-                         "bare training loop over repro's steps (needs repro); e.g. --sides "
-                         "naive1,repro,floor skips the default-thread naive side")
-    sp.add_argument("--json", dest="json_file", metavar="FILE",
-                    help="also write every number of the comparison to FILE (JSON)")
-    sp.set_defaults(fn=cmd_bench)
 
-    sp = sub.add_parser("data", help="fetch or list datasets")
-    sp.add_argument("action", choices=["fetch", "status", "ready"],
-                    help="fetch datasets, list them, or (ready SPEC) list the missing datasets the "
-                         "spec uses and exit 1 when none of them is present (some missing: exit 0, "
-                         "their panels are NOT-RUN)")
-    sp.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist); for ready: a spec")
-    sp.add_argument("--from", dest="source", help="a folder with IDX or .npz files")
-    sp.set_defaults(fn=cmd_data)
-    return p
+def _add_bench(commands):
+    """bench: naive Keras harnesses against repro on the same study."""
+    bench = commands.add_parser("bench", help="naive Keras harnesses (one thread; default threads) vs "
+                                "repro vs the bare loop on the same study, with speed and memory targets")
+    bench.add_argument("spec", nargs="?", default="specs/figure-1.toml",
+                       help="the spec to benchmark (default: specs/figure-1.toml)")
+    bench.add_argument("--grid", default="reduced", help="grid name in the spec (default: reduced)")
+    bench.add_argument("--panel", default="b", help="panel to benchmark (default: b)")
+    bench.add_argument("--batch-sizes", help="comma-separated subset of the grid's batch sizes")
+    bench.add_argument("--sparsities", help="comma-separated subset of the grid's sparsities")
+    bench.add_argument("--trials", type=int, help="fewer trials per study point")
+    bench.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="repro's worker processes, and the floor's (default: one per core)")
+    bench.add_argument("--sides", default="naive1,naive,repro,floor",
+                       help="comma-separated sides to run (default: all four): naive1 = keras-tuner + "
+                            "model.fit on one thread with deterministic kernels (the same bits as "
+                            "repro; K* and best trial must match), naive = the same harness with "
+                            "TensorFlow's default threads and kernels, repro = run_plan, floor = the "
+                            "bare training loop over repro's steps (needs repro); e.g. --sides "
+                            "naive1,repro,floor skips the default-thread naive side")
+    bench.add_argument("--json", dest="json_file", metavar="FILE",
+                       help="also write every number of the comparison to FILE (JSON)")
+    bench.set_defaults(fn=cmd_bench)
+
+
+def _add_data(commands):
+    """data: fetch the datasets, or say which are here."""
+    data = commands.add_parser("data", help="fetch or list datasets")
+    data.add_argument("action", choices=["fetch", "status", "ready"],
+                      help="fetch datasets, list them, or (ready SPEC) list the missing datasets the "
+                           "spec uses and exit 1 when none of them is present (some missing: exit 0, "
+                           "their panels are NOT-RUN)")
+    data.add_argument("names", nargs="*", help="datasets (default: mnist fashion_mnist); for ready: a spec")
+    data.add_argument("--from", dest="source", help="a folder with IDX or .npz files")
+    data.set_defaults(fn=cmd_data)
+
+
+def parser():
+    """The command line: one subcommand per command, added by group in the order --help lists them."""
+    from . import __version__
+    top = _Parser(prog="python -m repro", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"repro {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+    for add_group in (_add_plan, _add_training, _add_results, _add_checks, _add_reports,
+                      _add_cluster, _add_bench, _add_data):
+        add_group(commands=commands)
+    return top
 
 
 TRAINING_COMMANDS = ("run", "chief", "worker", "decide")

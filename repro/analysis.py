@@ -152,58 +152,6 @@ def fits(ds, panel) -> dict:
     return {float(s): fit_prop41(b, k.sel(sparsity=s).values) for s in k["sparsity"].values}
 
 
-def trial_steps(ds, panel) -> xr.DataArray:
-    """Steps at which each trial reached the goal: (sparsity, batch_size, trial), NaN if it did not."""
-    sub = ds.sel(panel=panel)
-    return sub["steps"].where(sub["status"] == 1).astype(float).transpose("sparsity", "batch_size", "trial")
-
-
-def bootstrap_fits(ds, panel, n_boot=500, seed=0, level=0.95) -> dict:
-    """Prop. 4.1 fits per sparsity with bootstrap confidence intervals over trials.
-
-    Each replicate resamples, at every study point independently, that point's trials with
-    replacement, takes K* as the minimum over the resampled complete trials and refits.
-    Returns {sparsity: {c1, c2, b_crit, rms_log_residual, n_points (the fit on all trials),
-    "ci": {c1: (lo, hi), c2: ..., b_crit: ...}, "n_boot"}} with percentile intervals.
-    K* is a minimum, so a replicate can lose the best trial but never beat it: read the
-    interval as how much the fit moves when trials are lost (it sits at or above the fit for
-    c1), not as a symmetric error bar. With best-so-far capping a capped trial also counts as
-    not reaching the goal in such replicates; `repro run --no-capping` removes that effect.
-    """
-    steps = trial_steps(ds, panel)
-    batches = steps["batch_size"].values
-    rng = np.random.default_rng(seed)
-    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    out = {}
-    for s in steps["sparsity"].values:
-        per_point = steps.sel(sparsity=s).values  # (batch, trial)
-        ran = ds["status"].sel(panel=panel, sparsity=s).transpose("batch_size", "trial").values > 0
-        fit = fit_prop41(batches, np.nanmin(np.where(np.isnan(per_point), np.inf, per_point), axis=1))
-        reps, seen = [], {}  # replicates often draw the same K* at every point: fit each once
-        for _ in range(n_boot):
-            k = np.full(len(batches), np.nan)
-            for j, row in enumerate(per_point):
-                n = int(ran[j].sum())
-                if n == 0:
-                    continue
-                pick = row[ran[j]][rng.integers(0, n, n)]
-                if np.isfinite(pick).any():
-                    k[j] = np.nanmin(pick)
-            key = k.tobytes()
-            if key not in seen:
-                f = fit_prop41(batches, k)
-                seen[key] = (f["c1"], f["c2"], f["b_crit"])
-            reps.append(seen[key])
-        reps = np.array(reps, dtype=float)
-        ci = {}
-        for i, name in enumerate(("c1", "c2", "b_crit")):
-            col = reps[:, i][np.isfinite(reps[:, i])]
-            ci[name] = (float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))) \
-                if col.size >= 0.5 * n_boot else (math.nan, math.nan)
-        out[float(s)] = {**fit, "ci": ci, "n_boot": n_boot}
-    return out
-
-
 def critical_batch_direct(batch_sizes, steps, factor) -> float:
     """Smallest B whose K* exceeds the linear-scaling prediction from the smallest B by `factor`.
 

@@ -36,12 +36,12 @@ from . import plan as plan_mod
 from . import run as run_mod
 from . import store as store_mod
 from .errors import UsageError
+from .search import OBJECTIVE  # here a study point's K*
 
 LEASE = float(os.environ.get("REPRO_LEASE_S", "60"))  # seconds of silence before a point returns
 HEARTBEAT = "repro_heartbeat"  # the metric name a worker beats with (liveness, not a result)
 IDLE_WAIT = 1.0  # seconds a worker waits before asking again when every point is taken
 ROUND_LINE_S = 30.0  # seconds between a worker's race-progress lines
-OBJECTIVE = "steps_to_result"  # a point's K* (inf when no trial meets the goal)
 
 
 def project(plan):

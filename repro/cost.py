@@ -60,15 +60,16 @@ def coverage(ds, panel_id, space):
         return 1.0
     share = 1.0
     hps = [str(h) for h in ds["hp"].values]
-    for d in space:
-        if d.name not in hps:
+    for dim in space:
+        if dim.name not in hps:
             continue
-        lo = float(ds["search_min"].sel(panel=panel_id, hp=d.name))
-        hi = float(ds["search_max"].sel(panel=panel_id, hp=d.name))
+        lo = float(ds["search_min"].sel(panel=panel_id, hp=dim.name))
+        hi = float(ds["search_max"].sel(panel=panel_id, hp=dim.name))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             continue
-        a, b = max(lo, d.min), min(hi, d.max)
-        share *= 0.0 if b <= a else _width(a, b, d.scale) / _width(d.min, d.max, d.scale)
+        overlap_lo, overlap_hi = max(lo, dim.min), min(hi, dim.max)
+        share *= 0.0 if overlap_hi <= overlap_lo else \
+            _width(overlap_lo, overlap_hi, dim.scale) / _width(dim.min, dim.max, dim.scale)
     return share
 
 
@@ -110,20 +111,20 @@ def measurements(ds, panel_id):
                            if np.isfinite(float(k.sel(sparsity=s, batch_size=b)))}}
 
 
-def predicted_k(m, sparsity, batch_size):
+def predicted_k(measured, sparsity, batch_size):
     """K* at a study point: measured if it was, else the Prop. 4.1 fit of the nearest sparsity."""
-    if (sparsity, batch_size) in m["measured_k"]:
-        return m["measured_k"][(sparsity, batch_size)]
-    usable = {s: f for s, f in m["fits"].items() if math.isfinite(f["c1"])}
+    if (sparsity, batch_size) in measured["measured_k"]:
+        return measured["measured_k"][(sparsity, batch_size)]
+    usable = {s: f for s, f in measured["fits"].items() if math.isfinite(f["c1"])}
     if usable:
         s = min(usable, key=lambda x: abs(x - sparsity))
         return usable[s]["c1"] / batch_size + usable[s]["c2"]
     # Too few points for a fit: the nearest sparsity's measured curve, extended by linear
     # scaling below its smallest B and flat (a plateau) above its largest.
-    if not m["measured_k"]:
+    if not measured["measured_k"]:
         return math.nan
-    s = min({s for s, _ in m["measured_k"]}, key=lambda x: abs(x - sparsity))
-    curve = sorted((b, k) for (s2, b), k in m["measured_k"].items() if s2 == s)
+    s = min({s for s, _ in measured["measured_k"]}, key=lambda x: abs(x - sparsity))
+    curve = sorted((b, k) for (s2, b), k in measured["measured_k"].items() if s2 == s)
     (b0, k0), (b1, k1) = curve[0], curve[-1]
     if batch_size <= b0:
         return k0 * b0 / batch_size
@@ -133,25 +134,25 @@ def predicted_k(m, sparsity, batch_size):
                                   [math.log(k) for _, k in curve])))  # a power law between points
 
 
-def _point_costs(g, ev, s, b, n_val, m, space_share):
-    """{at_most[, naive, repro]} x {steps, evaluations, examples_evaluated} of study point (s, b),
+def _point_costs(grid, eval_steps, sparsity, batch_size, n_val, measured, space_share):
+    """{at_most[, naive, repro]} x {steps, evaluations, examples_evaluated} of one study point,
     one replicate (see estimate_panel)."""
-    budget = g.max_steps_for(b)
-    n_ev_max = _evals_until(ev, budget)
-    out = {"at_most": {"steps": g.trials * budget, "evaluations": g.trials * n_ev_max,
-                       "examples_evaluated": g.trials * n_ev_max * n_val}}
-    if m is None:
+    budget = grid.max_steps_for(batch_size)
+    n_ev_max = _evals_until(eval_steps, budget)
+    out = {"at_most": {"steps": grid.trials * budget, "evaluations": grid.trials * n_ev_max,
+                       "examples_evaluated": grid.trials * n_ev_max * n_val}}
+    if measured is None:
         return out
-    k = predicted_k(m, s, b)
+    k = predicted_k(measured, sparsity, batch_size)
     if not math.isfinite(k):
         k = budget  # no trial expected to finish: every trial runs its budget
-    p = m["p"] * space_share if math.isfinite(k) and k < budget else 0.0
-    kbar = min(budget, k * m["kbar_over_kstar"])
+    p = measured["p"] * space_share if math.isfinite(k) and k < budget else 0.0
+    kbar = min(budget, k * measured["kbar_over_kstar"])
     per_trial = p * kbar + (1 - p) * budget
-    evals_per_trial = p * _evals_until(ev, kbar) + (1 - p) * n_ev_max
-    naive_steps, naive_evals = g.trials * per_trial, g.trials * evals_per_trial
-    n, finishers = g.trials, getattr(g, "finishers", 1)
-    r_k = 1.0 if finishers <= 1 else m.get("kth_over_kstar", {}).get(finishers, KTH_OVER_KSTAR)
+    evals_per_trial = p * _evals_until(eval_steps, kbar) + (1 - p) * n_ev_max
+    naive_steps, naive_evals = grid.trials * per_trial, grid.trials * evals_per_trial
+    n, finishers = grid.trials, getattr(grid, "finishers", 1)
+    r_k = 1.0 if finishers <= 1 else measured.get("kth_over_kstar", {}).get(finishers, KTH_OVER_KSTAR)
     k_k = min(budget, k * r_k)
     # j of n trials reach the goal (binomial): with j >= k every trial stops by K_k; with fewer,
     # those j stop at their own goal (K_bar on average) and the rest run the budget (repro.race)
@@ -160,10 +161,10 @@ def _point_costs(g, ev, s, b, n_val, m, space_share):
         pj = math.comb(n, j) * p ** j * (1 - p) ** (n - j)
         if j >= finishers:
             repro_steps += pj * n * k_k
-            repro_evals += pj * n * _evals_until(ev, k_k)
+            repro_evals += pj * n * _evals_until(eval_steps, k_k)
         else:
             repro_steps += pj * (j * kbar + (n - j) * budget)
-            repro_evals += pj * (j * _evals_until(ev, kbar) + (n - j) * n_ev_max)
+            repro_evals += pj * (j * _evals_until(eval_steps, kbar) + (n - j) * n_ev_max)
         some += pj if j >= 1 else 0.0
     # the evaluation where the winner meets the goal is read in full; every other one misses
     # the goal, and early exit reads q of it
@@ -171,54 +172,54 @@ def _point_costs(g, ev, s, b, n_val, m, space_share):
     out["naive"] = {"steps": naive_steps, "evaluations": naive_evals,
                     "examples_evaluated": naive_evals * n_val}
     out["repro"] = {"steps": repro_steps, "evaluations": repro_evals,
-                    "examples_evaluated": (hits + (repro_evals - hits) * m["q"]) * n_val}
+                    "examples_evaluated": (hits + (repro_evals - hits) * measured["q"]) * n_val}
     return out
 
 
-def estimate_by_batch(pp, n_val, m=None, space_share=1.0):
+def estimate_by_batch(panel_plan, n_val, measured=None, space_share=1.0):
     """{batch_size: {at_most[, naive, repro]: {steps, evaluations, examples_evaluated}}}: the
     panel's costs split by batch size (unrounded; replicate seeds included), which is what wall
     time needs, since a step's time depends on B (repro.throughput)."""
-    g, ev = pp.grid, spec_mod.eval_steps(pp.grid)
-    seeds = getattr(g, "seeds", 1)
+    grid = panel_plan.grid
+    eval_steps, seeds = spec_mod.eval_steps(grid), getattr(grid, "seeds", 1)
     out = {}
-    for s, b in pp.points:
+    for s, b in panel_plan.points:
         row = out.setdefault(int(b), {})
-        for kind, d in _point_costs(g, ev, s, b, n_val, m, space_share).items():
+        for kind, costs in _point_costs(grid, eval_steps, s, b, n_val, measured, space_share).items():
             acc = row.setdefault(kind, {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0})
-            for name, v in d.items():
+            for name, v in costs.items():
                 acc[name] += v * seeds
     return out
 
 
-def estimate_panel(pp, n_val, m=None, space_share=1.0):
+def estimate_panel(panel_plan, n_val, measured=None, space_share=1.0):
     """{at_most, naive, repro} x {steps, evaluations, examples_evaluated} for one panel.
 
     `space_share`: the share of this panel's search space the measurements covered; the
     measured p is scaled by it (trials outside are taken to fail). Replicate searches (the
     grid's `seeds`) cost the same again each, as far as this model can tell (measured from
     replicate 0)."""
-    kinds = ("at_most",) if m is None else ("at_most", "naive", "repro")
+    kinds = ("at_most",) if measured is None else ("at_most", "naive", "repro")
     out = {k: {"steps": 0.0, "evaluations": 0.0, "examples_evaluated": 0.0} for k in kinds}
-    for row in estimate_by_batch(pp, n_val, m, space_share).values():
+    for row in estimate_by_batch(panel_plan, n_val, measured, space_share).values():
         for k in kinds:
             for name, v in row[k].items():
                 out[k][name] += v
-    return {k: {n: int(round(v)) for n, v in d.items()} for k, d in out.items()}
+    return {k: {n: int(round(v)) for n, v in costs.items()} for k, costs in out.items()}
 
 
 def estimate(plan, ds=None):
     """Cost estimate of every panel of `plan`, using measurements from `ds` where it has them."""
     rows = []
-    for pp in plan.panels:
-        m, share = None, 1.0
-        if ds is not None and pp.panel.id in list(ds.panel.values):
-            m = measurements(ds, pp.panel.id)
-            share = coverage(ds, pp.panel.id, pp.grid.search)
-        n_val = validation_size(pp.panel.dataset)
-        rows.append({"panel": pp.panel.id, "measured_from": None if m is None else
-                     {"grid": ds.attrs.get("grid"), "p": m["p"], "q": m["q"],
-                      "kbar_over_kstar": m["kbar_over_kstar"], "space_share": share},
-                     **estimate_panel(pp, n_val, m, share),
-                     "by_batch": estimate_by_batch(pp, n_val, m, share)})
+    for panel_plan in plan.panels:
+        panel_id, measured, share = panel_plan.panel.id, None, 1.0
+        if ds is not None and panel_id in list(ds.panel.values):
+            measured = measurements(ds, panel_id)
+            share = coverage(ds, panel_id, panel_plan.grid.search)
+        n_val = validation_size(panel_plan.panel.dataset)
+        rows.append({"panel": panel_id, "measured_from": None if measured is None else
+                     {"grid": ds.attrs.get("grid"), "p": measured["p"], "q": measured["q"],
+                      "kbar_over_kstar": measured["kbar_over_kstar"], "space_share": share},
+                     **estimate_panel(panel_plan, n_val, measured, share),
+                     "by_batch": estimate_by_batch(panel_plan, n_val, measured, share)})
     return rows

@@ -15,6 +15,7 @@ grid it started from plus every change, with its `why`), so `repro run SPEC --gr
 reproduces it without `decide`.
 """
 import dataclasses
+import functools
 import math
 import pathlib
 import re
@@ -39,7 +40,7 @@ class Change:
     why: str              # the claims and requests it answers
 
     def describe(self):
-        return f"panel {self.panel}: {self.kind} ({self.why}; ~{_fmt_h(self.hours)})"
+        return f"panel {self.panel}: {self.kind} ({self.why}; ~{_format_hours(self.hours)})"
 
 
 @dataclasses.dataclass
@@ -53,7 +54,7 @@ class Outcome:
     results: list = dataclasses.field(default_factory=list)  # the last verification
 
 
-def _fmt_h(hours):
+def _format_hours(hours):
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 
@@ -204,6 +205,58 @@ def check(sp, *, grid, name, panels=None):
                          f"known: {', '.join(p.id for p in sp.panels)}")
 
 
+def _candidates(keys, start, inconclusive, panels, price_of):
+    """{(panel, kind, batch sizes): Change}: every change the `inconclusive` verdicts request
+    that `apply` can make to a panel's grid `keys` (`panels`: only these, if given), priced by
+    `price_of(panel_id, new keys, kind)`; a change several claims request is priced once and
+    names them all."""
+    candidates = {}
+    for result in inconclusive:
+        for request in result.values.get("needs", []):
+            panel_id, kind = request["panel"], request["kind"]
+            if panel_id not in keys or (panels and panel_id not in panels):
+                continue
+            new = apply(keys[panel_id], kind, request, start[panel_id])
+            if new is None:
+                continue
+            key = (panel_id, kind, tuple(request.get("batch_sizes", ())))
+            if key in candidates:
+                candidates[key] = dataclasses.replace(candidates[key],
+                                                      why=candidates[key].why + f"; {result.claim}")
+                continue
+            candidates[key] = Change(panel=panel_id, kind=kind, grid=new,
+                                     hours=price_of(panel_id, new, kind),
+                                     why=f"{result.claim}: {request['why']}")
+    return candidates
+
+
+def _choose(candidates, hours_left):
+    """(changes, their predicted hours): the cheapest first (among equals, the one answering
+    more claims), at most one per panel, within `hours_left`."""
+    chosen, used = [], 0.0
+    for change in sorted(candidates.values(), key=lambda c: (c.hours, -c.why.count(";"))):
+        if any(c.panel == change.panel for c in chosen) or not math.isfinite(change.hours):
+            continue  # one change per panel per round: the next round re-prices the rest
+        if used + change.hours <= hours_left:
+            chosen.append(change)
+            used += change.hours
+    return chosen, used
+
+
+def _run_round(sp, *, grid, name, keys, changed, results_dir, workers):
+    """Write grid `name` (`keys`) into the spec, rebuild the starting grid's results file (the
+    spec's text changed; nothing trains) so that plot, verify and report accept it as current,
+    and run grid `name` on the panels in `changed`; returns (the reloaded spec, seconds)."""
+    sp = write_grid(sp, name, keys)
+    study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
+    t0 = time.perf_counter()
+    study = study_mod.load_study(sp, grid_name=name, panels=changed)  # only what it added to
+    ran = study.run(results_dir=results_dir, workers=workers)
+    ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
+    study_mod.write_results(sp, grid_name=name, results_dir=results_dir, run=ran)
+    return sp, time.perf_counter() - t0
+
+
 def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_hours=1.0,
            workers=1, log=print, run_probe=True, panels=None, max_rounds=MAX_ROUNDS) -> Outcome:
     """Run `decide` on one spec (see the module docstring); returns what it did. `panels`: add
@@ -219,67 +272,41 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
     # the starting grid's results file, rebuilt from the stored trials (nothing trains): it is
     # current with the spec, and holds every panel stored
     study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
-    for rnd in range(max_rounds + 1):
+    for round_number in range(max_rounds + 1):
         results = verify.verify_spec(sp, grid=current, results_dir=results_dir)
         outcome.results = results
-        open_ = [r for r in results if r.status == claims.INCONCLUSIVE]
+        inconclusive = [r for r in results if r.status == claims.INCONCLUSIVE]
         decided = sum(r.status in (claims.PASS, claims.FAIL) for r in results)
         spent_h = (time.perf_counter() - t_start) / 3600
-        log(f"[decide round {rnd} | {decided}/{len(results)} claims decided | "
-            f"{_fmt_h(spent_h)} of {_fmt_h(budget_hours)} spent]")
-        if not open_ or rnd == max_rounds:
+        log(f"[decide round {round_number} | {decided}/{len(results)} claims decided | "
+            f"{_format_hours(spent_h)} of {_format_hours(budget_hours)} spent]")
+        if not inconclusive or round_number == max_rounds:
             break
         path = spec_mod.results_path(results_dir, sp, current)
         ds = store.open_results(path, sp, current) if path.exists() else None
-        plan = plan_mod.compile_plan(sp, current)
-        tables, _ = throughput.tables(plan, results_dir, run_probe=run_probe)
-        candidates = {}
-        for r in open_:
-            for req in r.values.get("needs", []):
-                pid = req["panel"]
-                if pid not in keys or (panels and pid not in panels):
-                    continue
-                new = apply(keys[pid], req["kind"], req, start[pid])
-                if new is None:
-                    continue
-                k = (pid, req["kind"], tuple(req.get("batch_sizes", ())))
-                if k in candidates:
-                    candidates[k] = dataclasses.replace(candidates[k], why=candidates[k].why + f"; {r.claim}")
-                    continue
-                hours = price(sp, keys, pid, new, req["kind"], ds, workers, tables, scratch)
-                candidates[k] = Change(panel=pid, kind=req["kind"], grid=new, hours=hours,
-                                       why=f"{r.claim}: {req['why']}")
+        tables, _ = throughput.tables(plan_mod.compile_plan(sp, current), results_dir, run_probe=run_probe)
+        price_of = functools.partial(price, sp, keys, ds=ds, workers=workers, tables=tables, scratch=scratch)
+        candidates = _candidates(keys=keys, start=start, inconclusive=inconclusive, panels=panels,
+                                 price_of=price_of)
         left = budget_hours - spent_h
-        chosen, used = [], 0.0
-        for ch in sorted(candidates.values(), key=lambda c: (c.hours, -c.why.count(";"))):
-            if any(c.panel == ch.panel for c in chosen) or not math.isfinite(ch.hours):
-                continue  # one change per panel per round: the next round re-prices the rest
-            if used + ch.hours <= left:
-                chosen.append(ch)
-                used += ch.hours
+        chosen, used = _choose(candidates=candidates, hours_left=left)
         if not chosen:
             cheapest = min(candidates.values(), key=lambda c: c.hours, default=None)
             log("decide: nothing affordable is left" + (
-                f"; the cheapest addition is {cheapest.describe()}, over the {_fmt_h(left)} left"
+                f"; the cheapest addition is {cheapest.describe()}, over the {_format_hours(left)} left"
                 if cheapest else "; no verdict asks for anything decide can add"))
             break
-        for ch in chosen:
-            keys[ch.panel] = dict(ch.grid, why=keys[ch.panel]["why"] + f"; {ch.kind} for {ch.why}")
-            log(f"decide: adds {ch.describe()}")
-        sp = write_grid(sp, name, keys)
-        # the spec's text changed: its results file for the starting grid is rebuilt (nothing
-        # trains) so that plot, verify and report accept it as current
-        study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
-        current = name
-        outcome.hours_predicted += used
-        t0 = time.perf_counter()
+        for change in chosen:
+            keys[change.panel] = dict(change.grid, why=keys[change.panel]["why"]
+                                      + f"; {change.kind} for {change.why}")
+            log(f"decide: adds {change.describe()}")
         changed = sorted({c.panel for c in chosen} |
                          {c.panel for changes, _ in outcome.rounds for c in changes})
-        study = study_mod.load_study(sp, grid_name=name, panels=changed)  # only what it added to
-        ran = study.run(results_dir=results_dir, workers=workers)
-        ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
-        study_mod.write_results(sp, grid_name=name, results_dir=results_dir, run=ran)
-        outcome.rounds.append((chosen, time.perf_counter() - t0))
+        sp, seconds = _run_round(sp, grid=grid, name=name, keys=keys, changed=changed,
+                                 results_dir=results_dir, workers=workers)
+        current = name
+        outcome.hours_predicted += used
+        outcome.rounds.append((chosen, seconds))
     outcome.seconds_spent = time.perf_counter() - t_start
     scratch.unlink(missing_ok=True)
     return outcome

@@ -1,10 +1,12 @@
 """Quasi-random metaparameter search as a keras-tuner Oracle driven by scipy's Sobol sequence.
 
-Paper mode (default): the unscrambled sequence without its all-zero point, so trial i gets
-point i at every study point. Unit-cube coordinates become values through keras-tuner's own
-`HyperParameter.prob_to_value`. The authors' "reverse log" momentum (1 - m log-uniform) is
-searched as a log-scaled `one_minus_momentum`, which is exactly their mapping (keras-tuner's
-own `reverse_log` is a different curve).
+A trial here is one Sobol point tried at one study point: trial i takes point i (repro.cluster's
+oracle trials are something else, attempts at whole study points). Paper mode (default): the
+unscrambled sequence without its all-zero point, so trial i gets point i at every study point.
+Unit-cube coordinates become values through keras-tuner's own `HyperParameter.prob_to_value`.
+The authors' "reverse log" momentum (1 - m log-uniform) is searched as a log-scaled
+`one_minus_momentum`, which is exactly their mapping (keras-tuner's own `reverse_log` is a
+different curve).
 
 Importing this module imports neither keras-tuner nor TensorFlow: `first_points` maps the points
 with `prob_to_value`, keras-tuner's arithmetic for the hyperparameters `hyperparameters` builds
@@ -17,6 +19,8 @@ import warnings
 
 from scipy.stats import qmc
 
+# The metric every oracle of repro minimises: a trial's steps to the goal (SobolOracle), or a
+# study point's K* (repro.cluster's chief); inf when the goal is not met.
 OBJECTIVE = "steps_to_result"
 
 
@@ -24,13 +28,13 @@ def hyperparameters(space):
     """keras-tuner HyperParameters for a spec's search dims (a tuple of spec.Dim)."""
     import keras_tuner
     hp = keras_tuner.HyperParameters()
-    for d in space:
-        if d.scale == "reverse_log":
-            hp.Float("one_minus_" + d.name, 1.0 - d.max, 1.0 - d.min, sampling="log")
-        elif d.integer:
-            hp.Int(d.name, int(d.min), int(d.max), sampling=d.scale)
+    for dim in space:
+        if dim.scale == "reverse_log":
+            hp.Float("one_minus_" + dim.name, 1.0 - dim.max, 1.0 - dim.min, sampling="log")
+        elif dim.integer:
+            hp.Int(dim.name, int(dim.min), int(dim.max), sampling=dim.scale)
         else:
-            hp.Float(d.name, d.min, d.max, sampling=d.scale)
+            hp.Float(dim.name, dim.min, dim.max, sampling=dim.scale)
     return hp
 
 
@@ -42,18 +46,6 @@ def sobol_points(dims, n, scrambled=False, seed=0):
         if not scrambled:
             sampler.fast_forward(1)
         return sampler.random(n)
-
-
-def to_values(hp, point):
-    """Map one unit-cube point to metaparameter values (with momentum = 1 - one_minus_momentum)."""
-    values = {}
-    for p, h in zip(point, hp.space):
-        v = h.prob_to_value(float(p))
-        if h.name.startswith("one_minus_"):
-            values[h.name[len("one_minus_"):]] = 1.0 - v
-        else:
-            values[h.name] = v
-    return values
 
 
 def _numerical(lo, hi, scale, prob):
@@ -130,9 +122,9 @@ def first_points(space, n, scrambled=False, seed=0):
     """Metaparameters of trials 0..n-1 as the Sobol oracle gives them (a study point's trials:
     every trial of a point races, so the whole sequence is asked for at once). The oracle's
     populate_space, without building it: `prob_to_value` is its arithmetic."""
-    return [metaparameters(dict(prob_to_value(d, p) for d, p in zip(space, point)))
+    return [metaparameters(dict(prob_to_value(dim, prob) for dim, prob in zip(space, point)))
             for point in sobol_points(len(space), n, scrambled, seed)]
 
 
-__all__ = ["SobolOracle", "hyperparameters", "sobol_points", "to_values", "metaparameters",
+__all__ = ["SobolOracle", "hyperparameters", "sobol_points", "metaparameters",
            "first_points", "prob_to_value", "OBJECTIVE"]

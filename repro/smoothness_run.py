@@ -47,19 +47,20 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
     from . import models, run as run_mod, smoothness  # TensorFlow: only where runs are measured
     t0 = time.perf_counter()
     work = run_mod.workload(panel, results_dir)   # engine, data order, SNIP cache
-    eng, d = work.engine, work.data
+    eng, data = work.engine, work.data
     init = models.initial_weights(eng.model, spec.seed)
     mask = work.mask(spec.seed, init, sparsity)
     eng.reset(init, mask, {"learning_rate": grid.learning_rate, "momentum": grid.momentum})
-    n = grid.gradient_examples or len(d.y_train)
-    x, y = d.x_train[:n], d.y_train[:n]
-    probe = smoothness.MaskedLoss(models.build(panel.model, d.x_train.shape[1:]), mask)
+    n = grid.gradient_examples or len(data.y_train)
+    x, y = data.x_train[:n], data.y_train[:n]
+    probe = smoothness.MaskedLoss(models.build(panel.model, data.x_train.shape[1:]), mask)
     rng = np.random.default_rng([spec.seed, 4])  # noise-scale batches: same for every sparsity
     small, big = grid.noise_batch_sizes
 
-    def batches(b):
-        picks = [rng.choice(len(d.y_train), b, replace=False) for _ in range(grid.noise_draws)]
-        return [(d.x_train[i], d.y_train[i]) for i in picks]
+    def batches(batch_size):
+        picks = [rng.choice(len(data.y_train), batch_size, replace=False)
+                 for _ in range(grid.noise_draws)]
+        return [(data.x_train[i], data.y_train[i]) for i in picks]
 
     done = 0
 
@@ -82,17 +83,17 @@ def measure_run(spec, panel, grid, sparsity, results_dir="results"):
         w_next = w_k and advance(k + 1)
         if not w_next:
             break
-        loss, g = probe.mean(w_k, x, y)
+        loss, gradient = probe.mean(w_k, x, y)
         lip = math.nan if k == 0 else \
-            smoothness.local_lipschitz(lambda w: probe.mean(w, x, y)[1], w_k, w_next, g0=g)[0]
+            smoothness.local_lipschitz(lambda w: probe.mean(w, x, y)[1], w_k, w_next, g0=gradient)[0]
         b_simple, _, trace = smoothness.simple_noise_scale(
             probe.mean_sq_norm(w_k, batches(small)), small, probe.mean_sq_norm(w_k, batches(big)), big)
         if k == 0:
             record["beta"] = probe.per_example_variance(w_k, x[:grid.variance_examples],
-                                                        y[:grid.variance_examples], g)
+                                                        y[:grid.variance_examples], gradient)
             record["delta"] = 2.0 * loss  # f_inf = 0
         for name, v in (("step", k), ("lipschitz", lip), ("train_loss", loss),
-                        ("grad_sq_norm", smoothness.norm(g) ** 2), ("noise_scale", b_simple),
+                        ("grad_sq_norm", smoothness.norm(gradient) ** 2), ("noise_scale", b_simple),
                         ("trace_sigma", trace)):
             record[name].append(v)
     else:
@@ -274,12 +275,13 @@ def describe(plan):
                        "split_gradients": sum(len(g.measure_steps()) * 11 - 10 for _, g, _ in plan.tasks)}}
 
 
-def format_description(d):
+def format_description(description):
     """Text form of `describe` for `repro plan`."""
-    lines = [f"{d['figure']} ({d['grid']} grid, smoothness): {d['totals']['runs']} runs, "
-             f"{d['totals']['steps']:,} training steps, {d['totals']['split_gradients']:,} gradients "
+    totals = description["totals"]
+    lines = [f"{description['figure']} ({description['grid']} grid, smoothness): {totals['runs']} runs, "
+             f"{totals['steps']:,} training steps, {totals['split_gradients']:,} gradients "
              "over the measurement split"]
-    for p in d["panels"]:
+    for p in description["panels"]:
         lines.append(f"  ({p['id']}) {p['dataset']} / {p['model']} / {p['optimizer']}: s {p['sparsities']}, "
                      f"B {p['batch_size']}, lr {p['learning_rate']:g}"
                      + (f", momentum {p['momentum']:g}" if p["momentum"] else "")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import pathlib
 import subprocess
+import tempfile
 from importlib import metadata
 
 import numpy as np
@@ -23,6 +24,18 @@ STATUS = {"not_run": 0, "complete": 1, "incomplete": 2, "infeasible": 3, "capped
 HP_NAMES = ("learning_rate", "momentum", "decay_steps", "end_factor")
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy", "scipy", "xarray",
             "netCDF4", "matplotlib")
+
+
+def check_writable(folder):
+    """Create `folder` if needed and prove it takes files, before any training starts."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(folder, None, f"results folder is not writable ({e.strerror})",
+                         "pass --results DIR with a folder you can write to") from None
 
 
 def run_id(identity):
@@ -214,30 +227,177 @@ def provenance(spec):
     }
 
 
-def _searches(plan, records, panels, sparsities, batches, trials):
+@dataclasses.dataclass(frozen=True)
+class _Axes:
+    """The coordinates a plan's dataset spans: every panel, sparsity, batch size and trial of
+    any panel, and the longest list of evaluation steps."""
+
+    panels: list
+    sparsities: list
+    batches: list
+    trials: int
+    n_eval: int
+
+    @classmethod
+    def of(cls, plan):
+        return cls(panels=[p.panel.id for p in plan.panels],
+                   sparsities=sorted({s for p in plan.panels for s in p.grid.sparsities}),
+                   batches=sorted({b for p in plan.panels for b in p.grid.batch_sizes}),
+                   trials=max(p.grid.trials for p in plan.panels),
+                   n_eval=max(len(p.eval_steps) for p in plan.panels))
+
+    @property
+    def shape(self):
+        """(panel, sparsity, batch_size, trial)."""
+        return len(self.panels), len(self.sparsities), len(self.batches), self.trials
+
+    def index(self, key):
+        """The array index of record key (panel, sparsity, batch, trial)."""
+        panel, sparsity, batch_size, trial = key
+        return (self.panels.index(panel), self.sparsities.index(sparsity),
+                self.batches.index(batch_size), trial)
+
+
+def _searches(plan, records, axes):
     """(status, steps, K*, best trial) of every study point's search from `records`
     ({(panel, sparsity, batch, trial): record}); K* is NaN and best -1 where no trial is
     complete or not every trial has a record (the search is partial)."""
-    shape4 = (len(panels), len(sparsities), len(batches), trials)
-    status = np.zeros(shape4, np.int8)
-    steps = np.full(shape4, -1, np.int64)
-    k_star = np.full(shape4[:3], np.nan)
-    best = np.full(shape4[:3], -1, np.int64)
-    for (panel, s, b, t), r in records.items():
-        idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
+    status = np.zeros(axes.shape, np.int8)
+    steps = np.full(axes.shape, -1, np.int64)
+    k_star = np.full(axes.shape[:3], np.nan)
+    best = np.full(axes.shape[:3], -1, np.int64)
+    for key, r in records.items():
+        idx = axes.index(key)
         status[idx] = STATUS[r.status]
         steps[idx] = r.steps
-        k = r.steps_to_result
-        j = idx[:3]
-        if r.status == "complete" and (np.isnan(k_star[j]) or k < k_star[j]
-                                          or (k == k_star[j] and t < best[j])):
-            k_star[j], best[j] = k, t  # ties go to the lowest trial id
+        k, t = r.steps_to_result, idx[3]
+        point = idx[:3]
+        if r.status == "complete" and (np.isnan(k_star[point]) or k < k_star[point]
+                                          or (k == k_star[point] and t < best[point])):
+            k_star[point], best[point] = k, t  # ties go to the lowest trial id
     # K* is a minimum over all of a point's trials: a point with a trial not run (or not
     # answerable at this goal from the stored curves) has no K* yet, only an upper bound.
     for pi, p in enumerate(plan.panels):
         searched = (status[pi, :, :, :p.grid.trials] > 0).all(axis=-1)
         k_star[pi][~searched], best[pi][~searched] = np.nan, -1
     return status, steps, k_star, best
+
+
+def _replicates(plan, by_seed, axes):
+    """(status, steps, K*, best trial) of every replicate search, each with a seed axis after
+    the panel: (panel, seed, sparsity, batch_size[, trial])."""
+    per_seed = [_searches(plan=plan, records=records, axes=axes) for records in by_seed.values()]
+    return tuple(np.stack([searched[n] for searched in per_seed], axis=1) for n in range(4))
+
+
+def _trial_arrays(records, axes):
+    """Per trial: wall time, record id, validation examples read, metaparameters ({name:
+    array}), validation curve and whether each of its errors is exact."""
+    wall = np.full(axes.shape, np.nan)
+    run_ids = np.full(axes.shape, "", dtype=object)
+    evaluated = np.full(axes.shape, -1, np.int64)
+    hps = {n: np.full(axes.shape, np.nan) for n in HP_NAMES}
+    curve = np.full(axes.shape + (axes.n_eval,), np.nan, np.float32)
+    exact = np.full(axes.shape + (axes.n_eval,), -1, np.int8)
+    for key, r in records.items():
+        idx = axes.index(key)
+        wall[idx] = r.wall_time
+        run_ids[idx] = r.run_id
+        evaluated[idx] = r.examples_evaluated
+        for n in HP_NAMES:
+            if n in r.values:
+                hps[n][idx] = r.values[n]
+        curve[idx][:len(r.val_errors)] = r.val_errors
+        exact[idx][:len(r.val_errors)] = r.val_exact
+    return wall, run_ids, evaluated, hps, curve, exact
+
+
+def _eval_steps(plan, axes):
+    """(panel, batch_size, eval): the training step of each evaluation, -1 as padding."""
+    eval_step = np.full((len(axes.panels), len(axes.batches), axes.n_eval), -1, np.int64)
+    for pi, p in enumerate(plan.panels):
+        for bi, b in enumerate(axes.batches):
+            if b in p.grid.batch_sizes:
+                eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
+    return eval_step
+
+
+def _search_space(plan, axes):
+    """(min, max, scale), each (panel, hp): each panel's searched ranges, so a reader (and the
+    best-inside-range claim) sees them."""
+    smin, smax = (np.full((len(axes.panels), len(HP_NAMES)), np.nan) for _ in range(2))
+    sscale = np.full((len(axes.panels), len(HP_NAMES)), "", dtype=object)
+    for pi, p in enumerate(plan.panels):
+        for dim in p.grid.search:
+            j = HP_NAMES.index(dim.name)
+            smin[pi, j], smax[pi, j], sscale[pi, j] = dim.min, dim.max, dim.scale
+    return smin, smax, sscale
+
+
+TRIAL_DIMS = ("panel", "sparsity", "batch_size", "trial")
+SEED_DIMS = ("panel", "seed") + TRIAL_DIMS[1:]  # the replicate axis after the panel
+STATUS_FLAGS = {"flag_values": np.array(list(STATUS.values()), np.int8), "flag_meanings": " ".join(STATUS)}
+
+
+def _search_variables(searches, replicates):
+    """The dataset's variables of the searches: K*, best trial, status and steps, for
+    replicate 0 and by seed."""
+    status, steps, k_star, best = searches
+    status_s, steps_s, k_star_s, best_s = replicates
+    return {
+        "steps_to_result": (TRIAL_DIMS[:3], k_star, {
+            "long_name": "steps-to-result K*: fewest steps to reach the goal error over trials "
+                         "(NaN: no trial reached it, or not every trial has run)",
+            "units": "steps"}),
+        "best_trial": (TRIAL_DIMS[:3], best, {"long_name": "trial achieving K* (-1: none)"}),
+        "status": (TRIAL_DIMS, status, {"long_name": "trial outcome", **STATUS_FLAGS}),
+        "steps": (TRIAL_DIMS, steps, {"long_name": "training steps run (-1: not run)"}),
+        "steps_to_result_by_seed": (SEED_DIMS[:4], k_star_s, {
+            "long_name": "steps_to_result of each replicate search (seed: its figure seed)",
+            "units": "steps"}),
+        "best_trial_by_seed": (SEED_DIMS[:4], best_s, {"long_name": "best_trial of each replicate search"}),
+        "status_by_seed": (SEED_DIMS, status_s, {
+            "long_name": "status of each replicate search's trials", **STATUS_FLAGS}),
+        "steps_by_seed": (SEED_DIMS, steps_s, {
+            "long_name": "steps of each replicate search's trials (-1: not run)"}),
+    }
+
+
+def _trial_variables(trial_arrays, eval_step):
+    """The dataset's variables of each trial: wall time, validation examples read, record id,
+    metaparameters, evaluation steps and validation curves."""
+    wall, run_ids, evaluated, hps, curve, exact = trial_arrays
+    return {
+        "wall_time": (TRIAL_DIMS, wall, {"long_name": "trial wall time", "units": "s"}),
+        "examples_evaluated": (TRIAL_DIMS, evaluated, {
+            "long_name": "validation examples classified by the trial's evaluations (-1: not recorded)"}),
+        "run_id": (TRIAL_DIMS, run_ids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
+        **{n: (TRIAL_DIMS, v, {"long_name": f"sampled {n.replace('_', ' ')} (NaN: not searched)"})
+           for n, v in hps.items() if not np.all(np.isnan(v)) or n in ("learning_rate", "momentum")},
+        "eval_step": (("panel", "batch_size", "eval"), eval_step, {
+            "long_name": "training step of each evaluation (-1: padding)"}),
+        "val_error": (TRIAL_DIMS + ("eval",), curve, {
+            "long_name": "validation error: exact, or a lower bound where val_error_exact is 0 "
+                         "(NaN: not evaluated)"}),
+        "val_error_exact": (TRIAL_DIMS + ("eval",), exact, {
+            "long_name": "1: val_error counted over the whole split; 0: counting stopped once "
+                         "the goal was missed, val_error is a lower bound above the goal; -1: padding",
+            "flag_values": np.array([-1, 0, 1], np.int8),
+            "flag_meanings": "padding lower_bound exact"}),
+    }
+
+
+def _panel_variables(plan, search_space):
+    """The dataset's variables of each panel: its goal, searched ranges and workload."""
+    smin, smax, sscale = search_space
+    return {
+        "goal_error": (("panel",), np.array([p.panel.goal_error for p in plan.panels])),
+        "search_min": (("panel", "hp"), smin, {"long_name": "lower end of the searched range (NaN: not searched)"}),
+        "search_max": (("panel", "hp"), smax, {"long_name": "upper end of the searched range (NaN: not searched)"}),
+        "search_scale": (("panel", "hp"), sscale, {"long_name": "log | linear | reverse_log ('': not searched)"}),
+        **{k: (("panel",), np.array([getattr(p.panel, k) for p in plan.panels], dtype=object))
+           for k in ("dataset", "model", "optimizer", "schedule")},
+    }
 
 
 def collect(spec, plan, records, *, by_seed=None):
@@ -247,97 +407,17 @@ def collect(spec, plan, records, *, by_seed=None):
     replicate 0 -- `records` -- first), read into the *_by_seed variables; default: `records`
     alone, under the spec's seed. Every other variable is `records`' (replicate 0)."""
     by_seed = {spec.seed: records} if by_seed is None else by_seed
-    panels = [p.panel.id for p in plan.panels]
-    sparsities = sorted({s for p in plan.panels for s in p.grid.sparsities})
-    batches = sorted({b for p in plan.panels for b in p.grid.batch_sizes})
-    trials = max(p.grid.trials for p in plan.panels)
-    n_eval = max(len(p.eval_steps) for p in plan.panels)
-    shape4 = (len(panels), len(sparsities), len(batches), trials)
-    status, steps, k_star, best = _searches(plan, records, panels, sparsities, batches, trials)
-    seeds = list(by_seed)
-    per_seed = [_searches(plan, by_seed[s], panels, sparsities, batches, trials) for s in seeds]
-    # (panel, seed, sparsity, batch_size[, trial]): the replicate axis after the panel
-    status_s, steps_s, k_star_s, best_s = (np.stack([x[n] for x in per_seed], axis=1)
-                                           for n in range(4))
-    wall = np.full(shape4, np.nan)
-    run_ids = np.full(shape4, "", dtype=object)
-    evaluated = np.full(shape4, -1, np.int64)
-    hps = {n: np.full(shape4, np.nan) for n in HP_NAMES}
-    curve = np.full(shape4 + (n_eval,), np.nan, np.float32)
-    exact = np.full(shape4 + (n_eval,), -1, np.int8)
-    eval_step = np.full((len(panels), len(batches), n_eval), -1, np.int64)
-    # Each panel's search space, so a reader (and the best-inside-range claim) sees the ranges.
-    smin, smax = (np.full((len(panels), len(HP_NAMES)), np.nan) for _ in range(2))
-    sscale = np.full((len(panels), len(HP_NAMES)), "", dtype=object)
-    for pi, p in enumerate(plan.panels):
-        for d in p.grid.search:
-            j = HP_NAMES.index(d.name)
-            smin[pi, j], smax[pi, j], sscale[pi, j] = d.min, d.max, d.scale
-        for bi, b in enumerate(batches):
-            if b in p.grid.batch_sizes:
-                eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
-    for (panel, s, b, t), r in records.items():
-        idx = (panels.index(panel), sparsities.index(s), batches.index(b), t)
-        wall[idx] = r.wall_time
-        run_ids[idx] = r.run_id
-        evaluated[idx] = r.examples_evaluated
-        for n in HP_NAMES:
-            if n in r.values:
-                hps[n][idx] = r.values[n]
-        curve[idx][:len(r.val_errors)] = r.val_errors
-        exact[idx][:len(r.val_errors)] = r.val_exact
-    dims4 = ("panel", "sparsity", "batch_size", "trial")
-    seed4 = ("panel", "seed") + dims4[1:]
-    seed3 = seed4[:4]
+    axes = _Axes.of(plan=plan)
     ds = xr.Dataset(
-        {
-            "steps_to_result": (dims4[:3], k_star, {
-                "long_name": "steps-to-result K*: fewest steps to reach the goal error over trials "
-                             "(NaN: no trial reached it, or not every trial has run)",
-                "units": "steps"}),
-            "best_trial": (dims4[:3], best, {"long_name": "trial achieving K* (-1: none)"}),
-            "status": (dims4, status, {
-                "long_name": "trial outcome",
-                "flag_values": np.array(list(STATUS.values()), np.int8),
-                "flag_meanings": " ".join(STATUS)}),
-            "steps": (dims4, steps, {"long_name": "training steps run (-1: not run)"}),
-            "steps_to_result_by_seed": (seed3, k_star_s, {
-                "long_name": "steps_to_result of each replicate search (seed: its figure seed)",
-                "units": "steps"}),
-            "best_trial_by_seed": (seed3, best_s, {"long_name": "best_trial of each replicate search"}),
-            "status_by_seed": (seed4, status_s, {
-                "long_name": "status of each replicate search's trials",
-                "flag_values": np.array(list(STATUS.values()), np.int8),
-                "flag_meanings": " ".join(STATUS)}),
-            "steps_by_seed": (seed4, steps_s, {
-                "long_name": "steps of each replicate search's trials (-1: not run)"}),
-            "wall_time": (dims4, wall, {"long_name": "trial wall time", "units": "s"}),
-            "examples_evaluated": (dims4, evaluated, {
-                "long_name": "validation examples classified by the trial's evaluations (-1: not recorded)"}),
-            "run_id": (dims4, run_ids, {"long_name": "id of the trial record results/runs/<id[:2]>/<id>.json ('': not run)"}),
-            **{n: (dims4, v, {"long_name": f"sampled {n.replace('_', ' ')} (NaN: not searched)"})
-               for n, v in hps.items() if not np.all(np.isnan(v)) or n in ("learning_rate", "momentum")},
-            "eval_step": (("panel", "batch_size", "eval"), eval_step, {
-                "long_name": "training step of each evaluation (-1: padding)"}),
-            "val_error": (dims4 + ("eval",), curve, {
-                "long_name": "validation error: exact, or a lower bound where val_error_exact is 0 "
-                             "(NaN: not evaluated)"}),
-            "val_error_exact": (dims4 + ("eval",), exact, {
-                "long_name": "1: val_error counted over the whole split; 0: counting stopped once "
-                             "the goal was missed, val_error is a lower bound above the goal; -1: padding",
-                "flag_values": np.array([-1, 0, 1], np.int8),
-                "flag_meanings": "padding lower_bound exact"}),
-            "goal_error": (("panel",), np.array([p.panel.goal_error for p in plan.panels])),
-            "search_min": (("panel", "hp"), smin, {"long_name": "lower end of the searched range (NaN: not searched)"}),
-            "search_max": (("panel", "hp"), smax, {"long_name": "upper end of the searched range (NaN: not searched)"}),
-            "search_scale": (("panel", "hp"), sscale, {"long_name": "log | linear | reverse_log ('': not searched)"}),
-            **{k: (("panel",), np.array([getattr(p.panel, k) for p in plan.panels], dtype=object))
-               for k in ("dataset", "model", "optimizer", "schedule")},
-        },
-        coords={"panel": np.array(panels, dtype=object), "sparsity": sparsities,
-                "batch_size": np.array(batches, np.int64), "trial": np.arange(trials),
-                "seed": np.array(seeds, np.int64),
-                "eval": np.arange(n_eval), "hp": np.array(HP_NAMES, dtype=object)},
+        {**_search_variables(searches=_searches(plan=plan, records=records, axes=axes),
+                             replicates=_replicates(plan=plan, by_seed=by_seed, axes=axes)),
+         **_trial_variables(trial_arrays=_trial_arrays(records=records, axes=axes),
+                            eval_step=_eval_steps(plan=plan, axes=axes)),
+         **_panel_variables(plan=plan, search_space=_search_space(plan=plan, axes=axes))},
+        coords={"panel": np.array(axes.panels, dtype=object), "sparsity": axes.sparsities,
+                "batch_size": np.array(axes.batches, np.int64), "trial": np.arange(axes.trials),
+                "seed": np.array(list(by_seed), np.int64),
+                "eval": np.arange(axes.n_eval), "hp": np.array(HP_NAMES, dtype=object)},
         attrs={**provenance(spec), "grid": plan.grid_name},
     )
     ds.attrs["trials_sha256"] = trials_checksum(ds)

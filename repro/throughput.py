@@ -46,15 +46,15 @@ ASSUMPTIONS = (
 # ------------------------------------------------------------------------ arithmetic (pure)
 def step_seconds(steps_s, batch_size):
     """Seconds per training step at `batch_size` from {probed B: seconds per step}."""
-    pts = sorted((int(b), float(s)) for b, s in steps_s.items())
-    if not pts:
+    probed = sorted((int(b), float(s)) for b, s in steps_s.items())
+    if not probed:
         raise ValueError("no probed batch sizes")
     b = batch_size
-    if b <= pts[0][0]:
-        return pts[0][1]  # below the smallest: a step's fixed cost dominates (an overestimate)
-    if b >= pts[-1][0]:
-        return pts[-1][1] * b / pts[-1][0]  # above the largest: per-example cost constant
-    for (b0, s0), (b1, s1) in zip(pts, pts[1:]):
+    if b <= probed[0][0]:
+        return probed[0][1]  # below the smallest: a step's fixed cost dominates (an overestimate)
+    if b >= probed[-1][0]:
+        return probed[-1][1] * b / probed[-1][0]  # above the largest: per-example cost constant
+    for (b0, s0), (b1, s1) in zip(probed, probed[1:]):
         if b0 <= b <= b1:
             return s0 + (s1 - s0) * (b - b0) / (b1 - b0)
 
@@ -73,9 +73,9 @@ def wall_hours(by_batch, table, workers, devices=1, max_device_batch=plan_mod.MA
         kind, n = plan_mod.placement(int(b), devices, max_device_batch)
         held = n if kind == "mirrored" else 1
         per_step = step_seconds(table["step_s"], int(b) // held)
-        for k, d in kinds.items():
-            seconds = (d["steps"] * per_step + d["examples_evaluated"] * table["val_example_s"]) * held
-            out[k] = out.get(k, 0.0) + seconds / workers / 3600
+        for kind_name, work in kinds.items():
+            seconds = (work["steps"] * per_step + work["examples_evaluated"] * table["val_example_s"]) * held
+            out[kind_name] = out.get(kind_name, 0.0) + seconds / workers / 3600
     return out
 
 
@@ -83,13 +83,13 @@ def wall_hours(by_batch, table, workers, devices=1, max_device_batch=plan_mod.MA
 def probe_batches(batch_sizes):
     """The batch sizes the probe times: the smallest, then each at least 4x the last, and the
     largest (others are interpolated)."""
-    bs = sorted({int(b) for b in batch_sizes})
-    chosen = bs[:1]
-    for b in bs[1:]:
+    sizes = sorted({int(b) for b in batch_sizes})
+    chosen = sizes[:1]
+    for b in sizes[1:]:
         if b >= 4 * chosen[-1]:
             chosen.append(b)
-    if bs and chosen[-1] != bs[-1]:
-        chosen.append(bs[-1])
+    if sizes and chosen[-1] != sizes[-1]:
+        chosen.append(sizes[-1])
     return chosen
 
 
@@ -223,13 +223,13 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
         wanted.setdefault(key, set()).update(pp.grid.batch_sizes)
         dataset_of.setdefault(key, pp.panel.dataset)
     jobs = []
-    for key, bs in wanted.items():
+    for key, batch_sizes in wanted.items():
         model, dataset = key[0], dataset_of[key]
-        cached = {b: entries[entry_key(model, dataset, b)]["step_s"] for b in probe_batches(bs)
+        cached = {b: entries[entry_key(model, dataset, b)]["step_s"] for b in probe_batches(batch_sizes)
                   if entry_key(model, dataset, b) in entries}
         # a B whose step the largest cached one below it says takes over MAX_STEP_S is extrapolated
         missing = []
-        for b in probe_batches(bs):
+        for b in probe_batches(batch_sizes):
             below = [c for c in cached if c < b]
             if b not in cached and not (below and cached[max(below)] * b / max(below) > MAX_STEP_S):
                 missing.append(b)
@@ -242,13 +242,13 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
         write_cache(path, tf.__version__, kind, entries)
         probe_s = time.perf_counter() - t0
     out = {}
-    for (model, shape), bs in wanted.items():
+    for model, shape in wanted:
         steps = {int(k.split("B=")[1].split("/")[0]): v["step_s"] for k, v in entries.items()
                  if k.startswith(f"{model}/{shape}/B=") and k.endswith(f"/race={TRIALS_PER_RACE}")}
-        ev = entries.get(f"{model}/{shape}/eval")
-        if steps and ev:
-            out[(model, shape)] = {"step_s": steps, "val_example_s": ev["val_example_s"],
-                                   "pass_s": ev.get("pass_s"), "n_val": ev.get("n_val")}
+        evaluation = entries.get(f"{model}/{shape}/eval")
+        if steps and evaluation:
+            out[(model, shape)] = {"step_s": steps, "val_example_s": evaluation["val_example_s"],
+                                   "pass_s": evaluation.get("pass_s"), "n_val": evaluation.get("n_val")}
     return out, {"cache": str(path), "device": kind, "tensorflow": tf.__version__,
                  "probed_now": probed_now, "probe_seconds": round(probe_s, 1) if probed_now else None,
                  "missing": [f"{m}/{d}" for m, d, _ in jobs] if not run_probe else []}
@@ -268,14 +268,14 @@ def estimate_wall_time(plan, rows, results_dir, n_devices=8, max_device_batch=pl
                n_devices if gpus else 1)]
     panels, totals = [], {}
     for pp, row in zip(plan.panels, rows):
-        t = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
-        if t is None:
+        table = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
+        if table is None:
             panels.append({"panel": pp.panel.id, "hours": None})
             continue
         hours = {}
         for name, workers, devs in setups:
             try:
-                hours[name] = wall_hours(row["by_batch"], t, workers, devs, max_device_batch)
+                hours[name] = wall_hours(row["by_batch"], table, workers, devs, max_device_batch)
             except ValueError as e:  # a batch that fits on none of the devices
                 hours[name] = {"error": str(e)}
             for k, v in hours[name].items():
@@ -292,37 +292,38 @@ def estimate_wall_time(plan, rows, results_dir, n_devices=8, max_device_batch=pl
                       for (m, d), t in found.items()}}
 
 
-def _h(hours):
+def _hours_text(hours):
+    """{kind: hours} as 'kind 1.5 h  kind 3.0 d', or the error that left them unknown."""
     if "error" in hours:
         return hours["error"]
-    return "  ".join(f"{k} {_fmt_hours(v)}" for k, v in hours.items())
+    return "  ".join(f"{k} {_format_hours(v)}" for k, v in hours.items())
 
 
-def _fmt_hours(h):
-    if h >= 48:
-        return f"{h / 24:,.1f} d"
-    return f"{h:,.1f} h" if h >= 1 else f"{h * 60:.1f} min"
+def _format_hours(hours):
+    if hours >= 48:
+        return f"{hours / 24:,.1f} d"
+    return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.1f} min"
 
 
-def format_wall_time(w):
-    """Lines for `repro plan --estimate`."""
-    src = w["source"]
+def format_wall_time(wall):
+    """Lines for `repro plan --estimate` (`wall`: estimate_wall_time's)."""
+    src = wall["source"]
     lines = [f"wall time on {src['device']} (TensorFlow {src['tensorflow']}; probe "
              + (f"run now, {src['probe_seconds']} s" if src["probed_now"] else "read from the cache")
              + f": {src['cache']}):"]
-    for key, p in w["probe"].items():
+    for key, p in wall["probe"].items():
         lines.append(f"  probe {key}: ms per step " + ", ".join(f"B={b}* {ms:g}" for b, ms in p["step_ms"].items())
                      + f"; validation pass ({p['n_val']} examples) {p['val_pass_s']:.3f} s")
-    for p in w["panels"]:
+    for p in wall["panels"]:
         if p["hours"] is None:
             lines.append(f"  ({p['panel']}) no throughput measured (run without --no-probe)")
             continue
         for name, hours in p["hours"].items():
-            lines.append(f"  ({p['panel']}) {name:34s} {_h(hours)}")
-    if w["totals"]:
-        for name, hours in w["totals"].items():
-            lines.append(f"  all panels {name:28s} {_h(hours)}")
-    lines.append(f"  assumptions: {w['assumptions']}")
+            lines.append(f"  ({p['panel']}) {name:34s} {_hours_text(hours)}")
+    if wall["totals"]:
+        for name, hours in wall["totals"].items():
+            lines.append(f"  all panels {name:28s} {_hours_text(hours)}")
+    lines.append(f"  assumptions: {wall['assumptions']}")
     return lines
 
 
@@ -351,28 +352,28 @@ def run_prior(plan, rows, results_dir, points, stored, workers, run_probe=True,
     found, source = tables(plan, results_dir, run_probe=run_probe, prober=prober)
     trial_s, snip_s, bound, passes = {}, {}, False, 0
     for pp, row in zip(plan.panels, rows):
-        t = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
-        if t is None:
+        table = found.get((pp.panel.model, shape_key(pp.panel.dataset)))
+        if table is None:
             continue
         kind = "repro" if all("repro" in k for k in row["by_batch"].values()) else "at_most"
         bound = bound or kind == "at_most"
         n_at_b = len(pp.grid.sparsities) * pp.grid.trials * pp.seeds  # by_batch sums these
-        per_b = {int(b): (k[kind]["steps"] * step_seconds(t["step_s"], int(b))
-                          + k[kind]["examples_evaluated"] * t["val_example_s"]) / n_at_b
+        per_b = {int(b): (k[kind]["steps"] * step_seconds(table["step_s"], int(b))
+                          + k[kind]["examples_evaluated"] * table["val_example_s"]) / n_at_b
                  for b, k in row["by_batch"].items()}
         mine = [p for p in points if p.panel_plan is pp]
         trial_s.update({p.key: per_b[p.batch_size] for p in mine})
-        if t.get("pass_s") and t.get("n_val"):
-            n_val = t["n_val"]
+        if table.get("pass_s") and table.get("n_val"):
+            n_val = table["n_val"]
             n_train = n_val * (1 - data_mod.VAL_FRACTION) / data_mod.VAL_FRACTION
-            snip_s[(pp.panel.dataset, pp.panel.model)] = SNIP_PASS_FACTOR * t["pass_s"] * n_train / n_val
+            snip_s[(pp.panel.dataset, pp.panel.model)] = SNIP_PASS_FACTOR * table["pass_s"] * n_train / n_val
     by_workload = {}
     for p in points:
         todo = [i for i in range(p.trials) if (*p.key, i) not in stored]
         if p.sparsity and todo:
-            w = by_workload.setdefault((p.panel.dataset, p.panel.model), [set(), 0])
-            w[0].update(p.spec.seed + i for i in todo)
-            w[1] += 1
+            workload = by_workload.setdefault((p.panel.dataset, p.panel.model), [set(), 0])
+            workload[0].update(p.spec.seed + i for i in todo)
+            workload[1] += 1
     for (dataset, model), (seeds, n_points) in by_workload.items():
         snip = pathlib.Path(results_dir) / "cache" / "snip"
         seeds = {s for s in seeds if not (snip / f"{dataset}-{model}-v{SNIP_VERSION}-seed{s}.npz").exists()}

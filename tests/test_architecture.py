@@ -124,6 +124,15 @@ def test_the_command_line_imports_no_private_name_of_another_module():
     assert reached == [], reached
 
 
+def test_the_benchmark_stands_apart_from_the_library():
+    """repro.bench is a package of its own that only the command line imports."""
+    g = graph()
+    bench = {m for m in g if m == "bench" or m.startswith("bench.")}
+    assert {"bench", "bench.driver", "bench.sides", "bench.naive", "bench.compare"} <= bench
+    users = sorted(m for m, deps in g.items() if m not in bench and deps & bench)
+    assert users == ["__main__"], users
+
+
 def test_the_scheduling_core_has_no_run_order_machinery_left():
     """Racing replaced run orders, anchors, trials ahead and claim files (issue 18)."""
     assert not (PACKAGE / "ahead.py").exists()

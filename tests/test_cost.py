@@ -54,17 +54,17 @@ def test_racing_until_two_finish_costs_n_times_the_second_finishers_steps(tmp_pa
     assert pp.grid.finishers == 2
     m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 1.0,
          "measured_k": {(0.0, 8): 32.0}, "kth_over_kstar": {2: 1.25}}
-    est = cost.estimate_panel(pp, n_val=100, m=m)
+    est = cost.estimate_panel(pp, n_val=100, measured=m)
     assert est["repro"]["steps"] == 2 * 4 * 40
     assert est["repro"]["evaluations"] == 2 * 4 * 2
     # not measured: K_2 / K* is assumed (1.5): 48 steps, 3 evaluations per trial
     del m["kth_over_kstar"]
-    est = cost.estimate_panel(pp, n_val=100, m=m)
+    est = cost.estimate_panel(pp, n_val=100, measured=m)
     assert est["repro"]["steps"] == 2 * 4 * 48 and cost.KTH_OVER_KSTAR == 1.5
     # half the trials reach the goal (p = 1/2): with j of 4 finishing (binomial 1/16, 4/16,
     # 6/16, 4/16, 1/16), j >= 2 stop by K_2 = 48; j = 0 or 1 run the rest to the budget 160
     m["p"] = 0.5
-    est = cost.estimate_panel(pp, n_val=100, m=m)
+    est = cost.estimate_panel(pp, n_val=100, measured=m)
     per_point = (1 / 16) * 4 * 160 + (4 / 16) * (1 * 48 + 3 * 160) + (11 / 16) * 4 * 48
     assert est["repro"]["steps"] == round(2 * per_point)
 
@@ -83,7 +83,7 @@ def test_prediction_follows_the_stated_rules(panel_plan):
     # (p = 1) in 1.5 K* = 48 steps; early exit reads half of a failing evaluation.
     m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 0.5,
          "measured_k": {(0.0, 8): 32.0}}
-    est = cost.estimate_panel(panel_plan, n_val=100, m=m)
+    est = cost.estimate_panel(panel_plan, n_val=100, measured=m)
     assert est["at_most"] == {"steps": 2 * 4 * 160, "evaluations": 2 * 4 * 10,
                               "examples_evaluated": 2 * 4 * 10 * 100}
     # naive: 4 trials x 48 steps, 3 evaluations each (16, 32, 48), per point
@@ -99,7 +99,7 @@ def test_prediction_follows_the_stated_rules(panel_plan):
 def test_a_point_no_trial_can_finish_costs_its_whole_budget(panel_plan):
     m = {"fits": {0.0: {"c1": math.nan, "c2": math.nan}}, "p": 0.5, "kbar_over_kstar": 2.0,
          "q": 1.0, "measured_k": {}}
-    est = cost.estimate_panel(panel_plan, n_val=100, m=m)
+    est = cost.estimate_panel(panel_plan, n_val=100, measured=m)
     assert est["naive"]["steps"] == est["repro"]["steps"] == est["at_most"]["steps"]
 
 
@@ -130,7 +130,7 @@ def test_coverage_is_the_searched_share_of_the_target_space_on_each_dimensions_s
 def test_a_narrower_measured_space_scales_p_down(panel_plan):
     m = {"fits": {0.0: {"c1": 256.0, "c2": 16.0}}, "p": 1.0, "kbar_over_kstar": 1.5, "q": 0.5,
          "measured_k": {(0.0, 8): 32.0}}
-    half = cost.estimate_panel(panel_plan, n_val=100, m=m, space_share=0.5)
+    half = cost.estimate_panel(panel_plan, n_val=100, measured=m, space_share=0.5)
     # p = 0.5: a trial runs 0.5 x 48 + 0.5 x 160 = 104 steps naively. The race of 4 trials
     # has a winner with probability 1 - 0.5^4 = 15/16 (all stop at 32), else all run 160.
     assert half["naive"]["steps"] == 2 * 4 * 104
