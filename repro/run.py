@@ -678,6 +678,9 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
         log(f"resuming: {len(stored)} of {progress.total} trials already stored in "
             f"{options.results_dir}/runs")
     if prior is not None and progress.done < progress.total:
+        log(f"{progress.head()} {progress.total - progress.done} trials to train on {workers} "
+            f"worker{'s' if workers > 1 else ''}; estimating how long (a throughput probe of this "
+            "machine, unless one is stored)")
         try:
             progress.prior = prior(points, stored, workers)
         except Exception as e:  # an ETA is never a reason not to run

@@ -402,12 +402,15 @@ def test_a_prior_gives_the_eta_from_the_first_line_and_a_failing_one_never_stops
         assert m, line
         elapsed, eta = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
         return elapsed, eta
-    elapsed, eta = eta_seconds(lines[0])
-    assert lines[0].endswith("12 trials to train on 1 worker; ETA from the start: made up for this test")
+    # the first line says before the prior is asked (a probe may take a minute) what comes
+    assert re.match(r"\[0/12 trials \| \d+m\d\ds \| ETA \?\] 12 trials to train on 1 worker; "
+                    r"estimating how long", lines[0]), lines[0]
+    elapsed, eta = eta_seconds(lines[1])
+    assert lines[1].endswith("12 trials to train on 1 worker; ETA from the start: made up for this test")
     assert elapsed <= 10 and 360 - 10 <= eta <= 360
-    assert "s=0: loading mnist" in lines[1] and "(a) B=16" in lines[1]
-    assert 360 - 60 <= eta_seconds(lines[1])[1] <= 360
-    assert "ETA ?" not in "\n".join(lines)
+    assert "s=0: loading mnist" in lines[2] and "(a) B=16" in lines[2]
+    assert 360 - 60 <= eta_seconds(lines[2])[1] <= 360
+    assert "ETA ?" not in "\n".join(lines[1:])  # an estimate from the second line on
 
     def broken(points, stored, workers):
         raise OSError("no cache folder")
@@ -416,7 +419,8 @@ def test_a_prior_gives_the_eta_from_the_first_line_and_a_failing_one_never_stops
     ds, _ = run.run_plan(plan, run.RunOptions(results_dir=str(tmp_path / "r2")), log=lines.append,
                          prior=broken)
     lines = [line for line in lines if not line.startswith("warning: TensorFlow already runs")]
-    assert lines[0] == "warning: no ETA before the first trial ends (OSError: no cache folder)"
+    assert "estimating how long" in lines[0]
+    assert lines[1] == "warning: no ETA before the first trial ends (OSError: no cache folder)"
     assert (ds["status"] > 0).all()
     # everything stored: nothing to estimate, the prior is not asked
     seen.clear()
