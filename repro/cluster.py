@@ -155,7 +155,7 @@ def serve(plan, *, results_dir, capping, ip, port, log=print):
 
     Blocks until the last point ends. A restarted chief starts its queue afresh: points whose
     records are stored are re-read by the workers, not trained again."""
-    from . import run
+    from . import records
     connect_env(ip, port, "chief")
     oracle = PlanOracle(plan, capping=capping, log=log)
     chief = base_tuner.BaseTuner(oracle, directory=str(pathlib.Path(results_dir) / "tuner"),
@@ -164,7 +164,7 @@ def serve(plan, *, results_dir, capping, ip, port, log=print):
     for point in oracle.failed_points():
         log(f"warning: {point_label(point)} failed on its worker (see {results_dir}/failures); "
             "start a worker or `repro run` again to race it")
-    return run.collect_plan(plan, results_dir=results_dir, capping=capping)
+    return records.collect_plan(plan, results_dir=results_dir, capping=capping)
 
 
 # ------------------------------------------------------------------------ a worker

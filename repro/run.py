@@ -8,10 +8,10 @@ best trial are exactly those of a one-after-another search with best-so-far capp
 best trials' own steps are what shows the search's resolution (repro.evidence).
 
 Every finished trial is a record (store.TrialRecord) shared across figures and reruns: a point
-first reads what its records already tell (`point_view`), so a resumed, shared or re-goaled
-point trains only the trials whose records cannot answer. The results file is collected from
-the records. Points are independent: with `workers` > 1 they run in parallel processes, one
-whole point per worker (`execute`).
+first reads what its records already tell (repro.records.point_view), so a resumed, shared or
+re-goaled point trains only the trials whose records cannot answer. The results file is
+collected from the records (repro.records.collect_plan). Points are independent: with
+`workers` > 1 they run in parallel processes, one whole point per worker (`execute`).
 """
 import collections
 import dataclasses
@@ -30,8 +30,9 @@ from . import interrupt
 from . import lease as lease_mod
 from . import store as store_mod
 from .errors import DataMissing, UsageError
-from .plan import REPLICATE_SEED_STRIDE, SNIP_VERSION, replicate_seeds, study_points
-from .race import cap_for, race
+from .plan import REPLICATE_SEED_STRIDE, SNIP_VERSION, study_points
+from .race import race
+from .records import collect_plan, point_records, point_view
 
 RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
 CHECKPOINT_EVERY = 300.0  # default seconds of racing between two checkpoints of a point's race
@@ -154,52 +155,6 @@ def workload(panel, results_dir, replicas=1):
     if key not in _WORKLOADS:
         _WORKLOADS[key] = Workload(panel, results_dir, replicas)
     return _WORKLOADS[key]
-
-
-# ------------------------------------------------------------------------ a point's records
-def usable(record, point, cap, early_exit=True):
-    """`record` as `point`'s search reads it under `cap` (None: it cannot tell; train it)."""
-    rec = record.view(point.goal, cap) if record is not None else None
-    if rec is not None and not early_exit and not rec.exact:
-        return None  # exact curves were asked for; this record has lower bounds
-    return rec
-
-
-def stored_finishers(point, records, early_exit=True):
-    """(K, trial) of every complete trial among stored `records` (one per trial, None: not
-    stored), each read at its own cap, sorted: the first is the point's K* and best trial."""
-    finished = []
-    for i, record in enumerate(records):
-        rec = usable(record, point, record.cap if record else None, early_exit)
-        if rec is not None and rec.k is not None:
-            finished.append((rec.k, i))
-    return sorted(finished)
-
-
-def point_view(point, records, capping=True, early_exit=True):
-    """({trial: record as the search reads it, or None where it must train}, finished).
-
-    finished = the sorted (K, trial) of the stored complete trials (the first: K* and the best
-    trial); each trial is read under the cap they give it (`race.cap_for` with the grid's
-    `finishers`), exactly as a race stops it."""
-    finished = stored_finishers(point, records, early_exit)
-    return {i: usable(r, point, cap_for(finished, i, capping, point.max_steps, point.finishers),
-                      early_exit)
-            for i, r in enumerate(records)}, finished
-
-
-def stored_records(point, results_dir):
-    """The stored record of every trial of `point` (None: not stored), in trial order."""
-    store = store_mod.RunStore(results_dir)
-    return [store.trial(run_id) for run_id in point.trial_ids()]
-
-
-def point_records(point, results_dir, capping=True):
-    """{(panel, sparsity, B, trial): record} of every trial the point's records answer."""
-    view, _ = point_view(point, stored_records(point, results_dir), capping)
-    pid = point.panel.id
-    return {(pid, point.sparsity, point.batch_size, i): rec
-            for i, rec in view.items() if rec is not None}
 
 
 # ------------------------------------------------------------------------ one point
@@ -705,20 +660,6 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
                 "examples_trained": progress.examples_trained,
                 "examples_evaluated": progress.examples_evaluated,
                 "train_seconds": progress.trained_time}
-
-
-def collect_plan(plan, results_dir="results", capping=True):
-    """The results dataset of `plan` from the stored trial records alone (trains nothing).
-
-    Study points or trials with no record yet are `not_run`. Every replicate search of a grid
-    with `seeds` is read into the by-seed variables; the others are replicate 0's.
-    """
-    by_seed = {seed: {} for seed in replicate_seeds(plan)}
-    for point in study_points(plan):
-        by_seed[point.spec.seed].update(point_records(point, str(results_dir), capping))
-    ds = store_mod.collect(plan.spec, plan, by_seed[plan.spec.seed], by_seed=by_seed)
-    ds.attrs["capping"] = int(capping)
-    return ds
 
 
 def run_ids(plan):

@@ -18,7 +18,7 @@ import typing
 
 import xarray as xr
 
-from . import plan as plan_mod, run as run_mod, smoothness_run, spec as spec_mod, store
+from . import plan as plan_mod, records, run as run_mod, smoothness_run, spec as spec_mod, store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,8 +250,8 @@ class SearchStudy(_FromSpec):
         return ds
 
     def collect(self, *, results_dir, capping=True):
-        """run.collect_plan, capped where both `capping` and the spec allow it."""
-        ds = run_mod.collect_plan(self.plan, results_dir, capping=self.spec.capping and capping)
+        """records.collect_plan, capped where both `capping` and the spec allow it."""
+        ds = records.collect_plan(self.plan, results_dir, capping=self.spec.capping and capping)
         self.mark_goal(ds)
         return ds
 

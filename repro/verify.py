@@ -67,9 +67,9 @@ def verify_spec(spec, *, grid="reduced", results_dir="results", golden=None, goa
         return []  # nothing to check (`nothing_to_check` says so)
     panels = {p.id: list(p.claims) for p in spec.panels}
     if goal is not None and spec.kind not in spec_mod.SMOOTHNESS_KINDS:
-        from . import plan as plan_mod, run as run_mod
+        from . import plan as plan_mod, records
         plan = plan_mod.compile_plan(spec, grid, goal=goal)
-        ds = run_mod.collect_plan(plan, results_dir, capping=spec.capping)
+        ds = records.collect_plan(plan, results_dir, capping=spec.capping)
         ds.attrs["goal"] = goal
         unknown = sum(len(p.points) * p.grid.trials for p in plan.panels) - int((ds["status"] > 0).sum())
         if unknown:

@@ -18,6 +18,8 @@ import pytest
 from repro import checkpoint as checkpoint_mod
 from repro import data as data_mod
 from repro import lease as lease_mod
+from repro import plan as plan_mod
+from repro import records as records_mod
 from repro import run
 from repro import store as store_mod
 from conftest import make_data
@@ -61,7 +63,7 @@ def racing(point, results, kill_after=None, **options):
 def records(point, results):
     """Every stored record of the point, as JSON without its wall time."""
     out = []
-    for rec in run.stored_records(point, str(results)):
+    for rec in records_mod.stored_records(point, str(results)):
         d = rec.to_json() if rec is not None else None
         if d is not None:
             d.pop("wall_time")
@@ -71,7 +73,7 @@ def records(point, results):
 
 def the_point(tmp_path):
     """One study point whose race lasts 10 rounds: trial 5 meets the goal at step 40 of 64."""
-    return run.study_points(plan_for(tmp_path, batch_sizes=(8,), lr_min=5e-5, lr_max=7e-4))[0]
+    return plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8,), lr_min=5e-5, lr_max=7e-4))[0]
 
 
 @pytest.mark.parametrize("kill_after", [3, 7])

@@ -11,6 +11,8 @@ import pytest
 
 from repro import data as data_mod
 from repro import plan as plan_mod
+from repro import race
+from repro import records as records_mod
 from repro import run
 from repro import spec as spec_mod
 from conftest import make_data
@@ -73,21 +75,21 @@ def summary(lines):
 
 
 def test_cap_for():
-    assert run.cap_for([], 3, True, 100) is None
-    assert run.cap_for([(40, 2)], 3, False, 100) is None
-    assert run.cap_for([(40, 2)], 3, True, 100) == 39  # a higher index must beat K
-    assert run.cap_for([(40, 2)], 1, True, 100) == 40  # a lower index wins a tie
-    assert run.cap_for([(40, 2)], 2, True, 100) == 40  # the best trial itself runs to K
-    assert run.cap_for([(200, 2)], 3, True, 100) is None  # the cap is past the budget
+    assert race.cap_for([], 3, True, 100) is None
+    assert race.cap_for([(40, 2)], 3, False, 100) is None
+    assert race.cap_for([(40, 2)], 3, True, 100) == 39  # a higher index must beat K
+    assert race.cap_for([(40, 2)], 1, True, 100) == 40  # a lower index wins a tie
+    assert race.cap_for([(40, 2)], 2, True, 100) == 40  # the best trial itself runs to K
+    assert race.cap_for([(200, 2)], 3, True, 100) is None  # the cap is past the budget
 
 
 def test_cap_for_with_two_finishers_caps_at_the_second():
     """With finishers = 2 nobody is capped until two trials finished; then the cap is the
     second's (K, trial), whatever order they finished in."""
-    assert run.cap_for([(40, 2)], 3, True, 100, finishers=2) is None
-    assert run.cap_for([(60, 0), (40, 2)], 3, True, 100, finishers=2) == 59  # after trial 0 at 60
-    assert run.cap_for([(60, 0), (40, 2)], 0, True, 100, finishers=2) == 60
-    assert run.cap_for([(40, 4), (40, 2)], 3, True, 100, finishers=2) == 40  # ties with 4, lower index
+    assert race.cap_for([(40, 2)], 3, True, 100, finishers=2) is None
+    assert race.cap_for([(60, 0), (40, 2)], 3, True, 100, finishers=2) == 59  # after trial 0 at 60
+    assert race.cap_for([(60, 0), (40, 2)], 0, True, 100, finishers=2) == 60
+    assert race.cap_for([(40, 4), (40, 2)], 3, True, 100, finishers=2) == 40  # ties with 4, lower index
 
 
 def test_capping_and_early_exit_leave_every_k_star_unchanged(tmp_path):
@@ -161,7 +163,7 @@ def test_diverging_trials_in_a_row_never_stop_the_search(tmp_path):
 def test_collect_plan_rebuilds_the_run_dataset_without_training(tmp_path):
     plan = plan_for(tmp_path, batch_sizes=(8, 16))
     ds, _ = do_run(plan, tmp_path / "r")
-    again = run.collect_plan(plan, tmp_path / "r")
+    again = records_mod.collect_plan(plan, tmp_path / "r")
     for name in ("steps_to_result", "best_trial", "status", "steps", "val_error", "run_id"):
         np.testing.assert_array_equal(again[name].values, ds[name].values)
     assert again.attrs["trials_sha256"] == ds.attrs["trials_sha256"]
@@ -234,7 +236,7 @@ def test_a_figure_at_a_looser_goal_re_reads_the_stored_runs_and_trains_nothing(t
     assert summary(lines) == (12, 0)
     for name in OUTCOME:
         np.testing.assert_array_equal(ds9[name].values, direct[name].values, err_msg=name)
-    k8 = run.collect_plan(shared_plan(tmp_path, "fig-8", 0.01, read="read_goals = [0.6]"),
+    k8 = records_mod.collect_plan(shared_plan(tmp_path, "fig-8", 0.01, read="read_goals = [0.6]"),
                           tmp_path / "r")["steps_to_result"]
     assert (ds9["steps_to_result"] <= k8).all() and (ds9["steps_to_result"] < k8).any(), \
         (ds9["steps_to_result"].values, k8.values)  # a looser goal is met sooner
@@ -242,7 +244,7 @@ def test_a_figure_at_a_looser_goal_re_reads_the_stored_runs_and_trains_nothing(t
 
 def test_a_goal_the_curves_cannot_answer_trains_only_what_is_missing(tmp_path):
     do_run(shared_plan(tmp_path, "fig-8", 0.05), tmp_path / "r")
-    tighter = run.collect_plan(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")
+    tighter = records_mod.collect_plan(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")
     read = tighter["steps_to_result"].values
     assert np.isnan(read).any()  # tighter: some points are not answerable, and get no K*
     ds, lines = do_run(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")

@@ -12,6 +12,7 @@ import pytest
 
 from repro import cluster, cost
 from repro import plan as plan_mod
+from repro import records as records_mod
 from repro import run
 from repro import spec as spec_mod
 from repro import store
@@ -85,11 +86,11 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
         np.testing.assert_array_equal(two[by].sel(seed=5 + STRIDE).values, alone[name].values,
                                       err_msg=by)
     assert two.attrs["trials_sha256"] == store.trials_checksum(two)
-    again = run.collect_plan(plan2, results)  # collect re-reads every replicate, trains nothing
+    again = records_mod.collect_plan(plan2, results)  # collect re-reads every replicate, trains nothing
     for name in list(BY_SEED.values()) + list(MAIN):
         np.testing.assert_array_equal(again[name].values, two[name].values, err_msg=name)
     # At another goal the by-seed variables are read at that goal as the main ones are.
-    loose = run.collect_plan(plan_mod.compile_plan(plan2.spec, "full", goal=0.6), results)
+    loose = records_mod.collect_plan(plan_mod.compile_plan(plan2.spec, "full", goal=0.6), results)
     for name, by in BY_SEED.items():
         np.testing.assert_array_equal(loose[by].sel(seed=5).values, loose[name].values, err_msg=by)
     # Where the stored curves answer the looser goal its K* is no larger; where they cannot (a
