@@ -119,7 +119,7 @@ def check_args(args):
 
 
 def cmd_plan(args):
-    from . import run as run_mod, spec as spec_mod, study as study_mod
+    from . import plan as plan_mod, spec as spec_mod, study as study_mod
     estimate = study_mod.EstimateRequest(results_dir=args.results, devices=args.devices,
                                          run_probe=not args.no_probe) if args.estimate else None
     studies, out = [], []
@@ -128,7 +128,7 @@ def cmd_plan(args):
         out.append(studies[-1].describe(max_device_batch=args.max_device_batch, estimate=estimate))
     sharing = None
     if len(studies) > 1:  # runs asked for by several figures are counted once
-        sharing = run_mod.shared_runs(studies)
+        sharing = plan_mod.shared_runs(studies)
         for d in out:
             d["runs"] = sharing["figures"][d["figure"]]
     if args.json:

@@ -660,29 +660,3 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
                 "examples_trained": progress.examples_trained,
                 "examples_evaluated": progress.examples_evaluated,
                 "train_seconds": progress.trained_time}
-
-
-def run_ids(plan):
-    """{run id: (panel, sparsity, B, trial, seed)} of every trial `plan` asks for, every
-    replicate seed's too. Figures that share workload, study point, trial, seed and search space
-    share ids: one run, computed once."""
-    out = {}
-    for p in study_points(plan):
-        for i, run_id in enumerate(p.trial_ids()):
-            out.setdefault(run_id, (p.panel.id, p.sparsity, p.batch_size, i, p.spec.seed))
-    return out
-
-
-def shared_runs(plans):
-    """Across figures: {"unique_runs", "trials_asked", per figure {"runs", "new_runs",
-    "shared_with": {figure: n}}}; `new_runs` counts runs no earlier figure (in order) asks for."""
-    # A smoothness plan (repro.smoothness_run.SmoothPlan) lists its own run ids.
-    ids = {p.spec.id: set(p.run_ids() if hasattr(p, "run_ids") else run_ids(p)) for p in plans}
-    seen, per = set(), {}
-    for fig, mine in ids.items():
-        per[fig] = {"runs": len(mine), "new_runs": len(mine - seen),
-                    "shared_with": {o: len(mine & other) for o, other in ids.items()
-                                    if o != fig and mine & other}}
-        seen |= mine
-    return {"unique_runs": len(seen), "trials_asked": sum(len(v) for v in ids.values()),
-            "figures": per}

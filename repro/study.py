@@ -220,8 +220,8 @@ class SearchStudy(_FromSpec):
         return "\n".join(lines)
 
     def run_ids(self):
-        """Every trial's run id, every replicate seed's too (run.run_ids)."""
-        return list(run_mod.run_ids(self.plan))
+        """Every trial's run id, every replicate seed's too (plan.run_ids)."""
+        return list(plan_mod.run_ids(self.plan))
 
     def results_path(self, results_dir):
         """results/<figure>[.<grid>][.goal<G>].nc (spec.results_path)."""
