@@ -407,7 +407,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def checkpoint_arg(sp):
-    from .run import CHECKPOINT_EVERY
+    from .checkpoint import CHECKPOINT_EVERY
     sp.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
                     help="save a racing point's live trials to <results>/checkpoints every SECONDS "
                          f"of racing (default {CHECKPOINT_EVERY:g}; 0: every evaluation round), so "

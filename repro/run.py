@@ -35,7 +35,6 @@ from .race import race
 from .records import collect_plan, point_records, point_view
 
 RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
-CHECKPOINT_EVERY = 300.0  # default seconds of racing between two checkpoints of a point's race
 BUSY = "busy"  # claim_point: another live run holds the point's lease
 LEASE_POLL_S = 2.0  # seconds between two looks at a lease another run holds
 
@@ -48,7 +47,7 @@ class RunOptions:
     capping: bool = True           # stop a trial once it can no longer beat the point's best
     early_exit: bool = True        # stop counting validation errors once the goal is missed
     race_group: int | None = None  # trials racing at once (None: as many as RACE_MEMORY holds)
-    checkpoint_every: float | None = CHECKPOINT_EVERY  # seconds of racing between race
+    checkpoint_every: float | None = checkpoint_mod.CHECKPOINT_EVERY  # seconds of racing between race
     #   checkpoints of a point (0: every round, None: none); repro.checkpoint
 
 

@@ -18,7 +18,7 @@ import typing
 
 import xarray as xr
 
-from . import plan as plan_mod, records, run as run_mod, smoothness_run, spec as spec_mod, store
+from . import checkpoint as checkpoint_mod, plan as plan_mod, records, smoothness_run, spec as spec_mod, store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,10 +228,11 @@ class SearchStudy(_FromSpec):
         return spec_mod.results_path(results_dir, self.spec, self.grid_name, self.goal)
 
     def run(self, *, results_dir, workers=1, capping=True, early_exit=True, race_group=None,
-            max_device_batch=None, checkpoint_every=run_mod.CHECKPOINT_EVERY, log=print):
+            max_device_batch=None, checkpoint_every=checkpoint_mod.CHECKPOINT_EVERY, log=print):
         """run.run_plan; trials are capped where both `capping` and the spec allow it. The
         dataset's attributes say the goal it was read at and how many trials were trained and
         reused."""
+        from . import run as run_mod  # the trainer: only a run imports it
         options = run_mod.RunOptions(results_dir=results_dir, capping=self.spec.capping and capping,
                                      early_exit=early_exit, race_group=race_group,
                                      checkpoint_every=checkpoint_every)
