@@ -333,7 +333,7 @@ SNIP_PASS_FACTOR = 3.0  # a SNIP pass reads each training image forward and back
 
 def run_prior(plan, rows, results_dir, points, stored, workers, run_probe=True,
               prober=probe_in_subprocess):
-    """What `repro run` expects before any trial ends (run.Progress's `prior`), or None when no
+    """What `repro run` expects before any trial ends (progress.Progress's `prior`), or None when no
     throughput is known for any panel: {"trial_s": {point key: seconds of one trial}, "bound":
     True when it is the at-most budget (no stored results to predict K* from), "snip_s":
     {(dataset, model): seconds of one SNIP pass}, "snip_passes": passes to come over the run,

@@ -19,6 +19,7 @@ from repro import checkpoint as checkpoint_mod
 from repro import data as data_mod
 from repro import lease as lease_mod
 from repro import plan as plan_mod
+from repro import progress as progress_mod
 from repro import records as records_mod
 from repro import run
 from repro import store as store_mod
@@ -46,7 +47,7 @@ def racing(point, results, kill_after=None, **options):
     rounds, trials = [], []
 
     def report(e):
-        if isinstance(e, run.RaceRound):
+        if isinstance(e, progress_mod.RaceRound):
             rounds.append(e)
             if kill_after is not None and len(rounds) >= kill_after:
                 raise Killed
@@ -116,7 +117,7 @@ def test_a_checkpoint_of_another_race_is_discarded_and_the_point_races_from_step
     rounds = []
     run.run_point(point, run.RunOptions(results_dir=str(tmp_path / "r"), capping=False,
                                         checkpoint_every=None),
-                  lambda e: rounds.append(e) if isinstance(e, run.RaceRound) else None,
+                  lambda e: rounds.append(e) if isinstance(e, progress_mod.RaceRound) else None,
                   log=lines.append)
     assert any("of another race" in line for line in lines), lines
     assert rounds[0].step == point.eval_steps[0]
@@ -179,7 +180,7 @@ def test_a_point_another_run_holds_waits_and_is_then_reused_not_trained(tmp_path
     threading.Timer(0.5, other.release).start()  # ... and gives it back
     run.claim_point(point, options, events.append, wait=True, log=lines.append)
     assert any("raced by another run" in line for line in lines)
-    trials = [e for e in events if isinstance(e, run.TrialEvent)]
+    trials = [e for e in events if isinstance(e, progress_mod.TrialEvent)]
     assert len(trials) == point.trials and all(e.reused for e in trials)
     assert not other.path.exists()
 
