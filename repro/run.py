@@ -46,8 +46,8 @@ class RunOptions:
     capping: bool = True           # stop a trial once it can no longer beat the point's best
     early_exit: bool = True        # stop counting validation errors once the goal is missed
     race_group: int | None = None  # trials racing at once (None: as many as RACE_MEMORY holds)
-    checkpoint_every: float | None = checkpoint_mod.CHECKPOINT_EVERY  # seconds of racing between race
-    #   checkpoints of a point (0: every round, None: none); repro.checkpoint
+    checkpoint_every: float | None = checkpoint_mod.CHECKPOINT_EVERY  # seconds of racing between
+    #   race checkpoints of a point (0: every round, None: none); repro.checkpoint
 
 
 class Workload:
@@ -151,94 +151,163 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     (repro.checkpoint), so a killed race resumes from its last checkpoint, bit for bit.
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
-    from . import models
-    panel = point.panel
-    store = store_mod.RunStore(options.results_dir)
-    ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
-    saved = ckpt.load()
-    values = point.trial_values()
-    idents = [point.trial_identity(i, v) for i, v in enumerate(values)]
-    run_ids_of = [store_mod.run_id(ident) for ident in idents]
-    records = [store.trial(run_id) for run_id in run_ids_of]
-    view, finished = point_view(point, records, options.capping, options.early_exit)
+    point_race = _PointRace(point=point, options=options, report=report, log=log)  # its records
+    view, _ = point_race.view()
     w = _reported_workload(point, options.results_dir, replicas, report)
     size = options.race_group or race_group(w.engine)
-    pending, trained = [i for i, rec in view.items() if rec is None], set()
-    if saved is not None:  # its live trials race first, as the group they were
-        first = [int(i) for i in saved[0]["live"] if int(i) in pending]
-        pending = first + [i for i in pending if i not in first]
-        size_now = len(first)
-        if not first:
-            ckpt.remove()
-            saved = None
+    pending, n = point_race.race_order(pending=[i for i, rec in view.items() if rec is None],
+                                       size=size)
     while pending:
-        n = size_now if saved is not None else size
         group, pending = pending[:n], pending[n:]
-        view, finished = point_view(point, records, options.capping, options.early_exit)
-        group = [i for i in group if view[i] is None]  # the finishers may have improved since
-        goals, exit_goals, extents, runs = {}, {}, {}, {}
+        point_race.race_group(group=group, w=w)
+        n = size
+    return point_race.report_stored()
+
+
+class _PointRace:
+    """One study point's race in this process: its trials' values, identities, run ids and
+    records (each replaced as its trial leaves the race), its race checkpoint, and the trials
+    this run trained."""
+
+    def __init__(self, point, options, report, log):
+        self.point, self.options, self.report, self.log = point, options, report, log
+        self.store = store_mod.RunStore(options.results_dir)
+        self.ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
+        self.saved = self.ckpt.load()  # (meta, states) of this point's killed race, or None
+        self.values = point.trial_values()
+        self.idents = [point.trial_identity(i, v) for i, v in enumerate(self.values)]
+        self.run_ids = [store_mod.run_id(ident) for ident in self.idents]
+        self.records = [self.store.trial(run_id) for run_id in self.run_ids]
+        self.trained = set()
+
+    def view(self):
+        """`point_view` of the records as they stand: ({trial: record or None}, finished)."""
+        return point_view(self.point, self.records, self.options.capping, self.options.early_exit)
+
+    def race_order(self, pending, size):
+        """(the trials `pending` in the order they race, the size of the first group): the live
+        trials of a checkpoint first, as the group they were; a checkpoint with none of them
+        pending is removed."""
+        if self.saved is None:
+            return pending, size
+        first = [int(i) for i in self.saved[0]["live"] if int(i) in pending]
+        if not first:
+            self.ckpt.remove()
+            self.saved = None
+            return pending, size
+        return first + [i for i in pending if i not in first], len(first)
+
+    def race_group(self, group, w):
+        """Race the trials of `group` that the records do not answer by now (the finishers may
+        have improved since), from the checkpoint when it is of this race; each trial's record
+        is stored as it leaves the race, and the checkpoint removed once all have left."""
+        point = self.point
+        view, finished = self.view()
+        group = [i for i in group if view[i] is None]
+        runs, targets, extents = self.start(group=group, w=w)
+        meta = self.meta(group=group, targets=targets, extents=extents)
+        steps = point.eval_steps
+        if self.saved is not None:
+            steps, finished = _restore(self.saved, meta, runs, steps, finished, self.ckpt, point,
+                                       self.log)
+            self.saved = None
+        on_leave, on_round = self.callbacks(group=group, runs=runs, meta=meta, targets=targets)
+        self.report(_race_start(point=point, group=group, finished=finished))
+        race(runs, steps, point.max_steps, self.options.capping, finished, on_leave,
+             goal=point.goal, extents=extents, on_round=on_round, finishers=point.finishers)
+        self.ckpt.remove()  # every trial of the group has its record
+
+    def start(self, group, w):
+        """Start every trial of `group` on the workload `w`: ({trial: engine.TrialRun},
+        {trial: (goal, exit goal)}, {trial: the extent its stored record gives it})."""
+        from . import models
+        point, runs, targets, extents = self.point, {}, {}, {}
         for i in group:
-            goals[i], loosest, old = point.goal, [point.goal, *panel.read_goals], records[i]
+            old = self.records[i]
+            targets[i] = _targets(point=point, old=old, early_exit=self.options.early_exit)
             if old is not None:
-                # A record that cannot answer this goal is replaced by one that also answers
-                # what it did: trained to the tighter goal, at least as far as it ran, with its
-                # curve exact up to its looser goals (else two goals would retrain in turn).
-                goals[i] = min(point.goal, old.goal if old.goal is not None else point.goal)
-                loosest += [g for g in (old.goal, old.exit_goal) if g is not None]
-                extents[i] = old.cap
-            exit_goals[i] = max(loosest) if options.early_exit else None
+                extents[i] = old.cap  # trained at least as far as the record it replaces
             init = models.initial_weights(w.engine.model, point.spec.seed + i)
             runs[i] = w.engine.start_trial(
                 order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
                 mask=w.mask(point.spec.seed + i, init, point.sparsity,
-                            progress=_snip_reporter(point, point.spec.seed + i, report)),
-                hp=values[i],
-                goal=goals[i], early_exit=options.early_exit, exit_goal=exit_goals[i],
+                            progress=_snip_reporter(point, point.spec.seed + i, self.report)),
+                hp=self.values[i],
+                goal=targets[i][0], early_exit=self.options.early_exit, exit_goal=targets[i][1],
                 keep_state=True)
-        meta = {"point": point_label(point), "goal": point.goal, "capping": options.capping,
+        return runs, targets, extents
+
+    def meta(self, group, targets, extents):
+        """What the race of `group` is, as its checkpoint keeps it: a resumed race restores the
+        checkpoint's trials only when this is the same."""
+        point, options = self.point, self.options
+        return {"point": point_label(point), "goal": point.goal, "capping": options.capping,
                 "early_exit": options.early_exit, "max_steps": point.max_steps,
-                "group": group, "trials": {str(i): {"run_id": run_ids_of[i], "goal": goals[i],
-                                                   "exit_goal": exit_goals[i],
+                "group": group, "trials": {str(i): {"run_id": self.run_ids[i],
+                                                   "goal": targets[i][0],
+                                                   "exit_goal": targets[i][1],
                                                    "extent": extents.get(i, "none")}
                                           for i in group}}
-        steps = point.eval_steps
-        if saved is not None:
-            steps, finished = _restore(saved, meta, runs, steps, finished, ckpt, point, log)
-            saved = None
-        left, last_save = set(), [time.monotonic()]
 
-        def store_one(i, result, cap):
+    def callbacks(self, group, runs, meta, targets):
+        """(on_leave, on_round) of the race of `group`: a trial leaving has its record stored
+        and reported; after each round the live trials are checkpointed when
+        `checkpoint_every` seconds have passed since the last save, and the round reported."""
+        point, left, last_save = self.point, set(), [time.monotonic()]
+
+        def on_leave(i, result, cap):
             left.add(i)
-            records[i] = _record(idents[i], run_ids_of[i], result, goals[i], exit_goals[i],
-                                 point.batch_size, cap)
-            store.put_trial(records[i])
-            trained.add(i)
-            report(TrialEvent(point, i, records[i].view(point.goal, cap) or records[i],
-                              reused=False))
+            goal, exit_goal = targets[i]
+            self.records[i] = _record(self.idents[i], self.run_ids[i], result, goal, exit_goal,
+                                      point.batch_size, cap)
+            self.store.put_trial(self.records[i])
+            self.trained.add(i)
+            rec = self.records[i]
+            self.report(TrialEvent(point, i, rec.view(point.goal, cap) or rec, reused=False))
 
-        def round_done(step, live, best):
-            every = options.checkpoint_every
+        def on_round(step, live, best):
+            every = self.options.checkpoint_every
             if live and every is not None and time.monotonic() - last_save[0] >= every:
-                ckpt.save({**meta, "step": step, "best": best,
-                           "live": [i for i in group if i not in left]},
-                          {i: runs[i] for i in group if i not in left})
+                self.ckpt.save({**meta, "step": step, "best": best,
+                                "live": [i for i in group if i not in left]},
+                               {i: runs[i] for i in group if i not in left})
                 last_save[0] = time.monotonic()
-            report(RaceRound(point, step, live, None if best is None else best[0]))
+            self.report(RaceRound(point, step, live, None if best is None else best[0]))
 
-        report(Stage(point, "race", "start",
-                     f"racing trial{'s' if len(group) > 1 else ''} {_ranges(group)} of "
-                     f"{point.trials}, up to {point.max_steps:,} steps each, until "
-                     f"{point.finishers} reach the goal"
-                     + ("" if not finished else f", capped by the stored finishers {[k for k, _ in finished]}")))
-        race(runs, steps, point.max_steps, options.capping, finished, store_one, goal=point.goal,
-             extents=extents, on_round=round_done, finishers=point.finishers)
-        ckpt.remove()  # every trial of the group has its record
-        del runs
-    view, finished = point_view(point, records, options.capping, options.early_exit)
-    best = finished[0] if finished else None
-    for i in sorted(set(range(point.trials)) - trained):
-        report(TrialEvent(point, i, view[i], reused=True, best=None if best is None else best[0]))
-    return best
+        return on_leave, on_round
+
+    def report_stored(self):
+        """Report every trial this run did not train as re-read, with the point's K*; returns
+        (K*, best trial), or None when no trial meets the goal."""
+        view, finished = self.view()
+        best = finished[0] if finished else None
+        for i in sorted(set(range(self.point.trials)) - self.trained):
+            self.report(TrialEvent(self.point, i, view[i], reused=True,
+                                   best=None if best is None else best[0]))
+        return best
+
+
+def _targets(point, old, early_exit):
+    """(goal, exit goal) of a trial of `point` whose stored record is `old` (None: none).
+
+    A record that cannot answer this goal is replaced by one that also answers what it did:
+    trained to the tighter goal, at least as far as it ran, with its curve exact up to its
+    looser goals (else two goals would retrain in turn)."""
+    goal, loosest = point.goal, [point.goal, *point.panel.read_goals]
+    if old is not None:
+        goal = min(point.goal, old.goal if old.goal is not None else point.goal)
+        loosest += [g for g in (old.goal, old.exit_goal) if g is not None]
+    return goal, (max(loosest) if early_exit else None)
+
+
+def _race_start(point, group, finished):
+    """The Stage that says a group's race starts: its trials, their budget, the finishers it
+    waits for and the stored ones that cap it."""
+    return Stage(point, "race", "start",
+                 f"racing trial{'s' if len(group) > 1 else ''} {_ranges(group)} of "
+                 f"{point.trials}, up to {point.max_steps:,} steps each, until "
+                 f"{point.finishers} reach the goal"
+                 + ("" if not finished else f", capped by the stored finishers {[k for k, _ in finished]}"))
 
 
 def _restore(saved, meta, runs, steps, finished, ckpt, point, log):
