@@ -2,9 +2,8 @@
 import dataclasses
 
 from . import spec as spec_mod
+from .datasets import INPUT_SHAPES
 from .errors import UsageError
-
-INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
 # Replicate r of a grid with `seeds` > 1 runs the whole search again as if the figure's seed
 # were seed + r * REPLICATE_SEED_STRIDE. Trial i initialises with seed + i and the data order is

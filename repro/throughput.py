@@ -21,6 +21,7 @@ import socket
 import time
 
 from . import plan as plan_mod
+from .datasets import INPUT_SHAPES
 from .atomic import atomic_write
 
 PROBE_VERSION = 2
@@ -100,7 +101,7 @@ def cache_path(results_dir, kind, host=None):
 
 def shape_key(dataset):
     """The input shape a step's cost depends on, as text: '28x28x1' for MNIST and Fashion-MNIST."""
-    return "x".join(map(str, plan_mod.INPUT_SHAPES[dataset]))
+    return "x".join(map(str, INPUT_SHAPES[dataset]))
 
 
 def entry_key(model, dataset, batch_size=None, race=TRIALS_PER_RACE):
@@ -130,7 +131,7 @@ def _synthetic(dataset, n_train=PROBE_TRAIN_EXAMPLES):
     import types
     import numpy as np
     from .data import validation_size
-    shape = plan_mod.INPUT_SHAPES[dataset]
+    shape = INPUT_SHAPES[dataset]
     n_val = validation_size(dataset)
     rng = np.random.default_rng(0)
     return types.SimpleNamespace(
