@@ -424,7 +424,7 @@ def _figure_image(section, ds, figures_dir, work, grid):
 def figure_section(spec, *, grid, results_dir, figures_dir, golden, n_boot, work) -> FigureSection:
     """Verdicts, figure, K* tables, fits and provenance of one spec, from its stored results."""
     golden_table = verify.load_checked_golden(spec, golden)  # a bad golden file: UsageError
-    path = verify.results_path(results_dir, spec, grid)
+    path = spec_mod.results_path(results_dir, spec, grid)
     section = FigureSection(spec, path, CURRENT, golden=golden_table,
                             golden_file=None if verify.needs_no_golden(spec, golden)
                             else verify.golden_path(spec, golden))

@@ -8,7 +8,7 @@ import pathlib
 import sys
 
 from .errors import UsageError
-from .spec import results_path  # noqa: F401 (defined with the spec's names; repro.report reads it here)
+from .spec import results_path
 
 
 def golden_path(spec, override=None) -> pathlib.Path:
