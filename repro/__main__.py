@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 
 def cmd_plan(args):
-    from . import run as run_mod, spec as spec_mod, study as study_mod
+    from . import plan as plan_mod, spec as spec_mod, study as study_mod
     estimate = study_mod.EstimateRequest(results_dir=args.results, devices=args.devices,
                                          run_probe=not args.no_probe) if args.estimate else None
     studies, out = [], []
@@ -28,7 +28,7 @@ def cmd_plan(args):
         out.append(studies[-1].describe(max_device_batch=args.max_device_batch, estimate=estimate))
     sharing = None
     if len(studies) > 1:  # runs asked for by several figures are counted once
-        sharing = run_mod.shared_runs(studies)
+        sharing = plan_mod.shared_runs(studies)
         for description in out:
             description["runs"] = sharing["figures"][description["figure"]]
     if args.json:
@@ -298,7 +298,7 @@ def _max_device_batch_arg(command):
 
 
 def _checkpoint_arg(command):
-    from .run import CHECKPOINT_EVERY
+    from .checkpoint import CHECKPOINT_EVERY
     command.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
                          help="save a racing point's live trials to <results>/checkpoints every SECONDS "
                               f"of racing (default {CHECKPOINT_EVERY:g}; 0: every evaluation round), so "

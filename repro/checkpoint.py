@@ -26,6 +26,8 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import UsageError
 
+CHECKPOINT_EVERY = 300.0  # default seconds of racing between two checkpoints of a point's race
+
 
 class RaceCheckpoint:
     """The checkpoint file of one study point (`name`, as its lease) in `results_dir`."""

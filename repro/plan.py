@@ -2,9 +2,8 @@
 import dataclasses
 
 from . import spec as spec_mod
+from .datasets import INPUT_SHAPES
 from .errors import UsageError
-
-INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
 # Replicate r of a grid with `seeds` > 1 runs the whole search again as if the figure's seed
 # were seed + r * REPLICATE_SEED_STRIDE. Trial i initialises with seed + i and the data order is
@@ -149,6 +148,32 @@ def study_points(plan):
     """Every search `plan` asks for: each panel's points, once per replicate seed."""
     return [StudyPoint(replicate_spec(plan.spec, r), panel_plan, s, b)
             for panel_plan in plan.panels for r in range(panel_plan.seeds) for s, b in panel_plan.points]
+
+
+def run_ids(plan):
+    """{run id: (panel, sparsity, B, trial, seed)} of every trial `plan` asks for, every
+    replicate seed's too. Figures that share workload, study point, trial, seed and search space
+    share ids: one run, computed once."""
+    out = {}
+    for p in study_points(plan):
+        for i, run_id in enumerate(p.trial_ids()):
+            out.setdefault(run_id, (p.panel.id, p.sparsity, p.batch_size, i, p.spec.seed))
+    return out
+
+
+def shared_runs(plans):
+    """Across figures: {"unique_runs", "trials_asked", per figure {"runs", "new_runs",
+    "shared_with": {figure: n}}}; `new_runs` counts runs no earlier figure (in order) asks for."""
+    # A smoothness plan (repro.smoothness_run.SmoothPlan) lists its own run ids.
+    ids = {p.spec.id: set(p.run_ids() if hasattr(p, "run_ids") else run_ids(p)) for p in plans}
+    seen, per = set(), {}
+    for fig, mine in ids.items():
+        per[fig] = {"runs": len(mine), "new_runs": len(mine - seen),
+                    "shared_with": {o: len(mine & other) for o, other in ids.items()
+                                    if o != fig and mine & other}}
+        seen |= mine
+    return {"unique_runs": len(seen), "trials_asked": sum(len(v) for v in ids.values()),
+            "figures": per}
 
 
 def compile_plan(spec, grid_name="reduced", panels=None, goal=None):

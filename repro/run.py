@@ -8,15 +8,13 @@ best trial are exactly those of a one-after-another search with best-so-far capp
 best trials' own steps are what shows the search's resolution (repro.evidence).
 
 Every finished trial is a record (store.TrialRecord) shared across figures and reruns: a point
-first reads what its records already tell (`point_view`), so a resumed, shared or re-goaled
-point trains only the trials whose records cannot answer. The results file is collected from
-the records. Points are independent: with `workers` > 1 they run in parallel processes, one
-whole point per worker (`execute`).
+first reads what its records already tell (repro.records.point_view), so a resumed, shared or
+re-goaled point trains only the trials whose records cannot answer. The results file is
+collected from the records (repro.records.collect_plan). Points are independent: with
+`workers` > 1 they run in parallel processes, one whole point per worker (`execute`).
 """
-import collections
 import dataclasses
 import io
-import math
 import multiprocessing as mp
 import os
 import pathlib
@@ -30,11 +28,12 @@ from . import interrupt
 from . import lease as lease_mod
 from . import store as store_mod
 from .errors import DataMissing, UsageError
-from .plan import REPLICATE_SEED_STRIDE, SNIP_VERSION, replicate_seeds, study_points
-from .race import cap_for, race
+from .plan import SNIP_VERSION, study_points
+from .progress import Progress, RaceRound, Stage, TrialEvent, hms
+from .race import race
+from .records import collect_plan, point_records, point_view
 
 RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
-CHECKPOINT_EVERY = 300.0  # default seconds of racing between two checkpoints of a point's race
 BUSY = "busy"  # claim_point: another live run holds the point's lease
 LEASE_POLL_S = 2.0  # seconds between two looks at a lease another run holds
 
@@ -47,55 +46,8 @@ class RunOptions:
     capping: bool = True           # stop a trial once it can no longer beat the point's best
     early_exit: bool = True        # stop counting validation errors once the goal is missed
     race_group: int | None = None  # trials racing at once (None: as many as RACE_MEMORY holds)
-    checkpoint_every: float | None = CHECKPOINT_EVERY  # seconds of racing between race
-    #   checkpoints of a point (0: every round, None: none); repro.checkpoint
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialEvent:
-    """One trial of a point has its record: trained now, or re-read (`reused`)."""
-
-    point: object             # plan.StudyPoint
-    trial: int                # Sobol index
-    record: store_mod.TrialRecord  # as the point's search reads it (its goal and cap)
-    reused: bool              # read from the store, not trained by this run
-    best: int | None = None   # the point's K* once known (None: not yet, or none)
-
-
-@dataclasses.dataclass(frozen=True)
-class RaceRound:
-    """A point's race finished an evaluation round (for progress lines between trial events)."""
-
-    point: object             # plan.StudyPoint
-    step: int                 # the evaluation step every live trial has now reached
-    live: int                 # trials still racing
-    best: int | None          # K* so far (None: no trial has met the goal yet)
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """Work of a point outside its trials' steps, for progress lines from the first second:
-    loading the data (and building the engine), a SNIP score pass, a race starting."""
-
-    point: object             # plan.StudyPoint
-    kind: str                 # "data" | "snip" | "race"
-    state: str                # "start" | "progress" | "done"
-    text: str                 # what, in words ("loading cifar10", "SNIP scores of seed 3", ...)
-    done: int = 0             # "progress": examples done, of
-    total: int = 0            # ... this many
-    seconds: float = 0.0      # "progress" and "done": seconds since it started
-
-
-def stage_line(e):
-    """One progress line's text for a Stage (without the [done/total | elapsed | ETA] head)."""
-    seed, pid, s, b = e.point.key
-    where = f"({pid}) B={b} s={s:g}"
-    if e.state == "start":
-        return f"{where}: {e.text}"
-    if e.state == "progress":
-        return (f"{where}: {e.text}: {e.done:,} of {e.total:,} images "
-                f"({e.done / max(e.total, 1):.0%}), {_hms(e.seconds)}")
-    return f"{where}: {e.text} done in {_hms(e.seconds)}"
+    checkpoint_every: float | None = checkpoint_mod.CHECKPOINT_EVERY  # seconds of racing between
+    #   race checkpoints of a point (0: every round, None: none); repro.checkpoint
 
 
 class Workload:
@@ -156,52 +108,6 @@ def workload(panel, results_dir, replicas=1):
     return _WORKLOADS[key]
 
 
-# ------------------------------------------------------------------------ a point's records
-def usable(record, point, cap, early_exit=True):
-    """`record` as `point`'s search reads it under `cap` (None: it cannot tell; train it)."""
-    rec = record.view(point.goal, cap) if record is not None else None
-    if rec is not None and not early_exit and not rec.exact:
-        return None  # exact curves were asked for; this record has lower bounds
-    return rec
-
-
-def stored_finishers(point, records, early_exit=True):
-    """(K, trial) of every complete trial among stored `records` (one per trial, None: not
-    stored), each read at its own cap, sorted: the first is the point's K* and best trial."""
-    finished = []
-    for i, record in enumerate(records):
-        rec = usable(record, point, record.cap if record else None, early_exit)
-        if rec is not None and rec.k is not None:
-            finished.append((rec.k, i))
-    return sorted(finished)
-
-
-def point_view(point, records, capping=True, early_exit=True):
-    """({trial: record as the search reads it, or None where it must train}, finished).
-
-    finished = the sorted (K, trial) of the stored complete trials (the first: K* and the best
-    trial); each trial is read under the cap they give it (`race.cap_for` with the grid's
-    `finishers`), exactly as a race stops it."""
-    finished = stored_finishers(point, records, early_exit)
-    return {i: usable(r, point, cap_for(finished, i, capping, point.max_steps, point.finishers),
-                      early_exit)
-            for i, r in enumerate(records)}, finished
-
-
-def stored_records(point, results_dir):
-    """The stored record of every trial of `point` (None: not stored), in trial order."""
-    store = store_mod.RunStore(results_dir)
-    return [store.trial(run_id) for run_id in point.trial_ids()]
-
-
-def point_records(point, results_dir, capping=True):
-    """{(panel, sparsity, B, trial): record} of every trial the point's records answer."""
-    view, _ = point_view(point, stored_records(point, results_dir), capping)
-    pid = point.panel.id
-    return {(pid, point.sparsity, point.batch_size, i): rec
-            for i, rec in view.items() if rec is not None}
-
-
 # ------------------------------------------------------------------------ one point
 def race_group(engine, memory=RACE_MEMORY):
     """How many trials of a point race at once: as many saved states as fit in `memory`."""
@@ -245,94 +151,163 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     (repro.checkpoint), so a killed race resumes from its last checkpoint, bit for bit.
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
-    from . import models
-    panel = point.panel
-    store = store_mod.RunStore(options.results_dir)
-    ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
-    saved = ckpt.load()
-    values = point.trial_values()
-    idents = [point.trial_identity(i, v) for i, v in enumerate(values)]
-    run_ids_of = [store_mod.run_id(ident) for ident in idents]
-    records = [store.trial(run_id) for run_id in run_ids_of]
-    view, finished = point_view(point, records, options.capping, options.early_exit)
+    point_race = _PointRace(point=point, options=options, report=report, log=log)  # its records
+    view, _ = point_race.view()
     w = _reported_workload(point, options.results_dir, replicas, report)
     size = options.race_group or race_group(w.engine)
-    pending, trained = [i for i, rec in view.items() if rec is None], set()
-    if saved is not None:  # its live trials race first, as the group they were
-        first = [int(i) for i in saved[0]["live"] if int(i) in pending]
-        pending = first + [i for i in pending if i not in first]
-        size_now = len(first)
-        if not first:
-            ckpt.remove()
-            saved = None
+    pending, n = point_race.race_order(pending=[i for i, rec in view.items() if rec is None],
+                                       size=size)
     while pending:
-        n = size_now if saved is not None else size
         group, pending = pending[:n], pending[n:]
-        view, finished = point_view(point, records, options.capping, options.early_exit)
-        group = [i for i in group if view[i] is None]  # the finishers may have improved since
-        goals, exit_goals, extents, runs = {}, {}, {}, {}
+        point_race.race_group(group=group, w=w)
+        n = size
+    return point_race.report_stored()
+
+
+class _PointRace:
+    """One study point's race in this process: its trials' values, identities, run ids and
+    records (each replaced as its trial leaves the race), its race checkpoint, and the trials
+    this run trained."""
+
+    def __init__(self, point, options, report, log):
+        self.point, self.options, self.report, self.log = point, options, report, log
+        self.store = store_mod.RunStore(options.results_dir)
+        self.ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
+        self.saved = self.ckpt.load()  # (meta, states) of this point's killed race, or None
+        self.values = point.trial_values()
+        self.idents = [point.trial_identity(i, v) for i, v in enumerate(self.values)]
+        self.run_ids = [store_mod.run_id(ident) for ident in self.idents]
+        self.records = [self.store.trial(run_id) for run_id in self.run_ids]
+        self.trained = set()
+
+    def view(self):
+        """`point_view` of the records as they stand: ({trial: record or None}, finished)."""
+        return point_view(self.point, self.records, self.options.capping, self.options.early_exit)
+
+    def race_order(self, pending, size):
+        """(the trials `pending` in the order they race, the size of the first group): the live
+        trials of a checkpoint first, as the group they were; a checkpoint with none of them
+        pending is removed."""
+        if self.saved is None:
+            return pending, size
+        first = [int(i) for i in self.saved[0]["live"] if int(i) in pending]
+        if not first:
+            self.ckpt.remove()
+            self.saved = None
+            return pending, size
+        return first + [i for i in pending if i not in first], len(first)
+
+    def race_group(self, group, w):
+        """Race the trials of `group` that the records do not answer by now (the finishers may
+        have improved since), from the checkpoint when it is of this race; each trial's record
+        is stored as it leaves the race, and the checkpoint removed once all have left."""
+        point = self.point
+        view, finished = self.view()
+        group = [i for i in group if view[i] is None]
+        runs, targets, extents = self.start(group=group, w=w)
+        meta = self.meta(group=group, targets=targets, extents=extents)
+        steps = point.eval_steps
+        if self.saved is not None:
+            steps, finished = _restore(self.saved, meta, runs, steps, finished, self.ckpt, point,
+                                       self.log)
+            self.saved = None
+        on_leave, on_round = self.callbacks(group=group, runs=runs, meta=meta, targets=targets)
+        self.report(_race_start(point=point, group=group, finished=finished))
+        race(runs, steps, point.max_steps, self.options.capping, finished, on_leave,
+             goal=point.goal, extents=extents, on_round=on_round, finishers=point.finishers)
+        self.ckpt.remove()  # every trial of the group has its record
+
+    def start(self, group, w):
+        """Start every trial of `group` on the workload `w`: ({trial: engine.TrialRun},
+        {trial: (goal, exit goal)}, {trial: the extent its stored record gives it})."""
+        from . import models
+        point, runs, targets, extents = self.point, {}, {}, {}
         for i in group:
-            goals[i], loosest, old = point.goal, [point.goal, *panel.read_goals], records[i]
+            old = self.records[i]
+            targets[i] = _targets(point=point, old=old, early_exit=self.options.early_exit)
             if old is not None:
-                # A record that cannot answer this goal is replaced by one that also answers
-                # what it did: trained to the tighter goal, at least as far as it ran, with its
-                # curve exact up to its looser goals (else two goals would retrain in turn).
-                goals[i] = min(point.goal, old.goal if old.goal is not None else point.goal)
-                loosest += [g for g in (old.goal, old.exit_goal) if g is not None]
-                extents[i] = old.cap
-            exit_goals[i] = max(loosest) if options.early_exit else None
+                extents[i] = old.cap  # trained at least as far as the record it replaces
             init = models.initial_weights(w.engine.model, point.spec.seed + i)
             runs[i] = w.engine.start_trial(
                 order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
                 mask=w.mask(point.spec.seed + i, init, point.sparsity,
-                            progress=_snip_reporter(point, point.spec.seed + i, report)),
-                hp=values[i],
-                goal=goals[i], early_exit=options.early_exit, exit_goal=exit_goals[i],
+                            progress=_snip_reporter(point, point.spec.seed + i, self.report)),
+                hp=self.values[i],
+                goal=targets[i][0], early_exit=self.options.early_exit, exit_goal=targets[i][1],
                 keep_state=True)
-        meta = {"point": point_label(point), "goal": point.goal, "capping": options.capping,
+        return runs, targets, extents
+
+    def meta(self, group, targets, extents):
+        """What the race of `group` is, as its checkpoint keeps it: a resumed race restores the
+        checkpoint's trials only when this is the same."""
+        point, options = self.point, self.options
+        return {"point": point_label(point), "goal": point.goal, "capping": options.capping,
                 "early_exit": options.early_exit, "max_steps": point.max_steps,
-                "group": group, "trials": {str(i): {"run_id": run_ids_of[i], "goal": goals[i],
-                                                   "exit_goal": exit_goals[i],
+                "group": group, "trials": {str(i): {"run_id": self.run_ids[i],
+                                                   "goal": targets[i][0],
+                                                   "exit_goal": targets[i][1],
                                                    "extent": extents.get(i, "none")}
                                           for i in group}}
-        steps = point.eval_steps
-        if saved is not None:
-            steps, finished = _restore(saved, meta, runs, steps, finished, ckpt, point, log)
-            saved = None
-        left, last_save = set(), [time.monotonic()]
 
-        def store_one(i, result, cap):
+    def callbacks(self, group, runs, meta, targets):
+        """(on_leave, on_round) of the race of `group`: a trial leaving has its record stored
+        and reported; after each round the live trials are checkpointed when
+        `checkpoint_every` seconds have passed since the last save, and the round reported."""
+        point, left, last_save = self.point, set(), [time.monotonic()]
+
+        def on_leave(i, result, cap):
             left.add(i)
-            records[i] = _record(idents[i], run_ids_of[i], result, goals[i], exit_goals[i],
-                                 point.batch_size, cap)
-            store.put_trial(records[i])
-            trained.add(i)
-            report(TrialEvent(point, i, records[i].view(point.goal, cap) or records[i],
-                              reused=False))
+            goal, exit_goal = targets[i]
+            self.records[i] = _record(self.idents[i], self.run_ids[i], result, goal, exit_goal,
+                                      point.batch_size, cap)
+            self.store.put_trial(self.records[i])
+            self.trained.add(i)
+            rec = self.records[i]
+            self.report(TrialEvent(point, i, rec.view(point.goal, cap) or rec, reused=False))
 
-        def round_done(step, live, best):
-            every = options.checkpoint_every
+        def on_round(step, live, best):
+            every = self.options.checkpoint_every
             if live and every is not None and time.monotonic() - last_save[0] >= every:
-                ckpt.save({**meta, "step": step, "best": best,
-                           "live": [i for i in group if i not in left]},
-                          {i: runs[i] for i in group if i not in left})
+                self.ckpt.save({**meta, "step": step, "best": best,
+                                "live": [i for i in group if i not in left]},
+                               {i: runs[i] for i in group if i not in left})
                 last_save[0] = time.monotonic()
-            report(RaceRound(point, step, live, None if best is None else best[0]))
+            self.report(RaceRound(point, step, live, None if best is None else best[0]))
 
-        report(Stage(point, "race", "start",
-                     f"racing trial{'s' if len(group) > 1 else ''} {_ranges(group)} of "
-                     f"{point.trials}, up to {point.max_steps:,} steps each, until "
-                     f"{point.finishers} reach the goal"
-                     + ("" if not finished else f", capped by the stored finishers {[k for k, _ in finished]}")))
-        race(runs, steps, point.max_steps, options.capping, finished, store_one, goal=point.goal,
-             extents=extents, on_round=round_done, finishers=point.finishers)
-        ckpt.remove()  # every trial of the group has its record
-        del runs
-    view, finished = point_view(point, records, options.capping, options.early_exit)
-    best = finished[0] if finished else None
-    for i in sorted(set(range(point.trials)) - trained):
-        report(TrialEvent(point, i, view[i], reused=True, best=None if best is None else best[0]))
-    return best
+        return on_leave, on_round
+
+    def report_stored(self):
+        """Report every trial this run did not train as re-read, with the point's K*; returns
+        (K*, best trial), or None when no trial meets the goal."""
+        view, finished = self.view()
+        best = finished[0] if finished else None
+        for i in sorted(set(range(self.point.trials)) - self.trained):
+            self.report(TrialEvent(self.point, i, view[i], reused=True,
+                                   best=None if best is None else best[0]))
+        return best
+
+
+def _targets(point, old, early_exit):
+    """(goal, exit goal) of a trial of `point` whose stored record is `old` (None: none).
+
+    A record that cannot answer this goal is replaced by one that also answers what it did:
+    trained to the tighter goal, at least as far as it ran, with its curve exact up to its
+    looser goals (else two goals would retrain in turn)."""
+    goal, loosest = point.goal, [point.goal, *point.panel.read_goals]
+    if old is not None:
+        goal = min(point.goal, old.goal if old.goal is not None else point.goal)
+        loosest += [g for g in (old.goal, old.exit_goal) if g is not None]
+    return goal, (max(loosest) if early_exit else None)
+
+
+def _race_start(point, group, finished):
+    """The Stage that says a group's race starts: its trials, their budget, the finishers it
+    waits for and the stored ones that cap it."""
+    return Stage(point, "race", "start",
+                 f"racing trial{'s' if len(group) > 1 else ''} {_ranges(group)} of "
+                 f"{point.trials}, up to {point.max_steps:,} steps each, until "
+                 f"{point.finishers} reach the goal"
+                 + ("" if not finished else f", capped by the stored finishers {[k for k, _ in finished]}"))
 
 
 def _restore(saved, meta, runs, steps, finished, ckpt, point, log):
@@ -479,162 +454,6 @@ def costliest_first(points):
     return sorted(points, key=lambda p: (p.batch_size, p.sparsity, p.spec.seed), reverse=True)
 
 
-@dataclasses.dataclass
-class Progress:
-    """Counts trials over the whole plan and prints one line per trial with an ETA, and a line
-    as each data load, SNIP pass and race starts (a SNIP pass also every `every_stage` seconds).
-
-    The ETA holds from the start when `prior` is given (repro.throughput.run_prior: the
-    throughput probe's step times over repro.cost's steps per trial, an upper bound when there
-    are no stored results to predict K* from): a point whose trials have not been timed here
-    takes its prior, scaled by how the trials timed so far compare with theirs."""
-
-    points: list  # the plan's StudyPoints: their trials are what there is to do
-    workers: int = 1
-    log: object = print
-    trained: int = 0
-    trained_time: float = 0.0
-    steps_trained: int = 0
-    examples_trained: int = 0
-    examples_evaluated: int = 0
-    steps_by_batch: dict = dataclasses.field(default_factory=dict)  # {B: steps trained here}
-    start: float = dataclasses.field(default_factory=time.perf_counter)
-    finished: set = dataclasses.field(default_factory=set)  # (seed, panel, s, B, trial) done or stored
-    base_seed: int = 0  # the figure's seed: a trial of another replicate's search says which
-    seconds: dict = dataclasses.field(default_factory=dict)  # {(panel, s, B): [seconds, trials]} trained here
-    prior: dict | None = None  # repro.throughput.run_prior: {"trial_s": {point key: s}, "bound",
-                               # "snip_s": {(dataset, model): s}, "snip_passes": n}; None: none
-    prior_spent: float = 0.0   # the prior's seconds of the trials trained so far
-    snip_done: int = 0         # SNIP passes finished in this run
-    snip_measured: dict = dataclasses.field(default_factory=dict)  # {(dataset, model): seconds}
-
-    every: float = 30.0  # seconds between race-progress lines of one point
-    every_stage: float = 10.0  # seconds between progress lines of one SNIP pass
-    last_round: dict = dataclasses.field(default_factory=dict)  # point key -> time of its last line
-
-    @property
-    def total(self):
-        return sum(p.trials for p in self.points)
-
-    @property
-    def done(self):
-        return len(self.finished)
-
-    def head(self, now=None):
-        """'[done/total trials | elapsed | ETA ...]', the start of every progress line."""
-        now = time.perf_counter() if now is None else now
-        return f"[{self.done}/{self.total} trials | {_hms(now - self.start)} | ETA {self.eta()}]"
-
-    def __call__(self, e):
-        if isinstance(e, RaceRound):
-            return self.race_round(e)
-        if isinstance(e, Stage):
-            return self.stage(e)
-        key = (*e.point.key, e.trial)
-        if e.reused and key in self.finished:
-            return  # already counted (stored before this run, or reported once already)
-        self.finished.add(key)
-        rec = e.record
-        if not e.reused:
-            self.trained += 1
-            self.trained_time += rec.wall_time
-            self.prior_spent += self._prior_trial(e.point) or 0.0
-            self.steps_trained += rec.steps
-            self.examples_trained += rec.examples_trained
-            self.examples_evaluated += max(rec.examples_evaluated, 0)
-            b = e.point.batch_size
-            self.steps_by_batch[b] = self.steps_by_batch.get(b, 0) + rec.steps
-            spent = self.seconds.setdefault(e.point.key[1:], [0.0, 0])
-            spent[0], spent[1] = spent[0] + rec.wall_time, spent[1] + 1
-        hp = " ".join(f"{n}={v:.3g}" for n, v in rec.values.items())
-        result = f"K={rec.k}" if rec.k is not None else f"{rec.steps} steps"
-        seed, pid, s, b = e.point.key
-        r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
-        replicate = f"replicate {r} " if r else ""
-        best = "" if e.best is None else f" | K* {e.best}"
-        self.log(f"{self.head()} {replicate}({pid}) B={b} s={s:g} trial {e.trial}: "
-                 f"{rec.status} {result} ({hp}) {rec.wall_time:.1f}s"
-                 f"{' stored' if e.reused else ''}{best}")
-
-    def stage(self, e):
-        """A line as a data load, SNIP pass or race starts and as a load or pass ends; a SNIP
-        pass's progress every `every_stage` seconds."""
-        now = time.perf_counter()
-        key = ("stage", e.point.key, e.kind)
-        if e.state == "progress":
-            if e.done >= e.total or now - self.last_round.setdefault(key, now) < self.every_stage:
-                return  # the last chunk: its "done" line follows at once
-        self.last_round[key] = now
-        if e.kind == "snip" and e.state == "done":
-            self.snip_done += 1
-            self.snip_measured[(e.point.panel.dataset, e.point.panel.model)] = e.seconds
-        seed, *_ = e.point.key
-        r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
-        self.log(f"{self.head(now)} {f'replicate {r} ' if r else ''}{stage_line(e)}")
-
-    def race_round(self, e):
-        """A line every `every` seconds per racing point: where its race is, and the ETA."""
-        now = time.perf_counter()
-        if now - self.last_round.setdefault(e.point.key, now) < self.every:
-            return
-        self.last_round[e.point.key] = now
-        seed, pid, s, b = e.point.key
-        r = (seed - self.base_seed) // REPLICATE_SEED_STRIDE
-        self.log(f"{self.head(now)} "
-                 f"{f'replicate {r} ' if r else ''}({pid}) B={b} s={s:g} racing: {e.live} trials "
-                 f"at step {e.step:,} of {e.point.max_steps:,}"
-                 + ("" if e.best is None else f", K* {e.best}"))
-
-    def _prior_trial(self, point):
-        return (self.prior or {}).get("trial_s", {}).get(point.key)
-
-    def trial_seconds(self, point):
-        """Expected seconds of one of `point`'s trials: the mean of those trained here at the
-        same panel, sparsity and B; else from the nearest B trained at that panel and
-        sparsity (K*(B) x B does not fall as B grows, and K* does not grow with B, so a trial
-        at B' costs at most that at B >= B', and at most B'/B times it for B' > B); else the
-        prior's (scaled by the trials trained so far: their seconds over their prior's); else
-        the mean over every trial trained so far (None: nothing to go by yet)."""
-        _, pid, s, b = point.key
-        same = {key[2]: sec / n for key, (sec, n) in self.seconds.items() if key[:2] == (pid, s)}
-        if same:
-            near = min(same, key=lambda x: (abs(math.log(x / b)), -x))
-            return same[near] * (b / near if b > near else 1.0)
-        prior = self._prior_trial(point)
-        if prior is not None:
-            return prior * (self.trained_time / self.prior_spent if self.prior_spent > 0 else 1.0)
-        return self.trained_time / self.trained if self.trained else None
-
-    def snip_seconds_left(self):
-        """SNIP passes still to come (the prior's count less those done) at their measured (else
-        predicted) seconds, over the workers."""
-        if not self.prior or not self.prior.get("snip_passes"):
-            return 0.0
-        left = max(0, self.prior["snip_passes"] - self.snip_done)
-        each = {**self.prior.get("snip_s", {}), **self.snip_measured}
-        return left * (max(each.values()) if each else 0.0) / self.workers
-
-    def eta(self):
-        """Time left: every trial not done yet at its point's `trial_seconds`, plus the SNIP
-        passes to come, over the workers. '<=' while it is the prior's upper bound alone."""
-        left, done = 0.0, collections.Counter(key[:4] for key in self.finished)
-        for p in self.points:
-            todo = p.trials - done[p.key]
-            if todo:
-                each = self.trial_seconds(p)
-                if each is None:
-                    return "?"
-                left += todo * each
-        bound = bool(self.prior and self.prior.get("bound")) and not self.trained
-        return ("<=" if bound else "") + _hms(left / self.workers + self.snip_seconds_left())
-
-
-def _hms(seconds):
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def _placed(points, plan, max_device_batch):
     """(mirrored, the rest): points whose batch needs a MirroredStrategy, with its replicas."""
     from . import plan as plan_mod
@@ -696,7 +515,7 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
     if progress.done < progress.total:  # never silently short: say what is missing
         log(f"warning: {progress.total - progress.done} of {progress.total} trials did not run; "
             "rerun the same command to run them")
-    log(f"trained {progress.trained} trials ({_hms(progress.trained_time)} of training), "
+    log(f"trained {progress.trained} trials ({hms(progress.trained_time)} of training), "
         f"reused {progress.done - progress.trained} stored trials, of {progress.total}; "
         f"trained {progress.steps_trained:,} steps ({progress.examples_trained:,} examples), "
         f"evaluated {progress.examples_evaluated:,} validation examples")
@@ -708,43 +527,3 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
                 "examples_trained": progress.examples_trained,
                 "examples_evaluated": progress.examples_evaluated,
                 "train_seconds": progress.trained_time}
-
-
-def collect_plan(plan, results_dir="results", capping=True):
-    """The results dataset of `plan` from the stored trial records alone (trains nothing).
-
-    Study points or trials with no record yet are `not_run`. Every replicate search of a grid
-    with `seeds` is read into the by-seed variables; the others are replicate 0's.
-    """
-    by_seed = {seed: {} for seed in replicate_seeds(plan)}
-    for point in study_points(plan):
-        by_seed[point.spec.seed].update(point_records(point, str(results_dir), capping))
-    ds = store_mod.collect(plan.spec, plan, by_seed[plan.spec.seed], by_seed=by_seed)
-    ds.attrs["capping"] = int(capping)
-    return ds
-
-
-def run_ids(plan):
-    """{run id: (panel, sparsity, B, trial, seed)} of every trial `plan` asks for, every
-    replicate seed's too. Figures that share workload, study point, trial, seed and search space
-    share ids: one run, computed once."""
-    out = {}
-    for p in study_points(plan):
-        for i, run_id in enumerate(p.trial_ids()):
-            out.setdefault(run_id, (p.panel.id, p.sparsity, p.batch_size, i, p.spec.seed))
-    return out
-
-
-def shared_runs(plans):
-    """Across figures: {"unique_runs", "trials_asked", per figure {"runs", "new_runs",
-    "shared_with": {figure: n}}}; `new_runs` counts runs no earlier figure (in order) asks for."""
-    # A smoothness plan (repro.smoothness_run.SmoothPlan) lists its own run ids.
-    ids = {p.spec.id: set(p.run_ids() if hasattr(p, "run_ids") else run_ids(p)) for p in plans}
-    seen, per = set(), {}
-    for fig, mine in ids.items():
-        per[fig] = {"runs": len(mine), "new_runs": len(mine - seen),
-                    "shared_with": {o: len(mine & other) for o, other in ids.items()
-                                    if o != fig and mine & other}}
-        seen |= mine
-    return {"unique_runs": len(seen), "trials_asked": sum(len(v) for v in ids.values()),
-            "figures": per}

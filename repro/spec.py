@@ -16,7 +16,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 
-from repro.data import DATASETS  # the datasets repro.data can load
+from repro.datasets import DATASETS  # the datasets repro.data can load
 from repro.errors import UsageError
 
 MODELS = ("simple_cnn", "resnet8")  # repro.models builds these

@@ -23,7 +23,7 @@ import typing
 
 import xarray as xr
 
-from . import fmt, plan as plan_mod, run as run_mod, smoothness_run, spec as spec_mod, store
+from . import checkpoint as checkpoint_mod, fmt, plan as plan_mod, records, smoothness_run, spec as spec_mod, store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,18 +315,19 @@ class SearchStudy(_FromSpec):
         return "\n".join(lines)
 
     def run_ids(self):
-        """Every trial's run id, every replicate seed's too (run.run_ids)."""
-        return list(run_mod.run_ids(self.plan))
+        """Every trial's run id, every replicate seed's too (plan.run_ids)."""
+        return list(plan_mod.run_ids(self.plan))
 
     def results_path(self, results_dir):
         """results/<figure>[.<grid>][.goal<G>].nc (spec.results_path)."""
         return spec_mod.results_path(results_dir, self.spec, self.grid_name, self.goal)
 
     def run(self, *, results_dir, workers=1, capping=True, early_exit=True, race_group=None,
-            max_device_batch=None, checkpoint_every=run_mod.CHECKPOINT_EVERY, log=print):
+            max_device_batch=None, checkpoint_every=checkpoint_mod.CHECKPOINT_EVERY, log=print):
         """run.run_plan; trials are capped where both `capping` and the spec allow it. The
         dataset's attributes say the goal it was read at and how many trials were trained and
         reused."""
+        from . import run as run_mod  # the trainer: only a run imports it
         options = run_mod.RunOptions(results_dir=results_dir, capping=self.spec.capping and capping,
                                      early_exit=early_exit, race_group=race_group,
                                      checkpoint_every=checkpoint_every)
@@ -345,8 +346,8 @@ class SearchStudy(_FromSpec):
         return ds
 
     def collect(self, *, results_dir, capping=True):
-        """run.collect_plan, capped where both `capping` and the spec allow it."""
-        ds = run_mod.collect_plan(self.plan, results_dir, capping=self.spec.capping and capping)
+        """records.collect_plan, capped where both `capping` and the spec allow it."""
+        ds = records.collect_plan(self.plan, results_dir, capping=self.spec.capping and capping)
         self.mark_goal(ds)
         return ds
 

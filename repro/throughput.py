@@ -21,6 +21,7 @@ import socket
 import time
 
 from . import plan as plan_mod
+from .datasets import INPUT_SHAPES
 from .atomic import atomic_write
 
 PROBE_VERSION = 2
@@ -100,7 +101,7 @@ def cache_path(results_dir, kind, host=None):
 
 def shape_key(dataset):
     """The input shape a step's cost depends on, as text: '28x28x1' for MNIST and Fashion-MNIST."""
-    return "x".join(map(str, plan_mod.INPUT_SHAPES[dataset]))
+    return "x".join(map(str, INPUT_SHAPES[dataset]))
 
 
 def entry_key(model, dataset, batch_size=None, race=TRIALS_PER_RACE):
@@ -130,7 +131,7 @@ def _synthetic(dataset, n_train=PROBE_TRAIN_EXAMPLES):
     import types
     import numpy as np
     from .data import validation_size
-    shape = plan_mod.INPUT_SHAPES[dataset]
+    shape = INPUT_SHAPES[dataset]
     n_val = validation_size(dataset)
     rng = np.random.default_rng(0)
     return types.SimpleNamespace(
@@ -334,7 +335,7 @@ SNIP_PASS_FACTOR = 3.0  # a SNIP pass reads each training image forward and back
 
 def run_prior(plan, rows, results_dir, points, stored, workers, run_probe=True,
               prober=probe_in_subprocess):
-    """What `repro run` expects before any trial ends (run.Progress's `prior`), or None when no
+    """What `repro run` expects before any trial ends (progress.Progress's `prior`), or None when no
     throughput is known for any panel: {"trial_s": {point key: seconds of one trial}, "bound":
     True when it is the at-most budget (no stored results to predict K* from), "snip_s":
     {(dataset, model): seconds of one SNIP pass}, "snip_passes": passes to come over the run,

@@ -1,7 +1,9 @@
 """The shape of the code: data flows one way (no import circle between repro's modules, lazy
 imports inside functions included), the command line imports no private name of another
-module, and the claims package stays clear of training. Static checks over the source (ast),
-no TensorFlow."""
+module, the claims package stays clear of training, only the training modules import
+TensorFlow when imported, modules that read results never import the trainer (repro.run),
+and the spec reads its vocabulary without importing the downloader. Static checks over the
+source (ast), no TensorFlow."""
 import ast
 import os
 import pathlib
@@ -22,27 +24,37 @@ def modules():
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def package_of(path):
+    """The dotted package a repro module's relative imports resolve against, as a list."""
+    here = module_name(path).split(".") if module_name(path) else []
+    return here if path.name == "__init__.py" else here[:-1]
+
+
+def import_targets(node, package):
+    """{(module imported, names imported from it)} of one ast node (empty unless it is an import
+    of repro's); modules are dotted names inside repro ('evidence', 'claims.base'), relative
+    imports resolved against `package`."""
+    out = set()
+    if isinstance(node, ast.ImportFrom) and node.level >= 1:
+        base = package[:len(package) - (node.level - 1)]
+        if node.module:  # from .x import a, b
+            out.add((".".join(base + node.module.split(".")), tuple(a.name for a in node.names)))
+        else:  # from . import x, y
+            out.update((".".join(base + [a.name]), ()) for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("repro."):
+        out.add((node.module.split(".", 1)[1], tuple(a.name for a in node.names)))
+    elif isinstance(node, ast.ImportFrom) and node.module == "repro":  # from repro import x
+        out.update((a.name, ()) for a in node.names)
+    elif isinstance(node, ast.Import):
+        out.update((a.name.split(".", 1)[1], ()) for a in node.names if a.name.startswith("repro."))
+    return out
+
+
 def imports_of(path):
     """{(module imported, names imported from it)} of one repro module, every import statement
-    anywhere in the file (module level and inside functions); modules are dotted names inside
-    repro ('evidence', 'claims.base'), relative imports resolved against the file's package."""
-    here = module_name(path).split(".") if module_name(path) else []
-    package = here if path.name == "__init__.py" else here[:-1]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level >= 1:
-            base = package[:len(package) - (node.level - 1)]
-            if node.module:  # from .x import a, b
-                out.add((".".join(base + node.module.split(".")), tuple(a.name for a in node.names)))
-            else:  # from . import x, y
-                out.update((".".join(base + [a.name]), ()) for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("repro."):
-            out.add((node.module.split(".", 1)[1], tuple(a.name for a in node.names)))
-        elif isinstance(node, ast.ImportFrom) and node.module == "repro":  # from repro import x
-            out.update((a.name, ()) for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update((a.name.split(".", 1)[1], ()) for a in node.names if a.name.startswith("repro."))
-    return out
+    anywhere in the file (module level and inside functions): `import_targets` of each."""
+    package = package_of(path)
+    return {t for node in ast.walk(ast.parse(path.read_text())) for t in import_targets(node, package)}
 
 
 def resolve(name, mods):
@@ -60,15 +72,18 @@ def graph():
     return {m: {d for dep, _ in imports_of(p) if (d := resolve(dep, mods)) and d != m} for m, p in mods.items()}
 
 
+def external_targets(node):
+    """Top-level names of the non-repro packages one ast node imports (empty unless an import)."""
+    if isinstance(node, ast.Import):
+        return {a.name.split(".")[0] for a in node.names} - {"repro"}
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return {node.module.split(".")[0]} - {"repro"}
+    return set()
+
+
 def external_imports(path):
     """Top-level names of the non-repro packages a module imports, anywhere in the file."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add(node.module.split(".")[0])
-    return out - {"repro"}
+    return {n for node in ast.walk(ast.parse(path.read_text())) for n in external_targets(node)}
 
 
 def reachable(g, start):
@@ -136,7 +151,8 @@ def test_the_benchmark_stands_apart_from_the_library():
 def test_the_scheduling_core_has_no_run_order_machinery_left():
     """Racing replaced run orders, anchors, trials ahead and claim files (issue 18)."""
     assert not (PACKAGE / "ahead.py").exists()
-    core = " ".join((PACKAGE / f"{m}.py").read_text() for m in ("run", "race", "cluster", "search"))
+    core = " ".join((PACKAGE / f"{m}.py").read_text()
+                    for m in ("run", "race", "records", "progress", "cluster", "search"))
     for gone in ("run_order", "reanchor", "anchor_for", "claim(", "cap_now", "_retry_queue",
                  "keras_tuner.src"):
         assert gone not in core, gone
@@ -223,3 +239,124 @@ def test_the_kind_check_finds_a_branch_on_the_kind():
     assert kind_branches("x = ds.attrs['kind']\nif fig.kind in ('lipschitz', 'training_loss'): pass\n") == \
         ["line 1: reads attrs['kind']", "line 2: compares with lipschitz, training_loss"]
     assert kind_branches("ds.attrs.update(kind='smoothness')\nif kind == 'trials': pass\n") == []
+
+
+# ------------------------------------------------------------------ when modules are imported
+def scoped(tree):
+    """(node, the function and class definitions it lies in, outermost first) of every node."""
+    todo = [(tree, ())]
+    while todo:
+        node, where = todo.pop()
+        yield node, where
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            where = where + (node,)
+        todo.extend((child, where) for child in ast.iter_child_nodes(node))
+
+
+def in_function(where):
+    """Whether a node inside the definitions `where` (from `scoped`) runs only when called."""
+    return any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef)) for d in where)
+
+
+def load_time_imports(tree, package):
+    """({repro module}, {external package}) a module's source imports when the module itself is
+    imported: every import outside function bodies (a class body runs on import too)."""
+    repro, external = set(), set()
+    for node, where in scoped(tree):
+        if not in_function(where):
+            repro |= {m for m, _ in import_targets(node, package)}
+            external |= external_targets(node)
+    return repro, external
+
+
+def load_time_graph():
+    """{module: the repro modules it imports when it is imported (not those imported inside its
+    functions), each with the packages it lies in, whose __init__ runs too}."""
+    mods = modules()
+    g = {}
+    for m, p in mods.items():
+        deps = set()
+        for dep in load_time_imports(ast.parse(p.read_text()), package_of(p))[0]:
+            if (d := resolve(dep, mods)) is not None:
+                parts = d.split(".")
+                deps |= {".".join(parts[:n]) for n in range(1, len(parts) + 1)} & set(mods)
+        g[m] = deps - {m}
+    return g
+
+
+# The modules that build, train or serve models, and so import TensorFlow (or keras, or
+# keras-tuner, which imports keras) when imported. Every other module imports it only inside the
+# function that needs it: `repro plan`, `verify`, `report` and the claims never load it.
+TRAINING = ("engine", "models", "optim", "pruning", "cluster",
+            "bench.naive")  # the benchmark's plain-Keras baseline trains too
+TENSORFLOW = {"tensorflow", "keras", "keras_tuner"}
+
+
+def test_the_load_time_check_tells_module_level_imports_from_imports_in_functions():
+    tree = ast.parse("import keras\nfrom . import run\nclass A:\n    import tensorflow\n"
+                     "    def f(self):\n        import keras_tuner\n        from . import engine\n"
+                     "def g():\n    import numpy\n")
+    assert load_time_imports(tree, []) == ({"run"}, {"keras", "tensorflow"})
+
+
+def test_only_the_training_modules_import_tensorflow_when_imported():
+    g = load_time_graph()
+    for m, path in modules().items():
+        heavy = TENSORFLOW & load_time_imports(ast.parse(path.read_text()), package_of(path))[1]
+        if m in TRAINING:
+            assert heavy, f"{m} imports no TensorFlow when imported: take it out of TRAINING"
+            continue
+        assert not heavy, f"{m} imports {sorted(heavy)} when imported: import it in the function that trains"
+        reached = set(TRAINING) & reachable(g, m)
+        assert not reached, f"{m} imports the training modules {sorted(reached)} when imported"
+
+
+# Modules that read stored results: none imports the trainer, repro.run, directly or through
+# another module, lazily or not. (repro.study and repro.decide also start runs: see below.)
+READERS = ["records", "verify", "report", "summary", "evidence", "analysis", "figures", "cost",
+           *CLAIMS_PACKAGE]
+
+
+def where_imported(tree, package, module):
+    """Where a module's source imports repro `module`: for each import of it, the names of the
+    class and function definitions it lies in, outermost first (() at module level)."""
+    return [tuple(d.name for d in where) for node, where in scoped(tree)
+            if module in {m for m, _ in import_targets(node, package)}]
+
+
+def test_modules_that_read_results_never_import_the_trainer():
+    g = graph()
+    assert set(READERS) <= set(g)
+    # verify and report ask repro.study how a spec's results are read; study imports the trainer
+    # in SearchStudy.run alone, and smoothness_run in measure_run alone (the next test holds
+    # both there), which no reader calls
+    for runner in ("study", "smoothness_run"):
+        assert "run" in g[runner]
+        g[runner] = g[runner] - {"run"}
+    for m in READERS:
+        assert "run" not in {m} | reachable(g, m), f"{m} imports the trainer, repro.run"
+
+
+def test_studies_start_runs_only_in_study_run():
+    """repro.study imports the trainer in SearchStudy.run alone, repro.smoothness_run in
+    measure_run alone; repro.decide starts its runs through Study.run and imports no trainer of
+    its own."""
+    study = modules()["study"]
+    assert where_imported(ast.parse(study.read_text()), package_of(study), "run") == [("SearchStudy", "run")]
+    smoothness = modules()["smoothness_run"]
+    assert where_imported(ast.parse(smoothness.read_text()), package_of(smoothness), "run") == [("measure_run",)]
+    assert "run" not in graph()["decide"]
+
+
+def test_the_trainer_checks_find_the_trainer_through_a_module_and_in_any_function():
+    assert "run" in reachable({"a": {"b"}, "b": {"run"}, "run": set()}, "a")
+    tree = ast.parse("from . import run\nclass S:\n    def run(self):\n        from . import run\n"
+                     "def f():\n    from repro import run as r\n")
+    assert sorted(where_imported(tree, [], "run")) == [(), ("S", "run"), ("f",)]
+
+
+def test_the_spec_reads_its_vocabulary_without_importing_the_downloader():
+    g = graph()
+    assert "data" not in reachable(g, "spec")
+    assert "datasets" in g["spec"] and "datasets" in g["plan"] and "datasets" in g["data"]
+    assert g["datasets"] == set(), "the vocabulary imports nothing"

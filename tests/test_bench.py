@@ -1,8 +1,9 @@
 """`repro bench` end to end on a one-point slice of Figure 1(b) (REAL MNIST): the naive Keras
 harness on one thread (keras-tuner + model.fit + evaluation callback) and repro reach identical
-steps-to-result and best trial, the default-thread naive side is reported beside them, and the
-report has every number it promises (targets printed, never asserted). The other tests
-check the side selection and the report's arithmetic on made-up side outputs (no training)."""
+steps-to-result and best trial, and the report has every number it promises for the sides run
+(targets printed, never asserted). The default-thread naive side and the floor train the same
+slice again; CI leaves them out (`--sides naive1,repro`), and the other tests check the side
+selection and the report's arithmetic for all four sides on made-up side outputs (no training)."""
 import json
 import subprocess
 import sys
@@ -23,29 +24,26 @@ def test_bench_naive_and_repro_agree_on_a_slice_of_figure_1b(tmp_path):
     out_json = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "repro", "bench", "--panel", "b", "--batch-sizes", "256",
                         "--sparsities", "0", "--trials", "2", "--workers", "2",
-                        "--json", str(out_json)],
+                        "--sides", "naive1,repro", "--json", str(out_json)],
                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout
     print(out)
     assert "identical K* and best trial (naive1 vs repro): yes" in out
     row = next(line for line in out.splitlines() if line.startswith("  s=   0 B=  256"))
-    assert "repro K*=" in row and "| naive1 K*=" in row and "| naive K*=" in row, row
+    assert "repro K*=" in row and "| naive1 K*=" in row and "| naive K*=" not in row, row
     assert " same" in row and "DIFFERENT" not in row, row
-    for what in ("wall time: naive1 (one thread)", "naive (default threads)", "naive1/repro",
-                 "naive/repro", "trained steps: naive1", "evaluated validation examples",
-                 "peak resident memory", "racing's bound (of n = 2 trials", "the results read",
-                 "overhead over that floor", "default-thread naive matches repro's K* and best trial",
-                 "targets (reported, not asserted)"):
+    for what in ("wall time: naive1 (one thread)", "naive1/repro", "trained steps: naive1",
+                 "evaluated validation examples", "peak resident memory",
+                 "racing's bound (of n = 2 trials", "targets (reported, not asserted)"):
         assert what in out, what
-    for target in ("speed-up over naive1", "speed-up over naive ", "overhead over floor",
-                   "repro peak memory"):
+    for target in ("speed-up over naive1", "repro peak memory"):
         line = next(line for line in out.splitlines() if line.startswith(f"  {target}"))
         assert line.endswith(" met") or line.endswith(" missed"), line
 
     doc = json.loads(out_json.read_text())
     sides = doc["sides"]
-    assert set(sides) == {"naive1", "naive", "repro", "floor"}
+    assert set(sides) == {"naive1", "repro"}
     assert doc["same"] is True and doc["agree"]["naive1"] == {"0/256": True}
     ref = sides["repro"]["points"]["0/256"]
     assert {k: ref[k] for k in ("k", "best")} == sides["naive1"]["points"]["0/256"] and ref["k"] is not None

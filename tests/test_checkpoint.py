@@ -18,6 +18,9 @@ import pytest
 from repro import checkpoint as checkpoint_mod
 from repro import data as data_mod
 from repro import lease as lease_mod
+from repro import plan as plan_mod
+from repro import progress as progress_mod
+from repro import records as records_mod
 from repro import run
 from repro import store as store_mod
 from conftest import make_data
@@ -44,7 +47,7 @@ def racing(point, results, kill_after=None, **options):
     rounds, trials = [], []
 
     def report(e):
-        if isinstance(e, run.RaceRound):
+        if isinstance(e, progress_mod.RaceRound):
             rounds.append(e)
             if kill_after is not None and len(rounds) >= kill_after:
                 raise Killed
@@ -61,7 +64,7 @@ def racing(point, results, kill_after=None, **options):
 def records(point, results):
     """Every stored record of the point, as JSON without its wall time."""
     out = []
-    for rec in run.stored_records(point, str(results)):
+    for rec in records_mod.stored_records(point, str(results)):
         d = rec.to_json() if rec is not None else None
         if d is not None:
             d.pop("wall_time")
@@ -71,7 +74,7 @@ def records(point, results):
 
 def the_point(tmp_path):
     """One study point whose race lasts 10 rounds: trial 5 meets the goal at step 40 of 64."""
-    return run.study_points(plan_for(tmp_path, batch_sizes=(8,), lr_min=5e-5, lr_max=7e-4))[0]
+    return plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8,), lr_min=5e-5, lr_max=7e-4))[0]
 
 
 @pytest.mark.parametrize("kill_after", [3, 7])
@@ -114,7 +117,7 @@ def test_a_checkpoint_of_another_race_is_discarded_and_the_point_races_from_step
     rounds = []
     run.run_point(point, run.RunOptions(results_dir=str(tmp_path / "r"), capping=False,
                                         checkpoint_every=None),
-                  lambda e: rounds.append(e) if isinstance(e, run.RaceRound) else None,
+                  lambda e: rounds.append(e) if isinstance(e, progress_mod.RaceRound) else None,
                   log=lines.append)
     assert any("of another race" in line for line in lines), lines
     assert rounds[0].step == point.eval_steps[0]
@@ -177,7 +180,7 @@ def test_a_point_another_run_holds_waits_and_is_then_reused_not_trained(tmp_path
     threading.Timer(0.5, other.release).start()  # ... and gives it back
     run.claim_point(point, options, events.append, wait=True, log=lines.append)
     assert any("raced by another run" in line for line in lines)
-    trials = [e for e in events if isinstance(e, run.TrialEvent)]
+    trials = [e for e in events if isinstance(e, progress_mod.TrialEvent)]
     assert len(trials) == point.trials and all(e.reused for e in trials)
     assert not other.path.exists()
 

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from repro import data
+from repro import data, datasets
 from repro.errors import DataMissing, UsageError
 
 
@@ -205,7 +205,7 @@ def test_standardise_and_preprocess_math_synthetic():
 
 # ----------------------------------------------------------------------------- errors and config
 
-@pytest.mark.parametrize("name", data.DATASETS)
+@pytest.mark.parametrize("name", datasets.DATASETS)
 def test_missing_data_message_is_one_line(tmp_path, name):
     with pytest.raises(DataMissing) as e:
         data.load(name, root=tmp_path)
@@ -222,7 +222,7 @@ def test_unknown_dataset_is_usage_error(tmp_path):
     with pytest.raises(UsageError) as e:
         data.load("svhn", root=tmp_path)
     assert not isinstance(e.value, DataMissing)
-    assert "svhn" in str(e.value) and all(n in str(e.value) for n in data.DATASETS)
+    assert "svhn" in str(e.value) and all(n in str(e.value) for n in datasets.DATASETS)
     with pytest.raises(UsageError):
         data.fetch("svhn", root=tmp_path)
 
@@ -236,7 +236,7 @@ def test_data_dir_env(monkeypatch, tmp_path):
 
 def test_status_empty_root(tmp_path):
     rows = data.status(tmp_path)
-    assert [r["name"] for r in rows] == list(data.DATASETS)
+    assert [r["name"] for r in rows] == list(datasets.DATASETS)
     for r in rows:
         assert r["present"] is False and r["train"] is None and "\n" not in r["how"] and r["how"]
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from repro import parameters, plan as plan_mod
+from repro import datasets, parameters
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def _spec_shapes():
     """Every (model, input shape) a spec in specs/ names."""
     from repro import spec as spec_mod
-    return sorted({(p.model, plan_mod.INPUT_SHAPES[p.dataset])
+    return sorted({(p.model, datasets.INPUT_SHAPES[p.dataset])
                    for sp in spec_mod.load_specs(ROOT / "specs") for p in sp.panels})
 
 

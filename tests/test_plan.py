@@ -85,8 +85,7 @@ def test_real_specs_share_the_papers_runs():
     """Fig. 7(a), (b) are Fig. 1(a), (b); Fig. 9 is Fig. 8 at another goal; Fig. 2 is Fig. 7;
     Fig. 12 only re-reads runs of 7, 8, 10 and 11. (tests/test_run.py shows re-reading them
     trains nothing and gives the results of a fresh run.)"""
-    from repro import run
-    ids = {n: run.run_ids(_plan(n)) for n in (1, 2, 7, 8, 9, 10, 11, 12)}
+    ids = {n: plan_mod.run_ids(_plan(n)) for n in (1, 2, 7, 8, 9, 10, 11, 12)}
     fig1_ab = {r for r, (panel, *_rest) in ids[1].items() if panel in ("a", "b")}
     fig7_ab = {r for r, (panel, *_rest) in ids[7].items() if panel in ("a", "b")}
     assert fig7_ab == fig1_ab and len(fig7_ab) == 96

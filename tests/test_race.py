@@ -21,6 +21,7 @@ from repro import data as data_mod
 from repro import engine, models
 from repro import plan as plan_mod
 from repro import race, run
+from repro import records as records_mod
 from repro import spec as spec_mod
 from conftest import make_data
 
@@ -89,7 +90,7 @@ def sequential(plan, capping=True, early_exit=True):
         w = run.workload(point.panel, cache_dir)
         finished, status, steps, results = [], [], [], []
         for i, values in enumerate(point.trial_values()):
-            cap = run.cap_for(finished, i, capping, point.max_steps, point.finishers)
+            cap = race.cap_for(finished, i, capping, point.max_steps, point.finishers)
             init = models.initial_weights(w.engine.model, point.spec.seed + i)
             res = w.engine.run_trial(
                 order=w.order_for(point.spec.seed), batch_size=point.batch_size, init=init,
@@ -131,7 +132,7 @@ def records(plan, results, capping=True):
     """{(s, B, trial): record as the point's search reads it}."""
     out = {}
     for point in plan_mod.study_points(plan):
-        for key, rec in run.point_records(point, str(results), capping).items():
+        for key, rec in records_mod.point_records(point, str(results), capping).items():
             out[key[1:]] = rec
     return out
 
@@ -182,7 +183,7 @@ def test_a_race_equals_the_sequential_capped_search_with_fewer_trial_steps(tmp_p
     # (its cap K_k - 1): they never train to K_k
     after_best = 0
     for point in plan_mod.study_points(plan):
-        recs = run.point_records(point, str(tmp_path / "race"))
+        recs = records_mod.point_records(point, str(tmp_path / "race"))
         done = sorted((rec.k, t) for (_, _, _, t), rec in recs.items() if rec.k is not None)
         assert point.finishers == 2 and len(done) >= point.finishers  # the check means something
         k_k, kth = done[point.finishers - 1]
@@ -199,7 +200,7 @@ def test_a_race_equals_the_sequential_capped_search_with_fewer_trial_steps(tmp_p
     again, report = do_run(plan, tmp_path / "race", capping=True)
     assert report["trials_trained"] == 0
     assert again.attrs["trials_sha256"] == raced.attrs["trials_sha256"]
-    assert run.collect_plan(plan, tmp_path / "race").attrs["trials_sha256"] == raced.attrs["trials_sha256"]
+    assert records_mod.collect_plan(plan, tmp_path / "race").attrs["trials_sha256"] == raced.attrs["trials_sha256"]
 
 
 def test_capping_off_every_raced_trial_is_the_trial_run_alone_bit_for_bit(tmp_path):

@@ -11,6 +11,9 @@ import pytest
 
 from repro import data as data_mod
 from repro import plan as plan_mod
+from repro import progress as progress_mod
+from repro import race
+from repro import records as records_mod
 from repro import run
 from repro import spec as spec_mod
 from conftest import make_data
@@ -73,21 +76,21 @@ def summary(lines):
 
 
 def test_cap_for():
-    assert run.cap_for([], 3, True, 100) is None
-    assert run.cap_for([(40, 2)], 3, False, 100) is None
-    assert run.cap_for([(40, 2)], 3, True, 100) == 39  # a higher index must beat K
-    assert run.cap_for([(40, 2)], 1, True, 100) == 40  # a lower index wins a tie
-    assert run.cap_for([(40, 2)], 2, True, 100) == 40  # the best trial itself runs to K
-    assert run.cap_for([(200, 2)], 3, True, 100) is None  # the cap is past the budget
+    assert race.cap_for([], 3, True, 100) is None
+    assert race.cap_for([(40, 2)], 3, False, 100) is None
+    assert race.cap_for([(40, 2)], 3, True, 100) == 39  # a higher index must beat K
+    assert race.cap_for([(40, 2)], 1, True, 100) == 40  # a lower index wins a tie
+    assert race.cap_for([(40, 2)], 2, True, 100) == 40  # the best trial itself runs to K
+    assert race.cap_for([(200, 2)], 3, True, 100) is None  # the cap is past the budget
 
 
 def test_cap_for_with_two_finishers_caps_at_the_second():
     """With finishers = 2 nobody is capped until two trials finished; then the cap is the
     second's (K, trial), whatever order they finished in."""
-    assert run.cap_for([(40, 2)], 3, True, 100, finishers=2) is None
-    assert run.cap_for([(60, 0), (40, 2)], 3, True, 100, finishers=2) == 59  # after trial 0 at 60
-    assert run.cap_for([(60, 0), (40, 2)], 0, True, 100, finishers=2) == 60
-    assert run.cap_for([(40, 4), (40, 2)], 3, True, 100, finishers=2) == 40  # ties with 4, lower index
+    assert race.cap_for([(40, 2)], 3, True, 100, finishers=2) is None
+    assert race.cap_for([(60, 0), (40, 2)], 3, True, 100, finishers=2) == 59  # after trial 0 at 60
+    assert race.cap_for([(60, 0), (40, 2)], 0, True, 100, finishers=2) == 60
+    assert race.cap_for([(40, 4), (40, 2)], 3, True, 100, finishers=2) == 40  # ties with 4, lower index
 
 
 def test_capping_and_early_exit_leave_every_k_star_unchanged(tmp_path):
@@ -161,7 +164,7 @@ def test_diverging_trials_in_a_row_never_stop_the_search(tmp_path):
 def test_collect_plan_rebuilds_the_run_dataset_without_training(tmp_path):
     plan = plan_for(tmp_path, batch_sizes=(8, 16))
     ds, _ = do_run(plan, tmp_path / "r")
-    again = run.collect_plan(plan, tmp_path / "r")
+    again = records_mod.collect_plan(plan, tmp_path / "r")
     for name in ("steps_to_result", "best_trial", "status", "steps", "val_error", "run_id"):
         np.testing.assert_array_equal(again[name].values, ds[name].values)
     assert again.attrs["trials_sha256"] == ds.attrs["trials_sha256"]
@@ -234,7 +237,7 @@ def test_a_figure_at_a_looser_goal_re_reads_the_stored_runs_and_trains_nothing(t
     assert summary(lines) == (12, 0)
     for name in OUTCOME:
         np.testing.assert_array_equal(ds9[name].values, direct[name].values, err_msg=name)
-    k8 = run.collect_plan(shared_plan(tmp_path, "fig-8", 0.01, read="read_goals = [0.6]"),
+    k8 = records_mod.collect_plan(shared_plan(tmp_path, "fig-8", 0.01, read="read_goals = [0.6]"),
                           tmp_path / "r")["steps_to_result"]
     assert (ds9["steps_to_result"] <= k8).all() and (ds9["steps_to_result"] < k8).any(), \
         (ds9["steps_to_result"].values, k8.values)  # a looser goal is met sooner
@@ -242,7 +245,7 @@ def test_a_figure_at_a_looser_goal_re_reads_the_stored_runs_and_trains_nothing(t
 
 def test_a_goal_the_curves_cannot_answer_trains_only_what_is_missing(tmp_path):
     do_run(shared_plan(tmp_path, "fig-8", 0.05), tmp_path / "r")
-    tighter = run.collect_plan(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")
+    tighter = records_mod.collect_plan(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")
     read = tighter["steps_to_result"].values
     assert np.isnan(read).any()  # tighter: some points are not answerable, and get no K*
     ds, lines = do_run(shared_plan(tmp_path, "fig-x", 0.01), tmp_path / "r")
@@ -284,14 +287,14 @@ def test_eta_prices_each_remaining_trial_at_its_own_batch_size(tmp_path):
     from types import SimpleNamespace
     points = {p.batch_size: p for p in plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8, 16, 32)))}
     lines = []
-    progress = run.Progress(list(points.values()), workers=2, log=lines.append)
+    progress = progress_mod.Progress(list(points.values()), workers=2, log=lines.append)
 
     def finish(b, seconds, reused=False):
         for i in range(6):
             record = SimpleNamespace(wall_time=seconds, steps=10, examples_trained=10 * b,
                                      examples_evaluated=0, values={"learning_rate": 0.1},
                                      status="complete", k=10)
-            progress(run.TrialEvent(points[b], i, record, reused=reused))
+            progress(progress_mod.TrialEvent(points[b], i, record, reused=reused))
 
     assert progress.eta() == "?"  # nothing trained yet
     finish(32, 4.0)
@@ -310,9 +313,9 @@ def test_eta_prices_each_remaining_trial_at_its_own_batch_size(tmp_path):
 def test_eta_scales_a_larger_unmeasured_batch_size_up(tmp_path):
     from types import SimpleNamespace
     points = {p.batch_size: p for p in plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8, 32)))}
-    progress = run.Progress(list(points.values()), workers=1, log=lambda line: None)
+    progress = progress_mod.Progress(list(points.values()), workers=1, log=lambda line: None)
     for i in range(6):
-        progress(run.TrialEvent(points[8], i, SimpleNamespace(
+        progress(progress_mod.TrialEvent(points[8], i, SimpleNamespace(
             wall_time=1.0, steps=10, examples_trained=80, examples_evaluated=0, values={},
             status="complete", k=10), reused=False))
     # K* does not grow with B, so a trial at B = 32 costs at most 32 / 8 x 1 s
@@ -332,14 +335,14 @@ def test_eta_from_the_start_with_a_prior_then_refined(tmp_path):
     lines = []
     prior = {"trial_s": {points[8].key: 10.0, points[32].key: 20.0}, "bound": True,
              "snip_s": {("mnist", "simple_cnn"): 30.0}, "snip_passes": 2, "text": "test"}
-    progress = run.Progress(list(points.values()), workers=2, log=lines.append, prior=prior)
+    progress = progress_mod.Progress(list(points.values()), workers=2, log=lines.append, prior=prior)
     # 6 x 10 s + 6 x 20 s over 2 workers = 90 s, plus 2 SNIP passes x 30 s / 2 = 30 s; a bound
     assert progress.eta() == "<=2m00s"
-    assert run.Progress(list(points.values()), workers=2).eta() == "?"  # without a prior
-    progress(run.Stage(points[32], "snip", "done", "SNIP scores of trial seed 0", 45, 45, 12.0))
+    assert progress_mod.Progress(list(points.values()), workers=2).eta() == "?"  # without a prior
+    progress(progress_mod.Stage(points[32], "snip", "done", "SNIP scores of trial seed 0", 45, 45, 12.0))
     # one pass left, at its measured 12 s: 90 + 12 / 2
     assert progress.eta() == "<=1m36s" and "SNIP scores of trial seed 0 done in 0m12s" in lines[-1]
-    progress(run.TrialEvent(points[32], 0, _record(5.0, 32), reused=False))
+    progress(progress_mod.TrialEvent(points[32], 0, _record(5.0, 32), reused=False))
     # B = 32 measured (5 s a trial, 5 left); B = 8 at the nearest measured B of its panel and
     # sparsity (a smaller B costs no more): (25 + 30) / 2 + 6; no longer a bound
     assert progress.eta() == "0m33s", progress.eta()
@@ -354,19 +357,19 @@ def test_eta_from_the_start_with_a_prior_then_refined(tmp_path):
 def test_stage_lines_at_start_and_end_and_a_throttled_snip_progress(tmp_path):
     (point, *_) = plan_mod.study_points(plan_for(tmp_path, batch_sizes=(8,)))
     lines = []
-    progress = run.Progress([point], log=lines.append, every_stage=3600)
-    progress(run.Stage(point, "snip", "start", "SNIP scores of trial seed 2 (one pass over 100 training images)"))
+    progress = progress_mod.Progress([point], log=lines.append, every_stage=3600)
+    progress(progress_mod.Stage(point, "snip", "start", "SNIP scores of trial seed 2 (one pass over 100 training images)"))
     for done in (20, 40, 60):
-        progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", done, 100, 1.0))
+        progress(progress_mod.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", done, 100, 1.0))
     assert len(lines) == 1 and "(a) B=8 s=0: SNIP scores of trial seed 2 (one pass over 100" in lines[0]
     progress.every_stage = 0
-    progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 80, 100, 61.0))
+    progress(progress_mod.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 80, 100, 61.0))
     assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2: 80 of 100 images (80%), 1m01s")
     assert lines[-1].startswith("[0/6 trials | 0m00s | ETA ?]")
     n = len(lines)
-    progress(run.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    progress(progress_mod.Stage(point, "snip", "progress", "SNIP scores of trial seed 2", 100, 100, 70.0))
     assert len(lines) == n  # the last chunk: the "done" line says it
-    progress(run.Stage(point, "snip", "done", "SNIP scores of trial seed 2", 100, 100, 70.0))
+    progress(progress_mod.Stage(point, "snip", "done", "SNIP scores of trial seed 2", 100, 100, 70.0))
     assert lines[-1].endswith("(a) B=8 s=0: SNIP scores of trial seed 2 done in 1m10s")
 
 

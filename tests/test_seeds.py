@@ -12,7 +12,7 @@ import pytest
 
 from repro import cluster, cost
 from repro import plan as plan_mod
-from repro import run
+from repro import records as records_mod
 from repro import spec as spec_mod
 from repro import store
 from repro.__main__ import main
@@ -85,11 +85,11 @@ def test_replicate_0_is_todays_run_and_replicate_1_the_search_under_seed_plus_st
         np.testing.assert_array_equal(two[by].sel(seed=5 + STRIDE).values, alone[name].values,
                                       err_msg=by)
     assert two.attrs["trials_sha256"] == store.trials_checksum(two)
-    again = run.collect_plan(plan2, results)  # collect re-reads every replicate, trains nothing
+    again = records_mod.collect_plan(plan2, results)  # collect re-reads every replicate, trains nothing
     for name in list(BY_SEED.values()) + list(MAIN):
         np.testing.assert_array_equal(again[name].values, two[name].values, err_msg=name)
     # At another goal the by-seed variables are read at that goal as the main ones are.
-    loose = run.collect_plan(plan_mod.compile_plan(plan2.spec, "full", goal=0.6), results)
+    loose = records_mod.collect_plan(plan_mod.compile_plan(plan2.spec, "full", goal=0.6), results)
     for name, by in BY_SEED.items():
         np.testing.assert_array_equal(loose[by].sel(seed=5).values, loose[name].values, err_msg=by)
     # Where the stored curves answer the looser goal its K* is no larger; where they cannot (a
@@ -169,10 +169,10 @@ def test_plan_shows_seeds_and_every_cost_bound_counts_each_replicate(tmp_path, c
         assert d2["totals"][key] == 2 * d1["totals"][key], key
     assert d2["totals"]["trials"] == 2 * d1["totals"]["trials"] == 24
     assert d2["totals"]["study_points"] == d1["totals"]["study_points"] == 2
-    ids1, ids2 = run.run_ids(one), run.run_ids(two)
+    ids1, ids2 = plan_mod.run_ids(one), plan_mod.run_ids(two)
     assert len(ids2) == 2 * len(ids1) and set(ids1) < set(ids2)
     assert {v[4] for v in ids2.values()} == {5, 5 + STRIDE}
-    assert run.shared_runs([two])["unique_runs"] == 24
+    assert plan_mod.shared_runs([two])["unique_runs"] == 24
     e1, e2 = (cost.estimate_panel(p.panels[0], 3000) for p in (one, two))
     assert e2["at_most"] == {k: 2 * v for k, v in e1["at_most"].items()}
     assert main(["plan", str(two.spec.path), "--grid", "full"]) == 0

@@ -218,10 +218,10 @@ def test_batch_size_limit_is_the_datasets_training_split(tmp_path):
 
 
 def test_training_split_limits_match_repro_data():
-    from repro import data
+    from repro import data, datasets
     from repro.spec import TRAIN_EXAMPLES
     for name, n in TRAIN_EXAMPLES.items():
-        total = data._SHAPES[name][0][0]
+        total = datasets.RAW_SHAPES[name][0][0]
         assert n == total - data.validation_size(name)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from repro import run as run_mod, spec as spec_mod, study as study_mod
+from repro import plan as plan_mod, spec as spec_mod, study as study_mod
 from repro.errors import UsageError
 
 SEARCH_SPEC = """\
@@ -119,7 +119,7 @@ def test_figures_on_the_same_runs_share_them_whatever_the_kind(tmp_path, search)
     fig4 = write_spec(tmp_path, SMOOTHNESS_SPEC, id="fig-l", kind="lipschitz")
     fig6 = write_spec(tmp_path, SMOOTHNESS_SPEC, id="fig-loss", kind="training_loss")
     studies = [study_mod.load_study(sp, grid_name="full") for sp in (fig4, fig6)] + [search]
-    sharing = run_mod.shared_runs(studies)
+    sharing = plan_mod.shared_runs(studies)
     assert sharing["figures"]["fig-loss"] == {"runs": 2, "new_runs": 0, "shared_with": {"fig-l": 2}}
     assert sharing["figures"]["search-test"]["runs"] == len(set(search.run_ids())) == 12
     assert sharing["unique_runs"] == 2 + 12
