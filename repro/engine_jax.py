@@ -308,6 +308,39 @@ class Engine:
                          seen=int(seen[slot]), logits_finite=bool(logits_finite[slot]), seconds=0.0)
                 for slot in slots]
 
+    # -- throughput (repro.throughput's probe) --------------------------------------------
+    def _full_stack(self):
+        """`self.slots` trials at their start (trial seeds 0, 1, ...), every slot live."""
+        hp = {"learning_rate": 1e-3, "momentum": 0.9}
+        starts = [self.start_state(models.initial_weights(self.model, i), None, hp)
+                  for i in range(self.slots)]
+        return self._stack(starts)[0], jnp.ones(self.slots, bool)
+
+    def time_steps(self, order, batch_size, steps=CHUNK_STEPS):
+        """Seconds of `steps` training steps of `self.slots` trials side by side at
+        `batch_size`, calls of CHUNK_STEPS as a race makes them, after a call that compiles."""
+        stacked, live = self._full_stack()
+        idx = np.zeros((self.slots, CHUNK_STEPS, batch_size), np.int32)
+        idx[:] = order.indices(0, CHUNK_STEPS, batch_size)
+        idx = jnp.asarray(idx)
+        jax.block_until_ready(self._train(*self.data[:2], stacked, live, idx, jnp.int32(1)))
+        t0 = time.perf_counter()
+        for start in range(0, steps, CHUNK_STEPS):
+            n = jnp.int32(min(CHUNK_STEPS, steps - start))
+            stacked = self._train(*self.data[:2], stacked, live, idx, n)[0]
+        jax.block_until_ready(stacked)
+        return time.perf_counter() - t0
+
+    def time_evaluation(self):
+        """Seconds of one whole validation pass of `self.slots` trials side by side, after a
+        pass that compiles."""
+        stacked, live = self._full_stack()
+        limits = jnp.full(self.slots, self.n_val, jnp.int32)
+        jax.block_until_ready(self._evaluate(*self.data[2:], stacked, limits, live))
+        t0 = time.perf_counter()
+        jax.block_until_ready(self._evaluate(*self.data[2:], stacked, limits, live))
+        return time.perf_counter() - t0
+
     # -- one trial ------------------------------------------------------------------------
     def start_trial(self, *, order, batch_size, init, mask, hp, goal, early_exit=True,
                     exit_goal=None, keep_state=False):
