@@ -670,7 +670,7 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
     if trains_here(workers, len(points)):  # compute as a worker does: one thread
         from . import backend, devices
         if not devices.pin_threads():
-            log(f"warning: {backend.name()} already runs here on more than 1 "
+            log(f"warning: {'JAX' if backend.is_jax() else 'TensorFlow'} already runs here on more than 1 "
                 "thread; trials run in this process may differ in their last bits from the same "
                 "trials run by `python -m repro run` (one thread per trial)")
     stored = {(*p.key, k[3]) for p in points
