@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 GRID   ?= reduced
+# jax's CPU build comes too (the extra `jax`), so `make test` tests the JAX engine (repro.engine_jax).
 # TensorFlow's build: the CUDA one (DEVICE=gpu) when `nvidia-smi -L` lists a GPU, else the CPU
 # one; `make figure-1 DEVICE=gpu` (or cpu) chooses. The stamp names the build, so a switch
 # reinstalls; the two builds write the same `tensorflow` package, so the other is removed first.
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	rm -f $(VENV)/.installed-*
 	$(BIN)/pip uninstall -q -y $(OTHER_TF) 2>/dev/null || true
-	$(BIN)/pip install -q -e '.[$(DEVICE),test]'
+	$(BIN)/pip install -q -e '.[$(DEVICE),test,jax]'
 	@echo "installed TensorFlow's $(DEVICE) build into $(VENV) (switch: make venv DEVICE=$(OTHER_DEVICE))"
 	touch $@
 

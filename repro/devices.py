@@ -7,9 +7,72 @@ MirroredStrategy -- run and are tested on a machine without GPUs.
 On GPUs every process asks for device memory as it needs it (memory growth), so the
 `repro run` parent (which may train mirrored points) and its workers, one per GPU, share
 the devices instead of the first process taking all of each GPU's memory.
+
+On the JAX engine (KERAS_BACKEND=jax, repro.backend) the same questions are asked of jax
+(`_jax_*`), and TensorFlow is never imported: it need not be installed.
 """
 import os
 import re
+
+from . import backend
+
+
+def engine_module():
+    """The engine module trials train on here: repro.engine (TensorFlow) or repro.engine_jax."""
+    if backend.is_jax():
+        from . import engine_jax
+        return engine_jax
+    from . import engine
+    return engine
+
+
+def pin_threads(threads=1):
+    """One compute thread per trial, as repro.engine.pin_threads; on the JAX engine XLA's CPU
+    thread pool (when no GPU computes). False when it is too late for this process."""
+    if not backend.is_jax():
+        from . import engine
+        return engine.pin_threads(threads)
+    return gpu_count_without_runtime() > 0 or _pin_xla_cpu_threads(threads)
+
+
+def _pin_xla_cpu_threads(threads):
+    """XLA_FLAGS for `threads` CPU threads, if jax has not started its backends yet."""
+    flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
+    current = os.environ.get("XLA_FLAGS", "")
+    if flags in current:
+        return True
+    if _jax_started():
+        return False
+    os.environ["XLA_FLAGS"] = f"{current} {flags}".strip()
+    return True
+
+
+def _jax_started():
+    """Whether jax has started its backends in this process (its flags are read then)."""
+    import sys
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge
+    return xla_bridge.backends_are_initialized()
+
+
+def _jax_gpus():
+    import jax
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU backend
+        return []
+
+
+def trained_on():
+    """What trains this process's trials, for their records: backend, its version, device."""
+    if backend.is_jax():
+        import jax
+        gpus = _jax_gpus()
+        return {"backend": "jax", "version": jax.__version__,
+                "device": gpus[0].device_kind if gpus else "cpu"}
+    import tensorflow as tf
+    return {"backend": "tensorflow", "version": tf.__version__, "device": device_kind()}
 
 
 def _grow_gpu_memory(tf):
@@ -22,6 +85,9 @@ def _grow_gpu_memory(tf):
 
 def logical_devices():
     """Names of the devices trials may use (configures logical CPUs first if asked)."""
+    if backend.is_jax():
+        import jax
+        return [str(d) for d in (_jax_gpus() or jax.devices("cpu")[:1])]
     import tensorflow as tf
     n = int(os.environ.get("REPRO_LOGICAL_CPUS", "0") or 0)
     if n > 1:
@@ -40,6 +106,8 @@ def logical_devices():
 
 def gpu_count():
     """GPUs TensorFlow can see, without starting its runtime on them (no memory is taken)."""
+    if backend.is_jax():
+        return len(_jax_gpus())
     import tensorflow as tf
     return len(tf.config.list_physical_devices("GPU"))
 
@@ -50,14 +118,18 @@ def gpu_count_without_runtime():
     TensorFlow's CPU build installed (the package tensorflow-cpu) or CUDA_VISIBLE_DEVICES empty or
     -1; else the GPUs CUDA_VISIBLE_DEVICES names, else the NVIDIA driver's device files."""
     import sys
-    if "tensorflow" in sys.modules:
+    if backend.is_jax():
+        if _jax_started():
+            return gpu_count()
+    elif "tensorflow" in sys.modules:
         return gpu_count()
-    from importlib import metadata
-    try:
-        metadata.distribution("tensorflow-cpu")
-        return 0
-    except metadata.PackageNotFoundError:
-        pass
+    else:
+        from importlib import metadata
+        try:
+            metadata.distribution("tensorflow-cpu")
+            return 0
+        except metadata.PackageNotFoundError:
+            pass
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         ids = [v for v in visible.split(",") if v.strip()]
@@ -82,6 +154,10 @@ def default_workers():
 
 def device_kind():
     """What the devices trials run on are, as a file-name word: 'cpu' or e.g. 'nvidia-h200'."""
+    if backend.is_jax():
+        gpus = _jax_gpus()
+        name = gpus[0].device_kind if gpus else "cpu"
+        return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "gpu"
     import tensorflow as tf
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
@@ -95,6 +171,11 @@ def device_kind():
 
 def pin_worker(index):
     """Make GPU `index` (mod the count) the only one this worker process sees."""
+    if backend.is_jax():  # a worker starts jax after this: CUDA then shows it this one GPU
+        n = gpu_count_without_runtime()
+        if n > 1 and not _jax_started():
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index % n)
+        return
     import tensorflow as tf
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -103,6 +184,11 @@ def pin_worker(index):
 
 
 def mirrored(replicas):
-    """A MirroredStrategy over the first `replicas` devices."""
+    """A MirroredStrategy over the first `replicas` devices (TensorFlow engine only: on the JAX
+    engine a UsageError that says so)."""
+    if backend.is_jax():
+        from .errors import UsageError
+        raise UsageError("KERAS_BACKEND", "jax", f"a batch split over {replicas} devices runs on the "
+                         "TensorFlow engine only", "unset KERAS_BACKEND, or raise --max-device-batch")
     import tensorflow as tf
     return tf.distribute.MirroredStrategy(logical_devices()[:replicas])

@@ -8,7 +8,6 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from .spec import MODELS  # noqa: F401 (re-exported: one definition, the spec vocabulary)
 PARAMETERS = {"simple_cnn": 62_346, "resnet8": 75_050}  # docs/facts.md; checked by tests
@@ -77,7 +76,10 @@ def initial_weights(model, seed):
 
     Kernels: TF1 variance scaling (fan-in, truncated normal, scale 1; the std is divided by
     0.8796... so the truncated distribution has variance 1/fan_in). Biases: zeros.
+    The draws are TensorFlow's stateless truncated normal of (seed, tensor index): on the JAX
+    backend repro.philox makes the same bits without TensorFlow.
     """
+    draw_normal = _truncated_normal_tf if keras.backend.backend() == "tensorflow" else _truncated_normal_np
     values = []
     for j, v in enumerate(model.trainable_variables):
         shape = tuple(v.shape)
@@ -86,6 +88,17 @@ def initial_weights(model, seed):
             continue
         fan_in = math.prod(shape[:-1])
         std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
-        draw = tf.random.stateless_truncated_normal(shape, seed=[seed, j], dtype=tf.float32)
-        values.append((draw * std).numpy())
+        values.append(draw_normal(shape, seed, j, std))
     return values
+
+
+def _truncated_normal_tf(shape, seed, j, std):
+    import tensorflow as tf
+    draw = tf.random.stateless_truncated_normal(shape, seed=[seed, j], dtype=tf.float32)
+    return (draw * std).numpy()
+
+
+def _truncated_normal_np(shape, seed, j, std):
+    """`_truncated_normal_tf`'s bits without TensorFlow (float32 product, as TensorFlow's)."""
+    from . import philox
+    return philox.stateless_truncated_normal(shape, (seed, j)) * np.float32(std)

@@ -127,7 +127,9 @@ class StudyPoint:
 
         Not the figure and not the goal: figures that ask for the same workload, study point,
         trial and metaparameters share one run, and its stored curve is re-read at each goal
-        (store.TrialRecord.view); a goal the curve cannot answer trains the run further."""
+        (store.TrialRecord.view); a goal the curve cannot answer trains the run further.
+        A JAX trial's identity names its engine (repro.backend.identity): its own run."""
+        from . import backend
         panel, grid = self.panel, self.grid
         return {
             "dataset": panel.dataset, "model": panel.model, "optimizer": panel.optimizer,
@@ -136,6 +138,7 @@ class StudyPoint:
             "values": {k: float(v) for k, v in values.items()},
             "max_steps": self.max_steps, "eval_every": grid.eval_every,
             "eval_per_octave": grid.eval_per_octave, "snip": SNIP_VERSION,
+            **backend.identity(),  # nothing on TensorFlow; the JAX engine's own runs
         }
 
     def trial_ids(self):

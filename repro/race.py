@@ -15,6 +15,11 @@ its own outcome; if fewer than k meet the goal, the rest run to the budget.
 
 `finished` = (K, trial) pairs from trials raced or stored before (an earlier group of the same
 point) cap this race from its first evaluation, exactly as they cap a sequential search.
+
+An engine that advances many trials in one call (repro.engine_jax: a vmapped step over trial
+slots) computes each round's trials together first (`_prefetch`); each trial then takes its
+own result in its turn, and a trial a lower one's win stops in that round never takes it. A
+trial's numbers do not depend on the others in the call, so the race is the same as above.
 """
 import time
 
@@ -77,6 +82,7 @@ def race(runs, eval_steps, max_steps, capping, finished=(), on_leave=None, goal=
             leave(i, cap(i))
         if not live:
             break
+        _prefetch(live, s, past_cap, clock)
         for i, run in live.items():  # one round: each live trial, in index order, trains to s
             if past_cap(i, s):          # and is evaluated there, unless a lower trial just won
                 continue                # at s: i stops at its last evaluation (leaves next round)
@@ -93,3 +99,18 @@ def race(runs, eval_steps, max_steps, capping, finished=(), on_leave=None, goal=
     for i in list(live):  # ran every evaluation up to the budget without meeting the goal
         leave(i, cap(i))
     return out, finished
+
+
+def _prefetch(live, s, past_cap, clock):
+    """Let an engine with `prefetch` (repro.engine_jax) train and evaluate at s, in one go, every
+    live trial that may reach s; the seconds it takes are shared evenly among them (`clock`).
+    Engines without it (repro.engine) advance each trial in its turn."""
+    ahead = [i for i in live if not past_cap(i, s)]
+    prefetch = getattr(getattr(live[ahead[0]], "engine", None), "prefetch", None) if ahead else None
+    if prefetch is None:
+        return
+    t0 = time.perf_counter()
+    prefetch([live[i] for i in ahead], s)
+    share = (time.perf_counter() - t0) / len(ahead)
+    for i in ahead:
+        clock[i] += share

@@ -54,11 +54,13 @@ class Workload:
     """Per-process engine, data order and SNIP score cache for one workload."""
 
     def __init__(self, panel, results_dir, replicas=1):
-        from . import devices, engine as engine_mod
+        from . import devices
         self.data = data_mod.load(panel.dataset)
         strategy = devices.mirrored(replicas) if replicas > 1 else None
-        self.engine = engine_mod.Engine(self.data, panel.model, panel.optimizer, panel.schedule,
-                                        strategy=strategy)
+        # repro.engine, or repro.engine_jax under KERAS_BACKEND=jax (repro.backend)
+        self.engine = devices.engine_module().Engine(self.data, panel.model, panel.optimizer,
+                                                     panel.schedule, strategy=strategy)
+        self.trained_on = {**devices.trained_on(), **({"replicas": replicas} if replicas > 1 else {})}
         self.orders = {}  # {seed: DataOrder}: the figure's (or a replicate's) data order
         self.snip_dir = pathlib.Path(results_dir) / "cache" / "snip"
         self.snip_key = f"{panel.dataset}-{panel.model}-v{SNIP_VERSION}"
@@ -66,9 +68,9 @@ class Workload:
 
     def order_for(self, seed):
         """The data order of figure seed `seed` (one engine serves every replicate seed)."""
-        from . import engine as engine_mod
+        from .trial import DataOrder
         if seed not in self.orders:
-            self.orders[seed] = engine_mod.DataOrder(len(self.data.y_train), seed)
+            self.orders[seed] = DataOrder(len(self.data.y_train), seed)
         return self.orders[seed]
 
     def mask(self, seed, init, sparsity, progress=None):
@@ -114,8 +116,8 @@ def race_group(engine, memory=RACE_MEMORY):
     return max(1, memory // max(1, engine.state_bytes()))
 
 
-def _record(ident, run_id, result, goal, exit_goal, batch_size, cap):
-    """The stored record of a trial that left a race."""
+def _record(ident, run_id, result, goal, exit_goal, batch_size, cap, trained_on=None):
+    """The stored record of a trial that left a race (`trained_on`: Workload.trained_on)."""
     cap = None if cap is None or result.status == "complete" else max(cap, result.steps)
     status = "capped" if result.status == "incomplete" and cap is not None else result.status
     return store_mod.TrialRecord(
@@ -124,7 +126,7 @@ def _record(ident, run_id, result, goal, exit_goal, batch_size, cap):
         eval_steps=tuple(result.eval_steps), val_errors=tuple(result.val_errors),
         val_exact=tuple(result.val_exact), examples_evaluated=result.examples_evaluated,
         examples_trained=result.steps * batch_size, wall_time=result.wall_time,
-        message=result.message)
+        message=result.message, trained_on=trained_on)
 
 
 def point_name(point):
@@ -211,7 +213,8 @@ class _PointRace:
             steps, finished = _restore(self.saved, meta, runs, steps, finished, self.ckpt, point,
                                        self.log)
             self.saved = None
-        on_leave, on_round = self.callbacks(group=group, runs=runs, meta=meta, targets=targets)
+        on_leave, on_round = self.callbacks(group=group, runs=runs, meta=meta, targets=targets,
+                                            trained_on=w.trained_on)
         self.report(_race_start(point=point, group=group, finished=finished))
         race(runs, steps, point.max_steps, self.options.capping, finished, on_leave,
              goal=point.goal, extents=extents, on_round=on_round, finishers=point.finishers)
@@ -249,17 +252,18 @@ class _PointRace:
                                                    "extent": extents.get(i, "none")}
                                           for i in group}}
 
-    def callbacks(self, group, runs, meta, targets):
+    def callbacks(self, group, runs, meta, targets, trained_on=None):
         """(on_leave, on_round) of the race of `group`: a trial leaving has its record stored
         and reported; after each round the live trials are checkpointed when
-        `checkpoint_every` seconds have passed since the last save, and the round reported."""
+        `checkpoint_every` seconds have passed since the last save, and the round reported
+        (`trained_on`: Workload.trained_on, what each record says trained it)."""
         point, left, last_save = self.point, set(), [time.monotonic()]
 
         def on_leave(i, result, cap):
             left.add(i)
             goal, exit_goal = targets[i]
             self.records[i] = _record(self.idents[i], self.run_ids[i], result, goal, exit_goal,
-                                      point.batch_size, cap)
+                                      point.batch_size, cap, trained_on=trained_on)
             self.store.put_trial(self.records[i])
             self.trained.add(i)
             rec = self.records[i]
@@ -398,12 +402,12 @@ def _ranges(ints):
 
 # ------------------------------------------------------------------------ many points
 def _worker_init(queue, counter, parent_pid):
-    from . import devices, engine
+    from . import devices
     interrupt.die_with_parent(parent_pid)  # no worker outlives the run, whatever ends it
     with counter.get_lock():
         index, counter.value = counter.value, counter.value + 1
     devices.pin_worker(index)  # with GPUs: one device per worker, each racing whole points
-    engine.pin_threads()
+    devices.pin_threads()
     global _QUEUE
     _QUEUE = queue
 
@@ -485,9 +489,9 @@ def run_plan(plan, options=RunOptions(), workers=1, log=print, max_device_batch=
             log(f"panel ({panel_plan.panel.id}) NOT RUN: {e}")
     points = [p for p in study_points(plan) if p.panel.id not in missing]
     if trains_here(workers, len(points)):  # compute as a worker does: one thread
-        from . import engine
-        if not engine.pin_threads():
-            log(f"warning: TensorFlow already runs here on more than {engine.TRIAL_THREADS} "
+        from . import backend, devices
+        if not devices.pin_threads():
+            log(f"warning: {'JAX' if backend.is_jax() else 'TensorFlow'} already runs here on more than 1 "
                 "thread; trials run in this process may differ in their last bits from the same "
                 "trials run by `python -m repro run` (one thread per trial)")
     stored = {(*p.key, k[3]) for p in points

@@ -107,6 +107,7 @@ class TrialRecord:
     examples_trained: int = 0
     wall_time: float = 0.0
     message: str = ""
+    trained_on: dict | None = None  # {"backend", "version", "device"[, "replicas"]}; None: older records
 
     @property
     def values(self):
@@ -135,7 +136,8 @@ class TrialRecord:
                    val_exact=tuple(stored.get("val_exact", [True] * n)),
                    examples_evaluated=stored.get("examples_evaluated", -1),  # -1: not recorded
                    examples_trained=stored.get("examples_trained", 0),
-                   wall_time=stored.get("wall_time", 0.0), message=stored.get("message", ""))
+                   wall_time=stored.get("wall_time", 0.0), message=stored.get("message", ""),
+                   trained_on=stored.get("trained_on"))
 
     def to_json(self):
         return {**dataclasses.asdict(self), "values": self.values,

@@ -170,7 +170,10 @@ def probe(jobs, threads=1):
 
     Batch sizes are timed smallest first; one whose step would take over MAX_STEP_S (at the
     last one's time per example) is left to extrapolation (`step_seconds`), as are all above it.
-    Runs in the calling process: see `probe_in_subprocess`."""
+    Runs in the calling process: see `probe_in_subprocess`. On the JAX engine: `probe_jax`."""
+    from . import backend
+    if backend.is_jax():
+        return probe_jax(jobs, threads)
     from . import engine, models
     engine.pin_threads(threads)
     out = {}
@@ -197,6 +200,42 @@ def probe(jobs, threads=1):
     return out
 
 
+def probe_jax(jobs, threads=1):
+    """`probe` on the JAX engine (repro.engine_jax): a race's trials advance `slots` at a time
+    in one vmapped call, so a trial-step costs a call's time over the trials in it; likewise a
+    validation pass. Times a chunk of steps as a race runs them (after a call that compiles)."""
+    from . import devices, engine_jax
+    from .trial import DataOrder
+    devices.pin_threads(threads)
+    out = {}
+    for model, dataset, batches in jobs:
+        data = _synthetic(dataset)
+        eng = engine_jax.Engine(data, model, "momentum", "constant")
+        order = DataOrder(len(data.y_train), 0)
+        last = None
+        for b in sorted(batches):
+            if last is not None and last[1] * b / last[0] > MAX_STEP_S:
+                break
+            steps = engine_jax.CHUNK_STEPS
+            s = eng.time_steps(order, b, steps) / (steps * eng.slots)
+            out[entry_key(model, dataset, b)] = {"step_s": s, "steps_timed": steps * eng.slots}
+            last = (b, s)
+        per_pass = eng.time_evaluation() / eng.slots
+        out[entry_key(model, dataset)] = {"val_example_s": per_pass / eng.n_val, "n_val": eng.n_val,
+                                          "pass_s": per_pass}
+    return out
+
+
+def engine_version():
+    """The engine the probe times, as its cache records it: TensorFlow's version, or 'jax X'."""
+    from . import backend
+    if backend.is_jax():
+        import jax
+        return f"jax {jax.__version__}"
+    import tensorflow as tf
+    return tf.__version__
+
+
 def _probe_child(args):
     jobs, threads = args
     return probe(jobs, threads)
@@ -213,11 +252,11 @@ def probe_in_subprocess(jobs, threads=1):
 def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
     """{(model, dataset): {"step_s": {B: s}, "val_example_s": s}} for the plan's panels, from the
     cache, probing (and caching) what is missing when `run_probe`; plus where it came from."""
-    import tensorflow as tf
-    from . import devices
-    kind = devices.device_kind()
+    from . import backend, devices
+    kind = devices.device_kind() + ("-jax" if backend.is_jax() else "")  # each engine its cache
+    version = engine_version()
     path = cache_path(results_dir, kind)
-    entries = read_cache(path, tf.__version__)
+    entries = read_cache(path, version)
     wanted, dataset_of = {}, {}  # (model, input shape) -> batch sizes; -> a dataset of that shape
     for pp in plan.panels:
         key = (pp.panel.model, shape_key(pp.panel.dataset))
@@ -240,7 +279,7 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
     if probed_now:
         t0 = time.perf_counter()
         entries.update(prober(jobs))
-        write_cache(path, tf.__version__, kind, entries)
+        write_cache(path, version, kind, entries)
         probe_s = time.perf_counter() - t0
     out = {}
     for model, shape in wanted:
@@ -250,7 +289,7 @@ def tables(plan, results_dir, run_probe=True, prober=probe_in_subprocess):
         if steps and evaluation:
             out[(model, shape)] = {"step_s": steps, "val_example_s": evaluation["val_example_s"],
                                    "pass_s": evaluation.get("pass_s"), "n_val": evaluation.get("n_val")}
-    return out, {"cache": str(path), "device": kind, "tensorflow": tf.__version__,
+    return out, {"cache": str(path), "device": kind, "tensorflow": version,
                  "probed_now": probed_now, "probe_seconds": round(probe_s, 1) if probed_now else None,
                  "missing": [f"{m}/{d}" for m, d, _ in jobs] if not run_probe else []}
 
@@ -309,7 +348,8 @@ def _format_hours(hours):
 def format_wall_time(wall):
     """Lines for `repro plan --estimate` (`wall`: estimate_wall_time's)."""
     src = wall["source"]
-    lines = [f"wall time on {src['device']} (TensorFlow {src['tensorflow']}; probe "
+    engine = src["tensorflow"] if src["tensorflow"].startswith("jax") else f"TensorFlow {src['tensorflow']}"
+    lines = [f"wall time on {src['device']} ({engine}; probe "
              + (f"run now, {src['probe_seconds']} s" if src["probed_now"] else "read from the cache")
              + f": {src['cache']}):"]
     for key, p in wall["probe"].items():

@@ -287,9 +287,9 @@ def load_time_graph():
 # The modules that build, train or serve models, and so import TensorFlow (or keras, or
 # keras-tuner, which imports keras) when imported. Every other module imports it only inside the
 # function that needs it: `repro plan`, `verify`, `report` and the claims never load it.
-TRAINING = ("engine", "models", "optim", "pruning", "cluster",
+TRAINING = ("engine", "engine_jax", "models", "optim", "cluster",
             "bench.naive")  # the benchmark's plain-Keras baseline trains too
-TENSORFLOW = {"tensorflow", "keras", "keras_tuner"}
+TENSORFLOW = {"tensorflow", "keras", "keras_tuner", "jax"}  # jax: the JAX engine's framework
 
 
 def test_the_load_time_check_tells_module_level_imports_from_imports_in_functions():

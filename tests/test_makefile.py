@@ -53,7 +53,7 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not i
 @needs_make
 def test_make_installs_the_gpu_build_when_nvidia_smi_lists_a_gpu(tmp_path):
     out = _make_n(tmp_path, H200)
-    assert _installed_build(out) == "gpu,test"
+    assert _installed_build(out) == "gpu,test,jax"
     # the CPU build shares the `tensorflow` package: it is removed before the CUDA one goes in
     assert "pip uninstall -q -y tensorflow-cpu" in out.stdout
     assert out.stdout.index("uninstall") < out.stdout.index("pip install -q -e")
@@ -65,15 +65,15 @@ def test_make_installs_the_gpu_build_when_nvidia_smi_lists_a_gpu(tmp_path):
                          ids=["no-nvidia-smi", "no-driver", "no-devices"])
 def test_make_installs_the_cpu_build_without_a_gpu(tmp_path, smi):
     out = _make_n(tmp_path, *(smi or (None,)))
-    assert _installed_build(out) == "cpu,test"
+    assert _installed_build(out) == "cpu,test,jax"
     assert "pip uninstall -q -y tensorflow " in out.stdout + " "
     assert "touch " + str(tmp_path / "venv" / ".installed-cpu") in out.stdout
 
 
 @needs_make
 def test_device_variable_overrides_the_detection(tmp_path):
-    assert _installed_build(_make_n(tmp_path, H200, 0, "DEVICE=cpu")) == "cpu,test"
-    assert _installed_build(_make_n(tmp_path, None, 0, "DEVICE=gpu")) == "gpu,test"
+    assert _installed_build(_make_n(tmp_path, H200, 0, "DEVICE=cpu")) == "cpu,test,jax"
+    assert _installed_build(_make_n(tmp_path, None, 0, "DEVICE=gpu")) == "gpu,test,jax"
     bad = _make_n(tmp_path, None, 0, "DEVICE=tpu")
     assert bad.returncode != 0 and "DEVICE must be cpu or gpu, got 'tpu'" in bad.stderr
 
@@ -86,7 +86,7 @@ def test_switching_build_reinstalls_and_the_same_build_does_not(tmp_path):
     same = _make_n(tmp_path, None, 0, "DEVICE=cpu")
     assert same.returncode == 0 and "pip install" not in same.stdout, same.stdout
     switch = _make_n(tmp_path, H200)
-    assert _installed_build(switch) == "gpu,test"
+    assert _installed_build(switch) == "gpu,test,jax"
     assert f"rm -f {venv}/.installed-*" in switch.stdout  # the CPU stamp goes with the CPU build
 
 
@@ -99,7 +99,7 @@ def test_figure_target_installs_the_chosen_build(tmp_path):
     out = subprocess.run(["make", "-n", "figure-1", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
                          capture_output=True, text=True,
                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
-    assert _installed_build(out) == "gpu,test"
+    assert _installed_build(out) == "gpu,test,jax"
     assert "-m repro run specs/figure-1.toml --grid reduced" in out.stdout
 
 
