@@ -8,7 +8,6 @@ The format is documented in ``specs/README.md``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import pathlib
@@ -17,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 
 from repro.datasets import DATASETS  # the datasets repro.data can load
+from repro import toml_values as tv
 from repro.errors import UsageError
 
 MODELS = ("simple_cnn", "resnet8")  # repro.models builds these
@@ -195,109 +195,14 @@ class Spec:
                 return p
         known = [p.id for p in self.panels]
         raise UsageError(self.path, f"panel[{id}]", "no such panel in this spec",
-                         _choose(id, known))
+                         tv.choose(id, known))
 
 
 # ---------------------------------------------------------------- helpers
 
 
-class _Ctx:
-    """The file being read, so helpers can raise errors that name it."""
-
-    def __init__(self, path):
-        self.path = path
-        self.evaluations_left = MAX_SPEC_EVALUATIONS  # the spec's grids' schedules, together
-
-    def spend_evaluations(self, n, key):
-        """Count one grid's schedule (n entries) against the spec-wide limit."""
-        if n > self.evaluations_left:
-            self.fail(key, f"the evaluation schedules of this spec's grids add up to more than "
-                      f"{MAX_SPEC_EVALUATIONS:,} evaluations", "raise eval_every (or "
-                      "lipschitz_every), or split the panels over several specs")
-        self.evaluations_left -= n
-
-    def fail(self, key, problem, fix=""):
-        raise UsageError(self.path, key, problem, fix)
-
-
-def _choose(word, known):
-    """Fix text: 'did you mean X?' if close, and the list of known names."""
-    close = difflib.get_close_matches(str(word), list(known), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return hint + "known: " + (", ".join(known) if known else "(none)")
-
-
-def _check_keys(ctx, table, known, key):
-    for k in table:
-        if k not in known:
-            ctx.fail(f"{key}.{k}" if key else k, "unknown key", _choose(k, known))
-
-
-def _require(ctx, table, name, key):
-    if name not in table:
-        ctx.fail(f"{key}.{name}" if key else name, "missing required key", f"add '{name} = ...'")
-    return table[name]
-
-
-def _table(ctx, v, key):
-    if not isinstance(v, dict):
-        ctx.fail(key, f"must be a table, got {_tname(v)}", f"write [{key}] or {key} = {{ ... }}")
-    return v
-
-
-def _tname(v):
-    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
-
-
-def _show(v):
-    """An integer for a message: as written up to 64 bits, else only its size (a TOML
-    integer may have thousands of digits, more than Python will turn into text)."""
-    return str(v) if v.bit_length() <= 64 else f"an integer of {v.bit_length()} bits"
-
-
-def _int(ctx, v, key, lo=None, hi=None, limit=""):
-    """A TOML integer in [lo, hi]; `limit` says where hi comes from (for the message)."""
-    if type(v) is not int:
-        ctx.fail(key, f"must be an integer, got {_tname(v)} {_short(v)}", "write a whole number like 16")
-    if lo is not None and v < lo:
-        ctx.fail(key, f"must be >= {lo}, got {_show(v)}", f"use a value >= {lo}")
-    if hi is not None and v > hi:
-        ctx.fail(key, f"must be <= {hi:,}{' (' + limit + ')' if limit else ''}, got {_show(v)}",
-                 f"use a value <= {hi:,}; specs/README.md, \"Limits\", says why")
-    return v
-
-
-def _short(v):
-    """repr(v) for a message, cut to 40 characters (a value may be a huge list or number)."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return _show(v)
-    text = repr(v) if not isinstance(v, (list, dict)) else f"of {len(v)} items"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _float(ctx, v, key):
-    if type(v) not in (int, float):
-        ctx.fail(key, f"must be a number, got {_tname(v)} {_short(v)}", "write a number like 0.5")
-    try:
-        f = float(v)
-    except OverflowError:  # an integer beyond the float range
-        ctx.fail(key, f"must be a finite number, got {_show(v)}", "write a number below 1e308")
-    if not math.isfinite(f):
-        ctx.fail(key, f"must be finite, got {v}", "write a finite number")
-    return f
-
-
-def _str(ctx, v, key, choices=None):
-    if not isinstance(v, str):
-        ctx.fail(key, f"must be a string, got {_tname(v)} {_short(v)}", 'write it in quotes, like "x"')
-    if choices is not None and v not in choices:
-        ctx.fail(key, f"unknown value '{v}'", _choose(v, choices))
-    return v
-
-
 def _name(ctx, v, key):
-    _str(ctx, v, key)
+    tv.str_value(ctx, v, key)
     if len(v) > MAX_NAME:
         ctx.fail(key, f"is {len(v):,} characters long, more than {MAX_NAME} (names become file "
                  f"names)", f"use a name of at most {MAX_NAME} characters")
@@ -307,34 +212,20 @@ def _name(ctx, v, key):
     return v
 
 
-def _list(ctx, v, key, item, nonempty=True):
-    if not isinstance(v, list):
-        ctx.fail(key, f"must be an array, got {_tname(v)}", "write [x, y, ...]")
-    if nonempty and not v:
-        ctx.fail(key, "must not be empty", "list at least one value")
-    out = [item(x, f"{key}[{i}]") for i, x in enumerate(v)]
-    seen = set()  # not `x in out[:i]`: quadratic in the list's length
-    for i, x in enumerate(out):
-        if x in seen:
-            ctx.fail(f"{key}[{i}]", f"duplicate value {_short(v[i])}", "list each value once")
-        seen.add(x)
-    return tuple(sorted(out))
-
-
 # ---------------------------------------------------------------- parsing
 
 
 def _dim(ctx, name, v, key):
     if name not in DIMS:
-        ctx.fail(key, "unknown search dimension", _choose(name, DIMS))
-    _table(ctx, v, key)
-    _check_keys(ctx, v, DIM_KEYS, key)
+        ctx.fail(key, "unknown search dimension", tv.choose(name, DIMS))
+    tv.table(ctx, v, key)
+    tv.check_keys(ctx, v, DIM_KEYS, key)
     integer = name in INTEGER_DIMS
-    num = ((lambda x, k: _int(ctx, x, k, hi=MAX_STEPS, limit="the step budget limit"))
-           if integer else (lambda x, k: _float(ctx, x, k)))
-    lo = num(_require(ctx, v, "min", key), f"{key}.min")
-    hi = num(_require(ctx, v, "max", key), f"{key}.max")
-    scale = _str(ctx, v.get("scale", DEFAULT_SCALES[name]), f"{key}.scale", SCALES)
+    num = ((lambda x, k: tv.int_value(ctx, x, k, hi=MAX_STEPS, limit="the step budget limit"))
+           if integer else (lambda x, k: tv.float_value(ctx, x, k)))
+    lo = num(tv.require(ctx, v, "min", key), f"{key}.min")
+    hi = num(tv.require(ctx, v, "max", key), f"{key}.max")
+    scale = tv.str_value(ctx, v.get("scale", DEFAULT_SCALES[name]), f"{key}.scale", SCALES)
     if lo >= hi:
         ctx.fail(f"{key}.min", f"min ({lo}) must be < max ({hi})", "swap or widen the bounds")
     if scale == "log" and lo <= 0:
@@ -354,7 +245,7 @@ def _dim(ctx, name, v, key):
 
 
 def _search(ctx, v, key):
-    _table(ctx, v, key)
+    tv.table(ctx, v, key)
     return {name: _dim(ctx, name, d, f"{key}.{name}") for name, d in v.items()}
 
 
@@ -378,30 +269,30 @@ def _check_dims(ctx, dims, optimizer, schedule, key):
 
 def _batch_size(ctx, x, k, dataset):
     """A batch size: 1 .. the dataset's training split."""
-    return _int(ctx, x, k, lo=1, hi=TRAIN_EXAMPLES[dataset],
+    return tv.int_value(ctx, x, k, lo=1, hi=TRAIN_EXAMPLES[dataset],
                 limit=f"the {dataset} training split: a batch cannot hold more examples")
 
 
 def _steps(ctx, x, k):
-    return _int(ctx, x, k, lo=1, hi=MAX_STEPS, limit="1,000 x the paper's largest step budget")
+    return tv.int_value(ctx, x, k, lo=1, hi=MAX_STEPS, limit="1,000 x the paper's largest step budget")
 
 
 def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
     _name(ctx, name, key)
-    _table(ctx, v, key)
-    _check_keys(ctx, v, GRID_KEYS, key)
-    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
-    batch_sizes = _list(ctx, req("batch_sizes"), f"{key}.batch_sizes",
+    tv.table(ctx, v, key)
+    tv.check_keys(ctx, v, GRID_KEYS, key)
+    req = lambda k: tv.require(ctx, v, k, key)  # noqa: E731
+    batch_sizes = tv.list_value(ctx, req("batch_sizes"), f"{key}.batch_sizes",
                         lambda x, k: _batch_size(ctx, x, k, dataset))
-    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
-    trials = _int(ctx, req("trials"), f"{key}.trials", lo=1, hi=MAX_TRIALS,
+    sparsities = tv.list_value(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
+    trials = tv.int_value(ctx, req("trials"), f"{key}.trials", lo=1, hi=MAX_TRIALS,
                   limit="Sobol trials per study point")
     max_steps = _steps(ctx, req("max_steps"), f"{key}.max_steps")
-    eval_every = _int(ctx, req("eval_every"), f"{key}.eval_every", lo=1)
+    eval_every = tv.int_value(ctx, req("eval_every"), f"{key}.eval_every", lo=1)
     if eval_every > max_steps:
-        ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {_show(eval_every)}",
+        ctx.fail(f"{key}.eval_every", f"must be <= max_steps ({max_steps}), got {tv.show_int(eval_every)}",
                  "evaluate at least once within the step budget")
-    per_octave = _int(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0,
+    per_octave = tv.int_value(ctx, v.get("eval_per_octave", 0), f"{key}.eval_per_octave", lo=0,
                       hi=MAX_EVALUATIONS, limit="the evaluations-per-trial limit")
     n_eval = eval_count(max_steps, eval_every, per_octave,
                         cap=min(MAX_EVALUATIONS, ctx.evaluations_left))
@@ -422,11 +313,11 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
                  f"evaluations = {points * trials * n_eval:,} validation errors, more than "
                  f"{MAX_STORED_ERRORS:,} in the results arrays (about 5 GiB)",
                  "ask for fewer trials or study points, or a larger eval_every")
-    max_examples = _int(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0,
+    max_examples = tv.int_value(ctx, v.get("max_examples", 0), f"{key}.max_examples", lo=0,
                         hi=MAX_EXAMPLES, limit="the step budget limit x the largest training split")
-    why = _str(ctx, v.get("why", ""), f"{key}.why")
+    why = tv.str_value(ctx, v.get("why", ""), f"{key}.why")
     seeds = _seeds(ctx, v, key)
-    finishers = _int(ctx, v.get("finishers", min(DEFAULT_FINISHERS, trials)), f"{key}.finishers",
+    finishers = tv.int_value(ctx, v.get("finishers", min(DEFAULT_FINISHERS, trials)), f"{key}.finishers",
                      lo=1, hi=trials, limit="the grid's trials")
     dims = dict(panel_search)
     for dim_name, dim in _search(ctx, v.get("search", {}), f"{key}.search").items():
@@ -443,7 +334,7 @@ def _grid(ctx, name, v, panel_search, optimizer, schedule, key, dataset):
 
 def _seeds(ctx, v, key):
     """A grid's `seeds`: how many times the whole search runs, each with other seeds."""
-    n = _int(ctx, v.get("seeds", 1), f"{key}.seeds", lo=1)
+    n = tv.int_value(ctx, v.get("seeds", 1), f"{key}.seeds", lo=1)
     if n > MAX_SEEDS:
         ctx.fail(f"{key}.seeds", f"must be <= {MAX_SEEDS}, got {n}",
                  f"use at most {MAX_SEEDS} replicate searches")
@@ -454,42 +345,42 @@ def _panel_id(ctx, i, v, seen, known):
     """A [[panel]] table's unique id and its key for messages, ``panel[<id>]``."""
     key = f"panel[#{i + 1}]"
     if not isinstance(v, dict):
-        ctx.fail(key, f"must be a table, got {_tname(v)}", "write each panel as [[panel]]")
-    pid = _name(ctx, _require(ctx, v, "id", key), f"{key}.id")
+        ctx.fail(key, f"must be a table, got {tv.type_name(v)}", "write each panel as [[panel]]")
+    pid = _name(ctx, tv.require(ctx, v, "id", key), f"{key}.id")
     if pid in seen:
         ctx.fail(f"{key}.id", f"duplicate panel id '{pid}'", "give every panel a unique id")
     seen.add(pid)
     key = f"panel[{pid}]"
-    _check_keys(ctx, v, known, key)
+    tv.check_keys(ctx, v, known, key)
     return pid, key
 
 
 def _panel(ctx, i, v, seen):
     pid, key = _panel_id(ctx, i, v, seen, PANEL_KEYS)
-    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
-    title = _str(ctx, v.get("title", ""), f"{key}.title")
-    dataset = _str(ctx, req("dataset"), f"{key}.dataset", DATASETS)
-    model = _str(ctx, req("model"), f"{key}.model", MODELS)
-    optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
-    schedule = _str(ctx, req("schedule"), f"{key}.schedule", SCHEDULES)
-    goal = _float(ctx, req("goal_error"), f"{key}.goal_error")
+    req = lambda k: tv.require(ctx, v, k, key)  # noqa: E731
+    title = tv.str_value(ctx, v.get("title", ""), f"{key}.title")
+    dataset = tv.str_value(ctx, req("dataset"), f"{key}.dataset", DATASETS)
+    model = tv.str_value(ctx, req("model"), f"{key}.model", MODELS)
+    optimizer = tv.str_value(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
+    schedule = tv.str_value(ctx, req("schedule"), f"{key}.schedule", SCHEDULES)
+    goal = tv.float_value(ctx, req("goal_error"), f"{key}.goal_error")
     if not 0.0 < goal < 1.0:
         ctx.fail(f"{key}.goal_error", f"must lie in the open interval (0, 1), got {goal}",
                  "e.g. 0.02 for 2 % validation error")
     def looser(x, k):
-        g = _float(ctx, x, k)
+        g = tv.float_value(ctx, x, k)
         if not goal < g < 1.0:
             ctx.fail(k, f"a read goal must lie in (goal_error, 1) = ({goal}, 1), got {x}",
                      "list only looser goals: the runs stop at goal_error, so tighter ones "
                      "need their own panel")
         return g
 
-    read_goals = _list(ctx, v.get("read_goals", []), f"{key}.read_goals", looser, nonempty=False)
-    claims = _list(ctx, v.get("claims", []), f"{key}.claims",
-                   lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False)
+    read_goals = tv.list_value(ctx, v.get("read_goals", []), f"{key}.read_goals", looser, nonempty=False)
+    claims = tv.list_value(ctx, v.get("claims", []), f"{key}.claims",
+                   lambda x, k: tv.str_value(ctx, x, k, CLAIMS), nonempty=False)
     search = _search(ctx, req("search"), f"{key}.search")
     _check_dims(ctx, search, optimizer, schedule, f"{key}.search")
-    grids_raw = _table(ctx, req("grid"), f"{key}.grid")
+    grids_raw = tv.table(ctx, req("grid"), f"{key}.grid")
     if "full" not in grids_raw:
         ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
                  f"add [panel.grid.full] to panel '{pid}'")
@@ -501,7 +392,7 @@ def _panel(ctx, i, v, seen):
 
 
 def _sparsity(ctx, x, k):
-    s = _float(ctx, x, k)
+    s = tv.float_value(ctx, x, k)
     if not 0.0 <= s < 1.0:
         ctx.fail(k, f"sparsity must lie in [0, 1), got {x}", "e.g. 0.9 for 90 % sparse")
     return s
@@ -509,22 +400,22 @@ def _sparsity(ctx, x, k):
 
 def _smooth_grid(ctx, name, v, optimizer, key, dataset):
     _name(ctx, name, key)
-    _table(ctx, v, key)
-    _check_keys(ctx, v, SMOOTH_GRID_KEYS, key)
-    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
-    sparsities = _list(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
-    lr = _float(ctx, req("learning_rate"), f"{key}.learning_rate")
+    tv.table(ctx, v, key)
+    tv.check_keys(ctx, v, SMOOTH_GRID_KEYS, key)
+    req = lambda k: tv.require(ctx, v, k, key)  # noqa: E731
+    sparsities = tv.list_value(ctx, req("sparsities"), f"{key}.sparsities", lambda x, k: _sparsity(ctx, x, k))
+    lr = tv.float_value(ctx, req("learning_rate"), f"{key}.learning_rate")
     if lr <= 0:
         ctx.fail(f"{key}.learning_rate", f"must be > 0, got {lr}", "e.g. 0.1")
-    momentum = _float(ctx, v.get("momentum", 0.0), f"{key}.momentum")
+    momentum = tv.float_value(ctx, v.get("momentum", 0.0), f"{key}.momentum")
     if optimizer == "sgd" and momentum != 0.0:
         ctx.fail(f"{key}.momentum", "plain SGD has no momentum", "remove the key or use optimizer = \"momentum\"")
     if not 0.0 <= momentum < 1.0:
         ctx.fail(f"{key}.momentum", f"must lie in [0, 1), got {momentum}", "e.g. 0.9")
     steps = _steps(ctx, req("steps"), f"{key}.steps")
-    every = _int(ctx, req("lipschitz_every"), f"{key}.lipschitz_every", lo=1)
+    every = tv.int_value(ctx, req("lipschitz_every"), f"{key}.lipschitz_every", lo=1)
     if every > steps:
-        ctx.fail(f"{key}.lipschitz_every", f"must be <= steps ({steps}), got {_show(every)}",
+        ctx.fail(f"{key}.lipschitz_every", f"must be <= steps ({steps}), got {tv.show_int(every)}",
                  "measure at least once within the run")
     if -(-steps // every) > MAX_EVALUATIONS:  # len(measure_steps())
         ctx.fail(f"{key}.lipschitz_every", f"gives more than {MAX_EVALUATIONS:,} measurements per "
@@ -532,15 +423,15 @@ def _smooth_grid(ctx, name, v, optimizer, key, dataset):
                  f"raise lipschitz_every to at least {-(-steps // MAX_EVALUATIONS):,} or lower steps")
     ctx.spend_evaluations(-(-steps // every), f"{key}.lipschitz_every")
     split = TRAIN_EXAMPLES[dataset]
-    noise = _list(ctx, v.get("noise_batch_sizes", [32, 1024]), f"{key}.noise_batch_sizes",
+    noise = tv.list_value(ctx, v.get("noise_batch_sizes", [32, 1024]), f"{key}.noise_batch_sizes",
                   lambda x, k: _batch_size(ctx, x, k, dataset))
     if len(noise) != 2:
         ctx.fail(f"{key}.noise_batch_sizes", f"must list exactly two batch sizes, got {len(noise)}",
                  "e.g. noise_batch_sizes = [32, 1024] (small, big)")
     small, big = noise
-    draws = _int(ctx, v.get("noise_draws", 8), f"{key}.noise_draws", lo=1)
+    draws = tv.int_value(ctx, v.get("noise_draws", 8), f"{key}.noise_draws", lo=1)
     if draws * (small + big) > MAX_NOISE_EXAMPLES:
-        ctx.fail(f"{key}.noise_draws", f"{_show(draws)} draws x ({small} + {big}) examples is more "
+        ctx.fail(f"{key}.noise_draws", f"{tv.show_int(draws)} draws x ({small} + {big}) examples is more "
                  f"than {MAX_NOISE_EXAMPLES:,} examples held in memory at once",
                  f"use at most {MAX_NOISE_EXAMPLES // (small + big):,} draws or smaller noise batches")
     if _seeds(ctx, v, key) > 1:
@@ -550,31 +441,31 @@ def _smooth_grid(ctx, name, v, optimizer, key, dataset):
         name=name, sparsities=sparsities,
         batch_size=_batch_size(ctx, req("batch_size"), f"{key}.batch_size", dataset),
         learning_rate=lr, momentum=momentum, steps=steps, lipschitz_every=every,
-        gradient_examples=_int(ctx, v.get("gradient_examples", 0), f"{key}.gradient_examples", lo=0,
+        gradient_examples=tv.int_value(ctx, v.get("gradient_examples", 0), f"{key}.gradient_examples", lo=0,
                                hi=split, limit=f"the {dataset} training split; 0 = all of it"),
         noise_batch_sizes=(small, big),
         noise_draws=draws,
-        variance_examples=_int(ctx, v.get("variance_examples", 1000), f"{key}.variance_examples",
+        variance_examples=tv.int_value(ctx, v.get("variance_examples", 1000), f"{key}.variance_examples",
                                lo=2, hi=split, limit=f"the {dataset} training split"),
-        why=_str(ctx, v.get("why", ""), f"{key}.why"))
+        why=tv.str_value(ctx, v.get("why", ""), f"{key}.why"))
 
 
 def _smooth_panel(ctx, i, v, seen):
     pid, key = _panel_id(ctx, i, v, seen, SMOOTH_PANEL_KEYS)
-    req = lambda k: _require(ctx, v, k, key)  # noqa: E731
-    optimizer = _str(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
-    schedule = _str(ctx, v.get("schedule", "constant"), f"{key}.schedule", ("constant",))
-    dataset = _str(ctx, req("dataset"), f"{key}.dataset", DATASETS)
-    grids_raw = _table(ctx, req("grid"), f"{key}.grid")
+    req = lambda k: tv.require(ctx, v, k, key)  # noqa: E731
+    optimizer = tv.str_value(ctx, req("optimizer"), f"{key}.optimizer", OPTIMIZERS)
+    schedule = tv.str_value(ctx, v.get("schedule", "constant"), f"{key}.schedule", ("constant",))
+    dataset = tv.str_value(ctx, req("dataset"), f"{key}.dataset", DATASETS)
+    grids_raw = tv.table(ctx, req("grid"), f"{key}.grid")
     if "full" not in grids_raw:
         ctx.fail(f"{key}.grid.full", "missing the 'full' grid, the paper's own grid",
                  f"add [panel.grid.full] to panel '{pid}'")
-    return Panel(id=pid, title=_str(ctx, v.get("title", ""), f"{key}.title"),
+    return Panel(id=pid, title=tv.str_value(ctx, v.get("title", ""), f"{key}.title"),
                  dataset=dataset,
-                 model=_str(ctx, req("model"), f"{key}.model", MODELS),
+                 model=tv.str_value(ctx, req("model"), f"{key}.model", MODELS),
                  optimizer=optimizer, schedule=schedule, goal_error=math.nan,
-                 claims=_list(ctx, v.get("claims", []), f"{key}.claims",
-                              lambda x, k: _str(ctx, x, k, CLAIMS), nonempty=False),
+                 claims=tv.list_value(ctx, v.get("claims", []), f"{key}.claims",
+                              lambda x, k: tv.str_value(ctx, x, k, CLAIMS), nonempty=False),
                  grids={name: _smooth_grid(ctx, name, g, optimizer, f"{key}.grid.{name}", dataset)
                         for name, g in grids_raw.items()})
 
@@ -582,7 +473,7 @@ def _smooth_panel(ctx, i, v, seen):
 def load_spec(path) -> Spec:
     """Read, parse and validate one spec file; raise UsageError on any problem."""
     path = pathlib.Path(path)
-    ctx = _Ctx(path)
+    ctx = tv.Ctx(path, evaluations=MAX_SPEC_EVALUATIONS)
     try:
         with path.open("rb") as f:  # never more than the limit into memory
             raw = f.read(MAX_SPEC_BYTES + 1)
@@ -601,22 +492,22 @@ def load_spec(path) -> Spec:
     except ValueError:  # an integer of more than 4,300 digits (Python's conversion limit)
         ctx.fail(None, "TOML value out of range: an integer of more than 4,300 digits",
                  "write integers of at most 19 digits (TOML's 64-bit range)")
-    _check_keys(ctx, data, ("figure", "panel"), "")
+    tv.check_keys(ctx, data, ("figure", "panel"), "")
     if "figure" not in data:
         ctx.fail("figure", "missing required table", "add a [figure] table with at least id")
-    fig = _table(ctx, data["figure"], "figure")
-    _check_keys(ctx, fig, FIGURE_KEYS, "figure")
-    fid = _name(ctx, _require(ctx, fig, "id", "figure"), "figure.id")
-    title = _str(ctx, fig.get("title", ""), "figure.title")
-    kind = _str(ctx, fig.get("kind", "data_parallelism"), "figure.kind", FIGURE_KINDS)
-    seed = _int(ctx, fig.get("seed", 0), "figure.seed", lo=0, hi=MAX_SEED,
+    fig = tv.table(ctx, data["figure"], "figure")
+    tv.check_keys(ctx, fig, FIGURE_KEYS, "figure")
+    fid = _name(ctx, tv.require(ctx, fig, "id", "figure"), "figure.id")
+    title = tv.str_value(ctx, fig.get("title", ""), "figure.title")
+    kind = tv.str_value(ctx, fig.get("kind", "data_parallelism"), "figure.kind", FIGURE_KINDS)
+    seed = tv.int_value(ctx, fig.get("seed", 0), "figure.seed", lo=0, hi=MAX_SEED,
                 limit="seed + trial must stay a 31-bit TensorFlow seed")
-    sobol = _str(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
-    sobol_seed = _int(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0, hi=MAX_SOBOL_SEED,
+    sobol = tv.str_value(ctx, fig.get("sobol", "unscrambled"), "figure.sobol", SOBOL_MODES)
+    sobol_seed = tv.int_value(ctx, fig.get("sobol_seed", 0), "figure.sobol_seed", lo=0, hi=MAX_SOBOL_SEED,
                       limit="a 32-bit seed")
     capping = fig.get("capping", kind not in ("landscape",) + SMOOTHNESS_KINDS)
     if not isinstance(capping, bool):
-        ctx.fail("figure.capping", f"must be true or false, got {_tname(capping)}",
+        ctx.fail("figure.capping", f"must be true or false, got {tv.type_name(capping)}",
                  "write capping = false to run every trial to its own outcome")
     if capping and kind == "landscape":
         ctx.fail("figure.capping", "a landscape figure shows every trial's own outcome, which "
