@@ -13,12 +13,17 @@ SCRIPT = ROOT / "scripts" / "gpu-check"
 
 
 def _run(tmp_path, smi_lines, *args):
+    return run_with_fake_smi(SCRIPT, tmp_path, smi_lines, *args)
+
+
+def run_with_fake_smi(script, tmp_path, smi_lines, *args):
+    """Run a device-check `script` where `nvidia-smi -L` prints `smi_lines` (none: no GPU)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n" + "".join(f"echo '{ln}'\n" for ln in smi_lines)
                                          + ("exit 0\n" if smi_lines else "exit 9\n"))
     (bin_dir / "nvidia-smi").chmod(0o755)
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60,
                           env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
 
 

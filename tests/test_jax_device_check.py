@@ -2,24 +2,18 @@
 the lent machine), and its report on made-up results beside the CPU table."""
 import importlib.util
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
 import xarray as xr
+from test_gpu_check import run_with_fake_smi
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "jax-device-check"
 
 
 def _run(tmp_path, smi_lines, *args):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n" + "".join(f"echo '{ln}'\n" for ln in smi_lines)
-                                         + ("exit 0\n" if smi_lines else "exit 9\n"))
-    (bin_dir / "nvidia-smi").chmod(0o755)
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    return run_with_fake_smi(SCRIPT, tmp_path, smi_lines, *args)
 
 
 def test_refuses_without_a_gpu_and_says_it_did_not_run(tmp_path):
