@@ -1,8 +1,10 @@
 """The devices trials run on: GPUs when TensorFlow sees any, else the CPU.
 
 `REPRO_LOGICAL_CPUS=n` splits the CPU into n logical devices (TensorFlow's
-`set_logical_device_configuration`), so the multi-device paths -- a trial on a
-MirroredStrategy -- run and are tested on a machine without GPUs.
+`set_logical_device_configuration`; on JAX, n host devices:
+XLA_FLAGS=--xla_force_host_platform_device_count=n, set when jax has not started yet), so the
+multi-device paths -- a trial whose batch is split over several devices (`mirrored`) -- run and
+are tested on a machine without GPUs.
 
 On GPUs every process asks for device memory as it needs it (memory growth), so the
 `repro run` parent (which may train mirrored points) and its workers, one per GPU, share
@@ -47,6 +49,25 @@ def _pin_xla_cpu_threads(threads):
     return True
 
 
+def _logical_cpus():
+    """REPRO_LOGICAL_CPUS as a count (0: not set)."""
+    return int(os.environ.get("REPRO_LOGICAL_CPUS", "0") or 0)
+
+
+def _force_jax_host_devices(n):
+    """XLA_FLAGS for `n` CPU devices (jax's host platform), if jax has not started its
+    backends yet (the other flags stay); True when jax will see them (or was told already)."""
+    flag = f"--xla_force_host_platform_device_count={n}"
+    current = os.environ.get("XLA_FLAGS", "")
+    if flag in current.split():
+        return True
+    if _jax_started() or "--xla_force_host_platform_device_count=" in current:
+        return False
+    # first: XLA stops reading flags at a word without "--" (`_pin_xla_cpu_threads` adds one)
+    os.environ["XLA_FLAGS"] = f"{flag} {current}".strip()
+    return True
+
+
 def _jax_started():
     """Whether jax has started its backends in this process (its flags are read then)."""
     import sys
@@ -83,13 +104,22 @@ def _grow_gpu_memory(tf):
             pass  # already initialised: its setting stays
 
 
+def _jax_devices():
+    """The jax devices trials may use: the GPUs, else REPRO_LOGICAL_CPUS CPU devices (as many
+    as jax has: XLA_FLAGS asks for them if jax has not started yet), else the first CPU."""
+    n = _logical_cpus()
+    if n > 1:
+        _force_jax_host_devices(n)
+    import jax
+    return _jax_gpus() or jax.devices("cpu")[:max(n, 1)]
+
+
 def logical_devices():
     """Names of the devices trials may use (configures logical CPUs first if asked)."""
     if backend.is_jax():
-        import jax
-        return [str(d) for d in (_jax_gpus() or jax.devices("cpu")[:1])]
+        return [str(d) for d in _jax_devices()]
     import tensorflow as tf
-    n = int(os.environ.get("REPRO_LOGICAL_CPUS", "0") or 0)
+    n = _logical_cpus()
     if n > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:
@@ -142,7 +172,7 @@ def gpu_count_without_runtime():
 
 def device_count_without_runtime():
     """How many devices trials can use (as logical_devices counts them), without TensorFlow."""
-    n = int(os.environ.get("REPRO_LOGICAL_CPUS", "0") or 0)
+    n = _logical_cpus()
     gpus = gpu_count_without_runtime()
     return gpus or (n if n > 1 else 1)
 
@@ -184,11 +214,25 @@ def pin_worker(index):
 
 
 def mirrored(replicas):
-    """A MirroredStrategy over the first `replicas` devices (TensorFlow engine only: on the JAX
-    engine a UsageError that says so)."""
+    """The layout of a batch split over the first `replicas` devices (logical_devices).
+
+    TensorFlow: a MirroredStrategy (repro.engine splits each global batch evenly over its
+    replicas). JAX: a `jax.sharding.Mesh` of those devices with one axis, "data", over which
+    repro.engine_jax splits each step's batch (data and trial states on every device, gradients
+    all-reduced by XLA). That mesh is what `keras.distribution.DataParallel` builds on JAX; it
+    is made with jax.sharding directly, since Keras turns its DeviceMesh into a jax Mesh only
+    through private API. A UsageError when there are fewer devices."""
     if backend.is_jax():
-        from .errors import UsageError
-        raise UsageError("KERAS_BACKEND", "jax", f"a batch split over {replicas} devices runs on the "
-                         "TensorFlow engine only", "unset KERAS_BACKEND, or raise --max-device-batch")
+        import jax
+        import numpy as np
+        devices = _jax_devices()
+        if len(devices) < replicas:
+            from .errors import UsageError
+            raise UsageError("--max-device-batch", "", f"a batch split over {replicas} devices "
+                             f"needs {replicas}; jax sees {len(devices)} here "
+                             f"({', '.join(str(d) for d in devices)})",
+                             "raise --max-device-batch, or run where there are more devices "
+                             "(on the CPU: REPRO_LOGICAL_CPUS=n before jax starts)")
+        return jax.sharding.Mesh(np.array(devices[:replicas]), ("data",))
     import tensorflow as tf
     return tf.distribute.MirroredStrategy(logical_devices()[:replicas])

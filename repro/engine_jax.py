@@ -19,6 +19,17 @@ What differs is where a trial's state lives and how many trials one step compute
   round is one vmapped call per `slots` trials. Trials that leave a race leave their slot
   masked out (nothing is compacted, so the others stay where they are).
 
+A batch too large for one device (repro.plan.placement: "mirrored") is split over several:
+the engine's `strategy` is then a jax.sharding.Mesh with an axis "data" (repro.devices.mirrored,
+the layout keras.distribution.DataParallel uses on JAX). The device-resident data and the
+trial states are copied to every device of the mesh, each training step's gathered batch is
+sharded along its batch axis over "data" (`_train_one`, under the vmap over slots), so each
+device computes its share and XLA all-reduces the gradients; evaluation runs replicated. The
+global batch is B either way, so K* means the same; the bits are not those of one device (the
+gradient is summed in another order: equal to float rounding, tests/test_engine_jax.py), so
+such a trial's run id names its replica count (repro.backend.identity). Without a strategy
+nothing of this is traced: one device computes as before.
+
 Exactness: on XLA's CPU kernels a slot's numbers depend neither on what the other slots hold
 (empty, diverged, another trial) nor on its position, so a trial's bits are the same alone and
 in any race (tests/test_engine_jax.py checks both, and a race against its trials run alone).
@@ -36,7 +47,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import backend, models
-from .errors import UsageError
 from .trial import COMPLETE, INCOMPLETE, INFEASIBLE, DataOrder, TrialResult, error_limit  # noqa: F401
 
 CHUNK_STEPS = 128  # training steps one call may run: index arrays are padded to it (one trace)
@@ -69,10 +79,12 @@ def _cross_entropy(logits, y):
     return jax.nn.logsumexp(logits, axis=1) - true
 
 
-def _train_one(model, optimizer, schedule, x_train, y_train, st, live, idx, n):
+def _train_one(model, optimizer, schedule, batch_sharding, x_train, y_train, st, live, idx, n):
     """One slot: run steps idx[:n] (rows of the training split) from state `st` unless not
     `live`; stop after the first step whose loss is not finite (its update is applied, as on
-    TensorFlow). Returns (state, steps run, loss finite, last loss)."""
+    TensorFlow). `batch_sharding` (None: one device) splits each step's gathered batch along
+    its batch axis over the devices of a data-parallel mesh (XLA then all-reduces the
+    gradients). Returns (state, steps run, loss finite, last loss)."""
     def loss_fn(w, x, y):
         logits, _ = model.stateless_call(w, [], x, training=True)
         return jnp.mean(_cross_entropy(logits, y))
@@ -80,7 +92,10 @@ def _train_one(model, optimizer, schedule, x_train, y_train, st, live, idx, n):
     def body(carry):
         i, _, _, st = carry
         rows = idx[i]
-        loss, grads = jax.value_and_grad(loss_fn)(st["w"], x_train[rows], y_train[rows])
+        x, y = x_train[rows], y_train[rows]
+        if batch_sharding is not None:  # (under vmap the slot axis stays unsplit)
+            x, y = (jax.lax.with_sharding_constraint(a, batch_sharding) for a in (x, y))
+        loss, grads = jax.value_and_grad(loss_fn)(st["w"], x, y)
         lr = _learning_rate(schedule, st)
         new = [_update(optimizer, w, v, g * m, lr, st["momentum"])
                for w, v, g, m in zip(st["w"], st["v"], grads, st["m"])]
@@ -178,41 +193,67 @@ class _Outcome:
     seconds: float        # its share of the call's wall time
 
 
-_RESIDENT = {}  # id(dataset) -> its splits on the device, shared by every engine in the process
+_RESIDENT = {}  # (id(dataset), placement) -> its splits on the device(s), shared by every engine
 
 
-def _resident(data):
-    """The dataset's splits as device arrays, placed once per process."""
-    key = id(data)
+def _resident(data, replicated=None):
+    """The dataset's splits as device arrays, placed once per process: on the default device,
+    or copied to every device of a mesh (`replicated`: its NamedSharding)."""
+    key = (id(data), replicated)
     if key not in _RESIDENT or _RESIDENT[key][0] is not data:
-        _RESIDENT[key] = (data, tuple(jnp.asarray(a) for a in
-                                      (data.x_train, data.y_train, data.x_val, data.y_val)))
+        splits = (data.x_train, data.y_train, data.x_val, data.y_val)
+        _RESIDENT[key] = (data, tuple(jnp.asarray(a) for a in splits) if replicated is None
+                          else tuple(jax.device_put(a, replicated) for a in splits))
     return _RESIDENT[key][1]
 
 
+def _data_mesh(strategy):
+    """(mesh, replicas) of an Engine's `strategy`: (None, 1) for one device, else a
+    jax.sharding.Mesh with an axis "data" (repro.devices.mirrored) and its device count."""
+    if strategy is None:
+        return None, 1
+    if not isinstance(strategy, jax.sharding.Mesh) or "data" not in strategy.axis_names:
+        raise ValueError(f"the JAX engine splits a batch over a jax.sharding.Mesh with an axis "
+                         f"'data' (repro.devices.mirrored), not {strategy!r}")
+    replicas = strategy.shape["data"]
+    return (strategy, replicas) if replicas > 1 else (None, 1)
+
+
 class Engine:
-    """Jitted, vmapped training and evaluation for one (dataset, model, optimizer, schedule)."""
+    """Jitted, vmapped training and evaluation for one (dataset, model, optimizer, schedule).
+
+    `strategy`: None (one device), or a data-parallel mesh (repro.devices.mirrored) over
+    whose axis "data" each training step's batch is split (`_train_one`)."""
 
     def __init__(self, data, model_name, optimizer, schedule, eval_chunk=200, strategy=None,
                  slots=None):
-        if strategy is not None:
-            raise UsageError("KERAS_BACKEND", "jax", "a batch split over several devices "
-                             "(MirroredStrategy) runs on the TensorFlow engine only",
-                             "unset KERAS_BACKEND, or raise --max-device-batch")
         self.optimizer, self.schedule = optimizer, schedule
+        self.mesh, self.replicas = _data_mesh(strategy)
+        # on a mesh: data and trial states on every device, each step's batch split over "data"
+        self._replicated = self._split = None
+        if self.mesh is not None:
+            self._replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+            self._split = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("data"))
         self.slots = slots or backend.JAX_SLOTS
         self.model = models.build(model_name, data.x_train.shape[1:])
         if self.model.non_trainable_variables:
             raise ValueError(f"{model_name} has non-trainable variables; this engine has none")
         self.shapes = [tuple(v.shape) for v in self.model.trainable_variables]
-        self.data = _resident(data)
+        self.data = _resident(data, self._replicated)
         self.n_val, self.eval_chunk = len(data.y_val), eval_chunk
         self.examples_evaluated = 0  # running count, for the cost report
-        train = functools.partial(_train_one, self.model, optimizer, schedule)
+        train = functools.partial(_train_one, self.model, optimizer, schedule, self._split)
         self._train = jax.jit(jax.vmap(train, in_axes=(None, None, 0, 0, 0, None)))
         evaluate = functools.partial(_evaluate_one, self.model, eval_chunk)
         self._evaluate = jax.jit(jax.vmap(evaluate, in_axes=(None, None, 0, 0, 0)))
         self._finite = jax.jit(jax.vmap(_weights_finite))
+
+    def _placed(self, *trees):
+        """`trees` as the jitted calls take them: as they are on one device; on a mesh, copied
+        to each of its devices (a no-op for arrays already there)."""
+        if self._replicated is None:
+            return trees
+        return tuple(jax.device_put(t, self._replicated) for t in trees)
 
     # -- states ---------------------------------------------------------------------------
     def start_state(self, init, mask, hp):
@@ -274,6 +315,9 @@ class Engine:
         live = np.zeros(self.slots, bool)
         live[slots] = True
         order, batch_size, done = runs[0].order, runs[0].batch_size, runs[0].done
+        if batch_size % self.replicas:
+            raise ValueError(f"a batch of {batch_size} does not split evenly over "
+                             f"{self.replicas} devices")
         ran = np.zeros(self.slots, np.int64)
         finite = np.ones(self.slots, bool)
         loss = np.zeros(self.slots, np.float32)
@@ -285,12 +329,13 @@ class Engine:
             idx = np.zeros((CHUNK_STEPS, batch_size), np.int32)
             idx[:end - start] = order.indices(start, end, batch_size)
             per_slot = np.broadcast_to(idx, (self.slots, *idx.shape))
-            stacked, r, f, l_ = self._train(*self.data[:2], stacked, jnp.asarray(active),
-                                            jnp.asarray(per_slot), jnp.int32(end - start))
+            stacked, r, f, l_ = self._train(*self.data[:2], *self._placed(
+                stacked, jnp.asarray(active), jnp.asarray(per_slot), jnp.int32(end - start)))
             r, f, l_ = np.asarray(r), np.asarray(f), np.asarray(l_)
             ran[active] += r[active]
             finite[active] = f[active]
             loss[active] = l_[active]
+        stacked, = self._placed(stacked)  # (a stack no call has trained yet)
         weights_finite = np.asarray(self._finite(stacked["w"]))
         limits = np.full(self.slots, self.n_val, np.int32)
         for run, slot in zip(runs, slots):
@@ -299,8 +344,8 @@ class Engine:
         evaluate = live & finite & weights_finite
         errors, seen, logits_finite = (np.zeros(self.slots, int),) * 3
         if evaluate.any():
-            stacked, *counts = self._evaluate(*self.data[2:], stacked, jnp.asarray(limits),
-                                              jnp.asarray(evaluate))
+            stacked, *counts = self._evaluate(*self.data[2:], *self._placed(
+                stacked, jnp.asarray(limits), jnp.asarray(evaluate)))
             errors, seen, logits_finite = (np.asarray(c) for c in counts)
         return [_Outcome(step=s, state=_Slot(stacked, slot), ran=int(ran[slot]),
                          finite=bool(finite[slot]), loss=float(loss[slot]),
@@ -314,7 +359,7 @@ class Engine:
         hp = {"learning_rate": 1e-3, "momentum": 0.9}
         starts = [self.start_state(models.initial_weights(self.model, i), None, hp)
                   for i in range(self.slots)]
-        return self._stack(starts)[0], jnp.ones(self.slots, bool)
+        return self._placed(self._stack(starts)[0], jnp.ones(self.slots, bool))
 
     def time_steps(self, order, batch_size, steps=CHUNK_STEPS):
         """Seconds of `steps` training steps of `self.slots` trials side by side at
@@ -322,11 +367,11 @@ class Engine:
         stacked, live = self._full_stack()
         idx = np.zeros((self.slots, CHUNK_STEPS, batch_size), np.int32)
         idx[:] = order.indices(0, CHUNK_STEPS, batch_size)
-        idx = jnp.asarray(idx)
-        jax.block_until_ready(self._train(*self.data[:2], stacked, live, idx, jnp.int32(1)))
+        idx, one = self._placed(jnp.asarray(idx), jnp.int32(1))
+        jax.block_until_ready(self._train(*self.data[:2], stacked, live, idx, one))
         t0 = time.perf_counter()
         for start in range(0, steps, CHUNK_STEPS):
-            n = jnp.int32(min(CHUNK_STEPS, steps - start))
+            n, = self._placed(jnp.int32(min(CHUNK_STEPS, steps - start)))
             stacked = self._train(*self.data[:2], stacked, live, idx, n)[0]
         jax.block_until_ready(stacked)
         return time.perf_counter() - t0
@@ -335,7 +380,7 @@ class Engine:
         """Seconds of one whole validation pass of `self.slots` trials side by side, after a
         pass that compiles."""
         stacked, live = self._full_stack()
-        limits = jnp.full(self.slots, self.n_val, jnp.int32)
+        limits, = self._placed(jnp.full(self.slots, self.n_val, jnp.int32))
         jax.block_until_ready(self._evaluate(*self.data[2:], stacked, limits, live))
         t0 = time.perf_counter()
         jax.block_until_ready(self._evaluate(*self.data[2:], stacked, limits, live))
