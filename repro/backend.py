@@ -8,7 +8,8 @@ exit are the same as on TensorFlow. Told here without importing Keras or TensorF
 `repro plan` and run ids stay cheap.
 
 A JAX trial's bits depend on how many trial slots its vmapped step has (JAX_SLOTS: a trial
-run alone computes in one slot of that many), so its run id says so (`identity`); a
+run alone computes in one slot of that many) and on how many devices its batch is split over
+(the gradients are summed in another order), so its run id says so (`identity`); a
 TensorFlow trial's identity is as it always was.
 """
 import json
@@ -50,7 +51,19 @@ def is_jax():
     return name() == "jax"
 
 
-def identity():
+def identity(replicas=1):
     """What a trial's run id adds for this engine: nothing on TensorFlow (the ids stored so far
-    stay valid), the engine and its slot count on JAX (other bits: its own records)."""
-    return {"engine": "jax", "slots": JAX_SLOTS} if is_jax() else {}
+    stay valid), the engine and its slot count on JAX (other bits: its own records), and there
+    the number of devices its batch is split over when it is more than one (`replicas`:
+    repro.plan.placement; a trial on one device keeps the id it had)."""
+    if not is_jax():
+        return {}
+    return {"engine": "jax", "slots": JAX_SLOTS, **({"replicas": replicas} if replicas > 1 else {})}
+
+
+def layouts(batch_size):
+    """The replica counts a trial at `batch_size` may have trained on that give it a run id of
+    its own: 1, and on JAX every divisor of the batch above 1 (repro.plan.placement's choices)."""
+    if not is_jax():
+        return [1]
+    return [1, *(r for r in range(2, batch_size + 1) if batch_size % r == 0)]

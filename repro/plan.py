@@ -122,13 +122,14 @@ class StudyPoint:
         return search.first_points(self.grid.search, self.trials,
                                    scrambled=self.spec.sobol == "scrambled", seed=self.spec.sobol_seed)
 
-    def trial_identity(self, trial, values):
+    def trial_identity(self, trial, values, replicas=1):
         """Everything that determines trial `trial`'s training (its run id is a hash of this).
 
         Not the figure and not the goal: figures that ask for the same workload, study point,
         trial and metaparameters share one run, and its stored curve is re-read at each goal
         (store.TrialRecord.view); a goal the curve cannot answer trains the run further.
-        A JAX trial's identity names its engine (repro.backend.identity): its own run."""
+        A JAX trial's identity names its engine (repro.backend.identity): its own run; and,
+        trained with its batch split over `replicas` > 1 devices, that count (other bits)."""
         from . import backend
         panel, grid = self.panel, self.grid
         return {
@@ -138,13 +139,14 @@ class StudyPoint:
             "values": {k: float(v) for k, v in values.items()},
             "max_steps": self.max_steps, "eval_every": grid.eval_every,
             "eval_per_octave": grid.eval_per_octave, "snip": SNIP_VERSION,
-            **backend.identity(),  # nothing on TensorFlow; the JAX engine's own runs
+            **backend.identity(replicas),  # nothing on TensorFlow; the JAX engine's own runs
         }
 
-    def trial_ids(self):
-        """Run id of every trial, in trial order."""
+    def trial_ids(self, replicas=1):
+        """Run id of every trial, in trial order (trained on `replicas` devices)."""
         from .store import run_id
-        return [run_id(self.trial_identity(i, v)) for i, v in enumerate(self.trial_values())]
+        return [run_id(self.trial_identity(i, v, replicas))
+                for i, v in enumerate(self.trial_values())]
 
 
 def study_points(plan):

@@ -10,6 +10,9 @@ records alone and trains nothing.
 
 Importing this module does not import TensorFlow, nor the trainer (repro.run).
 """
+import math
+
+from . import backend
 from . import store as store_mod
 from .plan import replicate_seeds, study_points
 from .race import cap_for
@@ -47,9 +50,28 @@ def point_view(point, records, capping=True, early_exit=True):
 
 
 def stored_records(point, results_dir):
-    """The stored record of every trial of `point` (None: not stored), in trial order."""
+    """The stored record of every trial of `point` (None: not stored), in trial order.
+
+    On JAX a trial trained with its batch split over r > 1 devices has a run id of its own
+    (repro.backend.identity, `layouts`): of the records of one trial stored under its layouts,
+    the one that answers the most is read (`_answers_most`), whatever devices read it."""
     store = store_mod.RunStore(results_dir)
-    return [store.trial(run_id) for run_id in point.trial_ids()]
+    values = point.trial_values()
+    out = []
+    for i, v in enumerate(values):
+        found = [rec for rec in (store.trial(store_mod.run_id(point.trial_identity(i, v, r)))
+                                 for r in backend.layouts(point.batch_size)) if rec is not None]
+        out.append(min(found, key=lambda rec: _answers_most(point, rec)) if found else None)
+    return out
+
+
+def _answers_most(point, record):
+    """Sort key of a trial's records, best first: one that answers `point`'s goal at its own
+    cap, then the tightest goal, then the most steps (a record that replaced another: it
+    trained to a goal at least as tight, at least as far); ties keep layout order."""
+    answers = record.view(point.goal, record.cap) is not None
+    goal = record.goal if record.goal is not None else math.inf
+    return (not answers, goal, -record.steps)
 
 
 def point_records(point, results_dir, capping=True):

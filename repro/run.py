@@ -31,7 +31,7 @@ from .errors import DataMissing, UsageError
 from .plan import SNIP_VERSION, study_points
 from .progress import Progress, RaceRound, Stage, TrialEvent, hms
 from .race import race
-from .records import collect_plan, point_records, point_view
+from .records import collect_plan, point_records, point_view, stored_records
 
 RACE_MEMORY = 1 << 30  # bytes of saved trial states one race may hold; more trials race in groups
 BUSY = "busy"  # claim_point: another live run holds the point's lease
@@ -153,7 +153,8 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
     (repro.checkpoint), so a killed race resumes from its last checkpoint, bit for bit.
     `report` also sees a RaceRound after each evaluation round.
     Returns (K*, best trial), or None when no trial meets the goal."""
-    point_race = _PointRace(point=point, options=options, report=report, log=log)  # its records
+    point_race = _PointRace(point=point, options=options, report=report, log=log,
+                            replicas=replicas)  # its records
     view, _ = point_race.view()
     w = _reported_workload(point, options.results_dir, replicas, report)
     size = options.race_group or race_group(w.engine)
@@ -169,17 +170,19 @@ def run_point(point, options=RunOptions(), report=lambda event: None, replicas=1
 class _PointRace:
     """One study point's race in this process: its trials' values, identities, run ids and
     records (each replaced as its trial leaves the race), its race checkpoint, and the trials
-    this run trained."""
+    this run trained. The identities and run ids are those of trials trained on `replicas`
+    devices (on JAX a split batch is a run of its own: repro.backend.identity); the records are
+    whatever layout's answer the most (records.stored_records), as the results read them."""
 
-    def __init__(self, point, options, report, log):
+    def __init__(self, point, options, report, log, replicas=1):
         self.point, self.options, self.report, self.log = point, options, report, log
         self.store = store_mod.RunStore(options.results_dir)
         self.ckpt = checkpoint_mod.RaceCheckpoint(options.results_dir, point_name(point))
         self.saved = self.ckpt.load()  # (meta, states) of this point's killed race, or None
         self.values = point.trial_values()
-        self.idents = [point.trial_identity(i, v) for i, v in enumerate(self.values)]
+        self.idents = [point.trial_identity(i, v, replicas) for i, v in enumerate(self.values)]
         self.run_ids = [store_mod.run_id(ident) for ident in self.idents]
-        self.records = [self.store.trial(run_id) for run_id in self.run_ids]
+        self.records = stored_records(point, options.results_dir)
         self.trained = set()
 
     def view(self):
