@@ -257,3 +257,161 @@ eval_every = 4
                 assert rec.identity["engine"] == "jax"
                 assert rec.identity["slots"] == engine_jax.backend.JAX_SLOTS
         assert {"complete", "capped"} <= statuses and compared >= 10  # it means something
+
+    # ------------------------------------------------------------ a batch split over 2 devices
+    # jax reads its device count once, when it starts: these run in processes of their own
+    # on 2 CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2, or
+    # REPRO_LOGICAL_CPUS=2, which repro.devices turns into that flag before jax starts).
+    def two_devices(script, tmp_path, **env):
+        out = tmp_path / "out.json"
+        code = ("import sys; sys.modules['tensorflow'] = None; "
+                f"sys.path.insert(0, {str(ROOT / 'tests')!r}); OUT = {str(out)!r}\n" + script)
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, "KERAS_BACKEND": "jax", **env},
+                              timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+        import json
+        return json.loads(out.read_text())
+
+    SPLIT_TRIAL = """
+import json
+import jax
+import numpy as np
+from repro import devices, engine_jax, models
+from test_engine_jax import faint_data
+assert jax.device_count() == 2, jax.devices()
+data = faint_data(n_train=64, n_val=200)
+mesh = devices.mirrored(2)
+assert isinstance(mesh, jax.sharding.Mesh) and dict(mesh.shape) == {"data": 2}
+hps = [{"learning_rate": lr, "momentum": 0.9, "decay_steps": 20.0, "end_factor": 0.1}
+       for lr in (0.01, 0.003)]
+out, evals = {}, (1, 4, 8, 12, 16)
+for name, strategy in (("one", None), ("two", mesh)):
+    eng = engine_jax.Engine(data, "simple_cnn", "nesterov", "linear_decay", slots=2, strategy=strategy)
+    runs = [eng.start_trial(order=engine_jax.DataOrder(64, 0), batch_size=16,
+                            init=models.initial_weights(eng.model, 3 + i), mask=None, hp=hp,
+                            goal=-1.0, early_exit=False) for i, hp in enumerate(hps)]
+    for s in evals:
+        if strategy is None:  # each trial alone, on one device
+            for r in runs:
+                r.advance(s)
+        else:                 # both in one vmapped call, the batch split over the mesh
+            eng.prefetch(runs, s)
+            for r in runs:
+                r.advance(s)
+    n = len(eng.shapes)
+    out[name] = [{"weights": [a.tolist() for a in r.state.arrays()[:3 * n]],
+                  "steps": r.done, "errors": [e for _, e, _ in r.curve]} for r in runs]
+    if strategy is not None:
+        st = runs[0].state.stacked
+        out["state_devices"] = len(st["w"][0].sharding.device_set)
+        args = eng._placed(st, np.ones(2, bool), np.zeros((2, engine_jax.CHUNK_STEPS, 16), np.int32),
+                           np.int32(1))
+        out["all_reduce"] = "all-reduce" in eng._train.lower(*eng.data[:2], *args).compile().as_text()
+json.dump(out, open(OUT, "w"))
+"""
+
+    def test_a_trial_split_over_two_devices_trains_what_one_device_trains(tmp_path):
+        """Two trials (Nesterov, linear decay) raced in one vmapped call with each step's batch
+        split over a 2-device mesh (devices.mirrored) against each alone on one device: the
+        same steps and validation errors, weights and velocities equal to float rounding. The
+        split is real: the states are on both devices and the step all-reduces."""
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+        out = two_devices(SPLIT_TRIAL, tmp_path, XLA_FLAGS=flags, REPRO_LOGICAL_CPUS="2")
+        assert out["state_devices"] == 2 and out["all_reduce"]
+        worst = 0.0
+        for one, two in zip(out["one"], out["two"]):
+            assert one["steps"] == two["steps"] == 16
+            assert one["errors"] == two["errors"] and max(one["errors"]) > min(one["errors"])
+            for a, b in zip(one["weights"], two["weights"]):
+                a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+                np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+                worst = max(worst, float(np.max(np.abs(a - b))))
+        print(f"largest weight difference, split over 2 devices vs one: {worst:.3g}")
+
+    SPLIT_RACE = """
+import json
+import pathlib
+import jax
+from repro import data as data_mod
+from repro import devices, engine_jax, run
+from repro import plan as plan_mod
+from repro import spec as spec_mod
+from test_engine_jax import SPEC, faint_data
+engine_jax.backend.JAX_SLOTS = 2
+data = faint_data()
+data_mod.load, data_mod.require = (lambda name: data), (lambda name: None)
+tmp = pathlib.Path(OUT).parent
+(tmp / "spec.toml").write_text(SPEC.replace("sparsities = [0.0, 0.5]", "sparsities = [0.0]"))
+plan = plan_mod.compile_plan(spec_mod.load_spec(tmp / "spec.toml"), "full")
+(point,) = plan_mod.study_points(plan)
+out = {"placement": list(plan_mod.placement(point.batch_size, 2, 4))}
+for name, max_device_batch in (("one", None), ("two", 4)):
+    results = str(tmp / name)
+    ds, _ = run.run_plan(plan, run.RunOptions(results_dir=results), workers=1,
+                         max_device_batch=max_device_batch, log=lambda line: None)
+    at = dict(panel="a", sparsity=0.0, batch_size=8)
+    store = run.store_mod.RunStore(results)
+    records = [store.trial(i) for i in point.trial_ids(2 if name == "two" else 1)]
+    out[name] = {"k": float(ds["steps_to_result"].sel(**at)), "best": int(ds["best_trial"].sel(**at)),
+                 "statuses": [r.status for r in records], "steps": [r.steps for r in records],
+                 "replicas": [r.identity.get("replicas") for r in records],
+                 "trained_on": [r.trained_on.get("replicas") for r in records],
+                 "ids": point.trial_ids(2 if name == "two" else 1)}
+# run_plan asked for the devices before jax started: REPRO_LOGICAL_CPUS became 2 jax devices
+assert devices.logical_devices() == ["cpu:0", "cpu:1"] and jax.device_count() == 2
+json.dump(out, open(OUT, "w"))
+"""
+
+    def test_a_point_raced_with_its_batch_split_over_two_devices_finds_what_one_device_finds(tmp_path):
+        """A point whose batch (8) is above --max-device-batch (4) races on a 2-replica mesh
+        (REPRO_LOGICAL_CPUS=2: 2 jax CPU devices): its K*, best trial and every trial's status and
+        steps are those of the same race on one device. Its records say 2 replicas trained them,
+        in their identity too, so their run ids are not the one-device ones (the bits differ);
+        the results dataset reads them all the same."""
+        out = two_devices(SPLIT_RACE, tmp_path, REPRO_LOGICAL_CPUS="2")
+        one, two = out["one"], out["two"]
+        assert out["placement"] == ["mirrored", 2]
+        assert (two["k"], two["best"]) == (one["k"], one["best"])
+        assert two["statuses"] == one["statuses"] and two["steps"] == one["steps"]
+        assert {"complete", "capped"} <= set(one["statuses"])  # the race means something
+        assert set(one["replicas"]) == set(one["trained_on"]) == {None}
+        assert set(two["replicas"]) == set(two["trained_on"]) == {2}
+        assert not set(one["ids"]) & set(two["ids"])
+
+    def test_the_results_read_each_trial_s_record_of_whichever_layout_answers_the_most(plan, tmp_path):
+        """A trial's records under its one-device and its 2-replica run ids: the results (and a
+        race) read the one that answers the point's goal, then the tighter goal, then the longer
+        run, then the one-device record; a trial with none stored reads as None."""
+        from repro import records, store
+        point = plan_mod.study_points(plan)[0]
+        values = point.trial_values()
+        runs = store.RunStore(tmp_path)
+        goal = point.goal
+
+        def put(trial, replicas, goal, errors):
+            """Store a record of the trial whose curve is `errors` (every 4 steps) to `goal`."""
+            ident = point.trial_identity(trial, values[trial], replicas)
+            hit = next((k for k, e in enumerate(errors) if e <= goal), None)
+            n = len(errors) if hit is None else hit + 1
+            steps = tuple(4 * (k + 1) for k in range(n))
+            rec = store.TrialRecord(
+                run_id=store.run_id(ident), identity=ident, goal=goal, exit_goal=None, cap=None,
+                status="incomplete" if hit is None else "complete",
+                steps_to_result=None if hit is None else steps[-1], steps=steps[-1],
+                eval_steps=steps, val_errors=tuple(errors[:n]), val_exact=(True,) * n,
+                trained_on={"backend": "jax", **({"replicas": replicas} if replicas > 1 else {})})
+            runs.put_trial(rec)
+            return rec
+
+        only_two = put(0, 2, goal, [0.5, 0.01])
+        put(1, 1, 0.5, [0.4])                        # met a looser goal: cannot answer `goal`
+        answers = put(1, 2, goal, [0.4, 0.3, 0.01])
+        one = put(2, 1, goal, [0.5, 0.01])
+        put(2, 2, goal, [0.5, 0.01])                 # the same outcome: the one-device record
+        put(3, 1, goal, [0.5, 0.4])
+        longer = put(3, 2, goal, [0.5, 0.4, 0.3])    # ran further
+        got = records.stored_records(point, str(tmp_path))
+        assert [r.run_id if r else None for r in got] == [
+            only_two.run_id, answers.run_id, one.run_id, longer.run_id, None, None]
+        assert point.trial_ids() != point.trial_ids(2) and "replicas" not in point.trial_identity(0, values[0])
