@@ -294,7 +294,7 @@ def _goal_arg(command, what):
 def _max_device_batch_arg(command):
     command.add_argument("--max-device-batch", type=int, default=8192,
                          help="examples one device trains at once; larger batches run each trial on "
-                              "a MirroredStrategy over several devices (default 8192)")
+                              "several devices, data parallel: a MirroredStrategy on TensorFlow, a jax mesh on JAX (default 8192)")
 
 
 def _checkpoint_arg(command):

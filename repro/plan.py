@@ -268,7 +268,7 @@ def describe_placement(plan, devices, max_device_batch=MAX_DEVICE_BATCH):
             try:
                 kind, n = placement(b, devices, max_device_batch)
                 row[b] = (f"{n} point(s) racing in parallel, one per device" if kind == "trials"
-                          else f"each trial on a {n}-replica MirroredStrategy ({b // n} examples per replica)")
+                          else f"each trial split over {n} devices, data parallel ({b // n} examples per device)")
             except ValueError as e:
                 row[b] = f"cannot run here: {e}"
         out[p.panel.id] = row

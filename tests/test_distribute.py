@@ -100,7 +100,7 @@ def test_run_places_a_batch_too_large_for_one_device_on_a_mirrored_strategy(tmp_
                           env=env, capture_output=True, text=True, timeout=300)
     assert plan.returncode == 0, plan.stderr[-2000:]
     assert "placement on 2 device(s)" in plan.stdout
-    assert "B [64]: each trial on a 2-replica MirroredStrategy (32 examples per replica)" in plan.stdout
+    assert "B [64]: each trial split over 2 devices, data parallel (32 examples per device)" in plan.stdout
     runs = {}
     for name, extra_env in (("one", {}), ("mirrored", env)):
         r = subprocess.run(cmd + ["run", str(spec), "--grid", "full", "--results", str(tmp_path / name),

@@ -182,8 +182,8 @@ def test_plan_shows_placement_on_several_logical_devices():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "placement on 3 device(s), at most 8192 examples per device:" in out.stdout
     assert ("(a) B [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]: 3 point(s) "
-            "racing in parallel, one per device; B [16384]: each trial on a 2-replica MirroredStrategy "
-            "(8192 examples per replica)") in out.stdout
+            "racing in parallel, one per device; B [16384]: each trial split over 2 devices, data parallel "
+            "(8192 examples per device)") in out.stdout
     assert "each worker races whole study points" in out.stdout
 
 
@@ -191,8 +191,8 @@ def test_describe_placement_with_several_devices():
     from repro import plan as plan_mod
     rows = plan_mod.describe_placement(_plan("a", "full"), 4, 4096)["a"]
     assert rows[4096] == "4 point(s) racing in parallel, one per device"
-    assert rows[8192] == "each trial on a 2-replica MirroredStrategy (4096 examples per replica)"
-    assert rows[16384] == "each trial on a 4-replica MirroredStrategy (4096 examples per replica)"
+    assert rows[8192] == "each trial split over 2 devices, data parallel (4096 examples per device)"
+    assert rows[16384] == "each trial split over 4 devices, data parallel (4096 examples per device)"
 
 
 # ---------------------------------------------------------------- `repro run`'s ETA from the start
