@@ -29,7 +29,7 @@ DESIGNED_TO_DECIDE = {"sparse_slower"}  # the grid's `why` names these
 def test_panel_b_ci_grid_passes_the_claim_it_is_designed_to_decide(tmp_path):
     run = subprocess.run([sys.executable, "-m", "repro", "run", str(SPEC), "--panel", "b",
                           "--grid", "ci", "--results", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=3600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (tmp_path / "figure-1.ci.nc").exists()
     verify = subprocess.run([sys.executable, "-m", "repro", "verify", str(SPEC), "--grid", "ci",
