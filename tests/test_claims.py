@@ -463,3 +463,30 @@ def test_each_claim_says_what_it_reads_and_the_table_claims_follow_from_it():
     assert reads["momentum_beats_sgd"] is claims.Reads.REFERENCE_PANEL
     assert reads["best_lr_nondecreasing"] is reads["feasible_lr_range_shrinks"] is claims.Reads.TRIALS
     assert claims.GOLDEN_SCHEMA == {n: dict(c.tolerance_schema) for n, c in claims.REGISTRY.items()}
+
+
+def test_too_few_batch_sizes_for_a_fit_ask_for_batch_sizes_decide_can_add():
+    """SYNTHETIC K* at only B = 64 and 256 (two sparsities, 6 trials each): every claim that
+    needs a Prop. 4.1 fit or a bend (3 batch sizes with a K*) is INCONCLUSIVE and asks for
+    batch sizes at each sparsity that lacks them (4x below the smallest: the c1 end), as a
+    request `repro decide` prices and runs; with B = 16 added, the fits exist and none asks."""
+    from repro import evidence
+    golden = claims.load_golden(ROOT / "golden" / "figure-1.toml")
+    names = ["linear_scaling", "diminishing_returns", "sparse_c1_larger", "sparse_critical_batch_no_smaller"]
+
+    def table(bs):
+        b = np.array(bs, dtype=float)
+        k = np.stack([2e4 / b + 100, 6e4 / b + 200])  # dense, 90 % sparse
+        trials = np.ceil(k[None, :, :, None] * (1 + np.linspace(0, 0.3, 6)))
+        return evidence.Evidence(batch_sizes=b, sparsities=(0.0, 0.9), trials=trials,
+                                 capped=np.zeros(trials.shape, bool),
+                                 eval_steps={int(x): np.arange(1.0, 20001.0) for x in b},
+                                 budget={int(x): 20000.0 for x in b})
+
+    for r in claims.check_evidence({"b": table([64, 256])}, names, golden):
+        assert r.status == claims.INCONCLUSIVE, r
+        asked = {(n["kind"], tuple(n["batch_sizes"]), n["sparsity"]) for n in r.values["needs"]}
+        wanted = {0.0, 0.9}
+        assert {("batch_sizes", (16,), s) for s in wanted} <= asked, (r.claim, asked)
+    for r in claims.check_evidence({"b": table([16, 64, 256])}, names, golden):
+        assert not any(n["kind"] == "batch_sizes" and n["batch_sizes"] == [4] for n in r.values.get("needs", ())), r

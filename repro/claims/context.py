@@ -137,6 +137,19 @@ class PanelContext:
         self.requests.append(Request(kind=kind, panel=self.panel_id, why=why,
                                      batch_sizes=tuple(int(b) for b in batch_sizes), sparsity=sparsity))
 
+    def request_batch_sizes(self, s, needed, why):
+        """Ask for batch sizes at sparsity s where fewer than `needed` have a K* (a Prop. 4.1
+        fit, a bend): 4x below the smallest with a K* (the c1 end), then 4x above the largest
+        (the c2 end), and so on outwards, as many as are missing."""
+        have, _ = finite_b(self.row(s), self.b)
+        have = have if have.size else self.b
+        lo, hi, out = float(have.min()), float(have.max()), []
+        while len(out) < needed - have.size and hi < 1 << 20:
+            lo, hi = lo / 4, hi * 4
+            out += [b for b in (lo, hi) if b >= 1 and b not in self.b]
+        if out:
+            self.request("batch_sizes", why, batch_sizes=out[:needed - have.size], sparsity=s)
+
 
 def dense_and_sparsest(sparsities):
     """(0.0, s_max) from the panel's sparsities, or NotRun."""
@@ -277,11 +290,14 @@ def fit_ratio(ctx, s_num, s_den, column):
     NotRun-free: returns (value, interval, why_not) where why_not explains an undefined ratio."""
     p_num, r_num = ctx.fit(s_num)
     p_den, r_den = ctx.fit(s_den)
-    for s, p in ((s_num, p_num), (s_den, p_den)):
-        if math.isnan(p["c1"]):
-            return math.nan, (-math.inf, math.inf), (
-                f"the Prop. 4.1 fit at s={fmt_s(s)} needs {analysis.MIN_FIT_POINTS} batch sizes "
-                f"with a K*, has {p['n_points']}")
+    unfitted = [(s, p) for s, p in ((s_num, p_num), (s_den, p_den)) if math.isnan(p["c1"])]
+    for s, p in unfitted:
+        ctx.request_batch_sizes(s, analysis.MIN_FIT_POINTS, f"the Prop. 4.1 fit (s={fmt_s(s)})")
+    if unfitted:
+        s, p = unfitted[0]
+        return math.nan, (-math.inf, math.inf), (
+            f"the Prop. 4.1 fit at s={fmt_s(s)} needs {analysis.MIN_FIT_POINTS} batch sizes "
+            f"with a K*, has {p['n_points']}")
     key = ("c1", "c2", "b_crit")[column]
     num, den = p_num[key], p_den[key]
     if not (den > 0 and math.isfinite(den)) or not math.isfinite(num):

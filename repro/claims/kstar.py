@@ -25,6 +25,7 @@ def check_linear_scaling(ctx, tol):
             parts.append(INCONCLUSIVE)
             details.append(f"s={fmt_s(s)}: the Prop. 4.1 fit needs {analysis.MIN_FIT_POINTS} "
                            f"batch sizes with a K*, has {point['n_points']}")
+            ctx.request_batch_sizes(s, analysis.MIN_FIT_POINTS, f"the Prop. 4.1 fit (s={fmt_s(s)})")
             continue
         b_crit = point["b_crit"]
         window = ctx.b[ctx.b <= b_crit / 2]
@@ -154,6 +155,7 @@ def check_diminishing_returns(ctx, tol):
         if b.size < 3:
             parts.append(INCONCLUSIVE)
             details.append(f"s={fmt_s(s)}: {b.size} batch sizes with a K*; needs 3")
+            ctx.request_batch_sizes(s, 3, f"the bend of K*(B) (s={fmt_s(s)})")
             continue
         small, large = b[:2], b[-2:]
         slope_large, slope_small = slope_over(large, ctx.b), slope_over(small, ctx.b)
