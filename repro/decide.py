@@ -22,8 +22,8 @@ import re
 import time
 
 from . import atomic, claims, cost, plan as plan_mod, spec as spec_mod, store, study as study_mod, verify
-from .data import validation_size
-from .errors import UsageError
+from .data import require, validation_size
+from .errors import DataMissing, UsageError
 
 MAX_ROUNDS = 6          # verify -> add -> run rounds before giving up on the rest
 MAX_TRIALS_FACTOR = 8   # a panel's trials may grow to at most this many times the start
@@ -203,6 +203,7 @@ def check(sp, *, grid, name, panels=None):
     if unknown:
         raise UsageError(sp.path, "--panel", f"unknown panel(s) {', '.join(unknown)}",
                          f"known: {', '.join(p.id for p in sp.panels)}")
+    _panels_with_data(sp, panels, log=lambda line: None)  # DataMissing when none has its data
 
 
 def _candidates(keys, start, inconclusive, panels, price_of):
@@ -257,12 +258,31 @@ def _run_round(sp, *, grid, name, keys, changed, results_dir, workers):
     return sp, time.perf_counter() - t0
 
 
+def _panels_with_data(sp, panels, log):
+    """The ids of `panels` (default: all) whose dataset is here: decide adds nothing where it
+    could not train (it says so); none at all is an error (DataMissing: how to get it)."""
+    with_data, missing = [], None
+    for p in sp.panels:
+        if panels and p.id not in panels:
+            continue
+        try:
+            require(p.dataset)
+            with_data.append(p.id)
+        except DataMissing as e:
+            missing = e
+            log(f"decide: adds nothing to panel ({p.id}): {e}")
+    if not with_data and missing is not None:
+        raise missing
+    return with_data
+
+
 def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_hours=1.0,
            workers=1, log=print, run_probe=True, panels=None, max_rounds=MAX_ROUNDS) -> Outcome:
     """Run `decide` on one spec (see the module docstring); returns what it did. `panels`: add
     only to these panel ids (default: all); at most `max_rounds` rounds of adding."""
     from . import throughput
     check(sp, grid=grid, name=name, panels=panels)
+    panels = _panels_with_data(sp, panels, log)
     start = {p.id: grid_keys(p.grids[grid]) for p in sp.panels}
     keys = {pid: dict(k, why=f"repro decide from the '{grid}' grid") for pid, k in start.items()}
     outcome = Outcome(grid=name)

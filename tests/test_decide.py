@@ -133,3 +133,21 @@ def test_bad_decide_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and key in err[0]
     assert not results.exists()
+
+
+def test_decide_adds_nothing_where_the_data_is_missing_and_with_none_it_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """An empty data folder: decide on Figure 1 cannot train any panel, so it stops before
+    writing anything (exit 2, one line saying how to fetch the data), instead of adding grids
+    it cannot run and reading them back as undecided."""
+    from repro.__main__ import main
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "no-data"))
+    data_mod._load_cached.cache_clear()
+    spec = tmp_path / "figure-1.toml"
+    shutil.copy(ROOT / "specs" / "figure-1.toml", spec)
+    (tmp_path / "golden").mkdir(exist_ok=True)
+    text = spec.read_text()
+    results = tmp_path / "results"
+    assert main(["decide", str(spec), "--results", str(results), "--panel", "b"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mnist" in err[0] and "data fetch" in err[0], err
+    assert spec.read_text() == text and not results.exists()
