@@ -63,11 +63,10 @@ class PanelShape:
     finishers: int
 
 
-def panel_shapes(spec_path=SPEC, grid="reduced", panels=PANELS):
-    """{panel: PanelShape} from the real spec, for those of `panels` that have `grid`."""
+def panel_shapes(spec_path=SPEC, grid="reduced"):
+    """{panel: PanelShape} from the real spec."""
     spec = spec_mod.load_spec(spec_path)
-    plan = plan_mod.compile_plan(spec, grid, panels=[p.id for p in spec.panels
-                                                     if p.id in panels and grid in p.grids])
+    plan = plan_mod.compile_plan(spec, grid)
     first = {}
     for point in plan_mod.study_points(plan):
         first.setdefault(point.panel.id, point)

@@ -141,14 +141,17 @@ class PanelContext:
         """Ask for batch sizes at sparsity s where fewer than `needed` have a K* (a Prop. 4.1
         fit, a bend): 4x below the smallest with a K* (the c1 end), then 4x above the largest
         (the c2 end), and so on outwards, as many as are missing."""
+        # with no K* at all the grid's batch sizes stand in (more B there would not help: the
+        # trials or budget requests of the same verdict would)
         have, _ = finite_b(self.row(s), self.b)
         have = have if have.size else self.b
+        missing = needed - have.size
         lo, hi, out = float(have.min()), float(have.max()), []
-        while len(out) < needed - have.size and hi < 1 << 20:
+        while len(out) < missing and hi < 1 << 20:
             lo, hi = lo / 4, hi * 4
             out += [b for b in (lo, hi) if b >= 1 and b not in self.b]
         if out:
-            self.request("batch_sizes", why, batch_sizes=out[:needed - have.size], sparsity=s)
+            self.request("batch_sizes", why, batch_sizes=out[:missing], sparsity=s)
 
 
 def dense_and_sparsest(sparsities):
