@@ -402,6 +402,8 @@ def from_dataset(ds, panel) -> Evidence:
     """The Evidence of one panel of a results dataset (docs/results-format.md); replicate seeds
     from the ``*_by_seed`` variables when the file has them."""
     sub = ds.sel(panel=panel)
+    if "grid_trials" in sub:  # the trial axis is the longest panel's: keep this panel's own trials
+        sub = sub.isel(trial=slice(0, int(sub["grid_trials"])))
     by_seed = "status_by_seed" in ds and "steps_by_seed" in ds
     status = sub["status_by_seed"] if by_seed else sub["status"].expand_dims("seed")
     steps = sub["steps_by_seed"] if by_seed else sub["steps"].expand_dims("seed")

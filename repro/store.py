@@ -394,6 +394,9 @@ def _panel_variables(plan, search_space):
     smin, smax, sscale = search_space
     return {
         "goal_error": (("panel",), np.array([p.panel.goal_error for p in plan.panels])),
+        "grid_trials": (("panel",), np.array([p.grid.trials for p in plan.panels], np.int64), {
+            "long_name": "trials of each panel's search: the trial axis is the longest panel's, "
+                         "and a panel's trial indices at or beyond its own count are not part of it"}),
         "search_min": (("panel", "hp"), smin, {"long_name": "lower end of the searched range (NaN: not searched)"}),
         "search_max": (("panel", "hp"), smax, {"long_name": "upper end of the searched range (NaN: not searched)"}),
         "search_scale": (("panel", "hp"), sscale, {"long_name": "log | linear | reverse_log ('': not searched)"}),
@@ -426,7 +429,7 @@ def collect(spec, plan, records, *, by_seed=None):
     return ds
 
 
-TRIAL_VARIABLES = ("steps_to_result", "best_trial", "status", "steps", "run_id", *HP_NAMES,
+TRIAL_VARIABLES = ("steps_to_result", "best_trial", "status", "steps", "run_id", *HP_NAMES, "grid_trials",
                    "eval_step", "val_error", "val_error_exact",
                    "seed", "steps_to_result_by_seed", "best_trial_by_seed", "status_by_seed",
                    "steps_by_seed")  # older files lack the replicate ones: skipped

@@ -15,7 +15,7 @@ import xarray as xr
 
 from repro import plan as plan_mod
 from repro import spec as spec_mod
-from repro import store
+from repro import evidence, store
 from repro.errors import UsageError
 
 SPEC = """\
@@ -312,6 +312,25 @@ def test_collect_and_write_dataset(spec_and_plan, tmp_path):
         r = subprocess.run(["ncdump", "-h", str(out)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert "steps_to_result" in r.stdout and "flag_meanings" in r.stdout
+
+
+def test_a_panel_with_fewer_trials_than_the_files_trial_axis_is_read_as_complete(spec_and_plan):
+    """Panel b searches 2 trials, panel a 3, so the file's trial axis has 3: b's searches are
+    whole when its 2 trials have run (the bug `repro decide` exposed: growing one panel's trials
+    left the others with no K*), and still partial when only 1 has."""
+    sp, plan = spec_and_plan
+    both = {**synthetic_records(), ("b", 0.0, 16, 1): record(
+        "incomplete", None, 32, (16, 32), [0.3, 0.2], learning_rate=0.1, momentum=0.9)}
+    ds = store.collect(sp, plan, both)
+    assert ds.sizes["trial"] == 3 and ds["grid_trials"].values.tolist() == [3, 2]
+    ev = evidence.from_dataset(ds, "b")
+    assert ev.n_trials == 2
+    assert evidence.point_estimate(ev)[0, ev.batch_sizes.tolist().index(16)] == 32
+    one = evidence.from_dataset(store.collect(sp, plan, synthetic_records()), "b")
+    assert np.isnan(evidence.point_estimate(one)[0, one.batch_sizes.tolist().index(16)])
+    # a file written before grid_trials existed reads b's third (absent) trial as not run
+    old = evidence.from_dataset(ds.drop_vars("grid_trials"), "b")
+    assert old.n_trials == 3 and np.isnan(evidence.point_estimate(old)).all()
 
 
 def test_ncdump_header(spec_and_plan, tmp_path):
