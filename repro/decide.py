@@ -138,11 +138,14 @@ def apply(keys, kind, request, start) -> dict | None:
         if not add:
             return None
         new["batch_sizes"] = sorted(new["batch_sizes"] + add)
-    elif kind == "budget":
-        if new["max_steps"] * 2 > spec_mod.MAX_STEPS:
-            return None
-        new["max_steps"] *= 2
-        if new.get("max_examples"):
+    elif kind == "budget":  # double what limits the budget at the requested batch sizes
+        asked = request.get("batch_sizes") or new["batch_sizes"]
+        by_examples = [b for b in asked if new.get("max_examples") and new["max_examples"] // b < new["max_steps"]]
+        if len(by_examples) < len(asked):
+            if new["max_steps"] * 2 > spec_mod.MAX_STEPS:
+                return None
+            new["max_steps"] *= 2
+        if by_examples:
             new["max_examples"] *= 2
     elif kind == "finishers":
         if new.get("finishers", 1) >= 2:
@@ -164,8 +167,8 @@ def _panel_plan(sp, keys, panel_id, grid, scratch):
 def price(sp, keys, panel_id, new, kind, ds, workers, tables, scratch) -> float:
     """Predicted hours of what `new` adds to panel `panel_id` beyond its grid in `keys`:
     racing's cost (repro.cost, from the fits of the stored runs) of the new grid minus the
-    current one's, per batch size; a changed budget or a second finisher retrains its points
-    whole. inf where nothing is measured to predict from."""
+    current one's, per batch size; a second finisher retrains its points whole, a larger budget
+    the points whose budget it changes. inf where nothing is measured to predict from."""
     from . import throughput
     if ds is None or panel_id not in list(ds.panel.values):
         return math.inf
@@ -180,7 +183,8 @@ def price(sp, keys, panel_id, new, kind, ds, workers, tables, scratch) -> float:
     added = {}
     for b, kinds in by_new.items():
         old = by_old.get(b, {}).get("repro")
-        retrain = kind in ("budget", "finishers") or old is None
+        new_budget = pp_new.grid.max_steps_for(b) != pp_old.grid.max_steps_for(b)
+        retrain = kind == "finishers" or (kind == "budget" and new_budget) or old is None
         added[b] = {"repro": kinds["repro"] if retrain else
                     {k: max(0.0, v - old[k]) for k, v in kinds["repro"].items()}}
     table = tables.get((pp_new.panel.model, throughput.shape_key(pp_new.panel.dataset)))

@@ -111,13 +111,24 @@ def _next_eval(ev, b, k):
 def replicates(ev: Evidence, n_boot=None, seed=0) -> np.ndarray:
     """(n_boot, nS, nB) resampled K* tables (NaN where a replicate's searches all missed);
     n_boot None: N_BOOT."""
+    return replicates_with_bounds(ev, n_boot=n_boot, seed=seed)[0]
+
+
+def replicates_with_bounds(ev: Evidence, n_boot=None, seed=0):
+    """(table, beyond), each (n_boot, nS, nB): `replicates`, and the budget where a replicate is
+    NaN because its resampled searches had no trial reach the goal within a known budget (NaN
+    elsewhere). Such a replicate search has K* > budget, a bound and not an unknown: `statistic`
+    reads it as one. (With several seeds a replicate is NaN only when every chosen seed's search
+    missed, as before.)"""
     n_boot = N_BOOT if n_boot is None else n_boot
     rng = np.random.default_rng(seed)
     n_seed, n_s, n_b, _ = ev.trials.shape
     out = np.full((n_boot, n_s, n_b), np.nan)
+    beyond = np.full((n_boot, n_s, n_b), np.nan)
     for j in range(n_s):
         for i, b in enumerate(ev.batch_sizes):
             per_seed = []  # (n_boot,) K* draws of each seed's search
+            budget = (ev.budget or {}).get(int(b), math.nan)
             for r in range(n_seed):
                 vals = ev.trials[r, j, i]
                 ran = ~np.isnan(vals)
@@ -140,7 +151,9 @@ def replicates(ev: Evidence, n_boot=None, seed=0) -> np.ndarray:
             pick = rng.integers(0, len(per_seed), (n_boot, len(per_seed)))
             chosen = np.take_along_axis(draws.T, pick, axis=1)  # (n_boot, n_avail)
             out[:, j, i] = _geo_mean(chosen, axis=1)
-    return out
+            if math.isfinite(budget):  # every resampled search missed: K* > budget there
+                beyond[:, j, i] = np.where(np.isnan(out[:, j, i]), budget, np.nan)
+    return out, beyond
 
 
 def interval(values, level=LEVEL):
@@ -183,7 +196,9 @@ def fit_replicates(batch_sizes, tables) -> np.ndarray:
 # unknown), so a statistic that reads it has an unbounded interval: racing keeps `finishers`
 # >= 2 trials going to the goal for this (repro.race).
 
-HALF_BUDGET_WIDEN = 1.0  # the widening is this many times the half-budget shift (see tests/test_calibration.py)
+HALF_BUDGET_WIDEN = 2.0  # the widening is this many times the half-budget shift: the factor whose
+# slope intervals cover the true slope at the nominal rate in the simulator fitted to real searches
+# (tests/test_calibration.py; CHANGELOG.md has the coverage at each factor)
 
 
 def _search_values(ev, r, j, i):
@@ -342,13 +357,42 @@ def _search_shift(fn, table, half, censored, value) -> float:
     return total
 
 
-def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Statistic:
+def _rows(fn, stack):
+    """fn of every table of a (n, nS, nB) stack (`fn.over_rows` when fn has it)."""
+    over_rows = getattr(fn, "over_rows", None)
+    return np.asarray(over_rows(stack), dtype=float) if over_rows is not None \
+        else np.array([fn(t) for t in stack], dtype=float)
+
+
+def _replicate_interval(fn, stack, beyond, level):
+    """The percentile interval of fn over the replicate tables `stack`, where `beyond` (same
+    shape; NaN elsewhere) holds the budget that a replicate's K* exceeds (its resampled search
+    found nothing within it). Each such K* lies anywhere above its bound: fn is taken with all
+    of them at the bound, and with all far above it (a replicate whose fn still moves between
+    10^3 and 10^6 x the bound is unbounded that way); the interval spans both."""
+    has = np.isfinite(beyond)
+    if not has.any():
+        return interval(_rows(fn, stack), level)
+    at_bound = _rows(fn, np.where(has, beyond, stack))
+    near = _rows(fn, np.where(has, beyond * _FAR[0], stack))
+    far = _rows(fn, np.where(has, beyond * _FAR[1], stack))
+    with np.errstate(invalid="ignore"):  # inf - inf where fn is already unbounded: not moving
+        moving = np.isfinite(near) & ~np.isnan(far) & \
+            ~(np.abs(far - near) <= 1e-6 * np.maximum(1.0, np.abs(near)))
+        far = np.where(moving, np.sign(far - near) * math.inf, near)
+    (lo1, hi1), (lo2, hi2) = interval(at_bound, level), interval(far, level)
+    return min(lo1, lo2), max(hi1, hi2)
+
+
+def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL, beyond=None) -> Statistic:
     """fn(table) -> float over the K* table (nS, nB), with its interval (`fn.over_rows(stack)`,
     if fn has it, gives fn of every table of a (n, nS, nB) stack at once).
 
     `est` the point estimate, `reps` (n_boot, nS, nB) replicates, `half` the half-budget table,
-    `bounds` the censored points' budgets (NaN elsewhere). The interval is the percentile
-    interval of fn over the replicates, widened on both sides by `widen` x the search shift
+    `bounds` the censored points' budgets (NaN elsewhere), `beyond` the replicates' bounds
+    (`replicates_with_bounds`; None: a replicate with no K* is unknown). The interval is the
+    percentile interval of fn over the replicates (`_replicate_interval`), widened on both sides
+    by `widen` x the search shift
     (`_search_shift`: each read point's move to its half-budget K*, summed; infinite where fn
     reads a point with no half-budget K*), and stretched over the values fn
     takes as each censored point it reads goes from its bound to far above it (an end that
@@ -371,10 +415,9 @@ def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL) -> Stat
             return np.where(has_fill, fill, t) if read else t
         v = fn(filled(est))
         stack = np.where(has_fill[None], fill[None], reps) if read else np.asarray(reps, dtype=float)
-        over_rows = getattr(fn, "over_rows", None)  # fn of a stack of tables, when it has one
-        r = np.asarray(over_rows(stack), dtype=float) if over_rows is not None \
-            else np.array([fn(t) for t in stack], dtype=float)
-        lo, hi = interval(r, level)
+        rep_bounds = np.full(stack.shape, np.nan) if beyond is None else \
+            np.where(has_fill[None], np.nan, beyond)  # a censored point is filled already
+        lo, hi = _replicate_interval(fn, stack, rep_bounds, level)
         shift = _search_shift(fn, filled(est), np.asarray(half, dtype=float), np.isfinite(bounds), v) * widen
         values.append(v)
         los.append(lo - shift)

@@ -85,19 +85,31 @@ def panel_shapes(spec_path=SPEC, grid="reduced"):
     return shapes
 
 
+# How coarse a search is: the ranges a draw takes its curvature, seed noise and optimum from,
+# fitted to Figure 1's reduced run (tests/data/figure1_searches.csv: 24 real searches, 6 trials
+# each, raced to 2 finishers; tests/test_calibration.py::test_the_simulator_searches_like_the_real_ones
+# compares the two). Real searches are coarser than a narrow bowl with little noise: a quarter of
+# their points have fewer than 2 trials reaching the goal, and the second finisher is a median
+# 1.25x the first.
+CURVATURE = (0.2, 1.0)   # a in a (log eta - log eta_opt)^2
+NOISE = (0.1, 0.3)       # sigma of a trial's log-normal seed noise
+BELOW_BOX = 0.5          # the optimum at the smallest B may lie this share of the box below it
+
+
 def draw_truth(rng, shape):
     """A panel where every claim holds: dense B_crit in [32, 512], sparse B_crit 1-2.5x dense,
     sparse c2 1.3-2x dense (so K*(sparse)/K*(dense) lies between 1.3 and 5 at every B); the
-    optimum inside the searched box at the smallest B, moving up with B."""
+    optimum at the smallest B from BELOW_BOX of the box below it to 60 % of the way up,
+    moving up with B."""
     b_crit = math.exp(rng.uniform(math.log(32), math.log(512)))
     c2 = math.exp(rng.uniform(math.log(60), math.log(300)))
     crit_ratio, c2_ratio = rng.uniform(1.0, 2.5), rng.uniform(1.3, 2.0)
     c2s = (c2, c2 * c2_ratio)
     c1s = (b_crit * c2, b_crit * crit_ratio * c2 * c2_ratio)
     lo, hi = shape.log_eta.min(), shape.log_eta.max()
-    eta0 = tuple(rng.uniform(lo, lo + 0.6 * (hi - lo)) for _ in shape.sparsities)
+    eta0 = tuple(rng.uniform(lo - BELOW_BOX * (hi - lo), lo + 0.6 * (hi - lo)) for _ in shape.sparsities)
     return PanelTruth(c1=c1s, c2=c2s, eta_opt_min=eta0, alpha=rng.uniform(0.3, 1.0),
-                      curvature=rng.uniform(0.1, 0.5), noise=rng.uniform(0.03, 0.1))
+                      curvature=rng.uniform(*CURVATURE), noise=rng.uniform(*NOISE))
 
 
 def _first_eval_at_or_after(steps, k):

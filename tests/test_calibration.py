@@ -16,6 +16,7 @@ draws to a few minutes; their percentile intervals are a little noisier, not nar
 import dataclasses
 import math
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def test_slope_intervals_cover_the_true_slope(draws):
                 total += 1
     print(f"\nlinear-scaling slope intervals covering the true slope: {covered}/{total} "
           f"({covered / total:.1%}; nominal 95 %)")
-    assert total > 0 and covered / total >= 0.90
+    assert total > 0 and covered / total >= 0.93  # nominal 0.95, less the draws' own spread
 
 
 def test_no_decided_verdict_rests_on_points_whose_losers_were_all_capped(shapes):
@@ -98,9 +99,11 @@ def test_no_decided_verdict_rests_on_points_whose_losers_were_all_capped(shapes)
             assert "search too coarse" not in r.detail, r
         assert any("search too coarse" in r.detail and
                    any(n["kind"] == "finishers" for n in r.values.get("needs", ())) for r in results)
-    # the same kind of figure raced with two finishers decides some claims
-    evs, _ = sim.figure_evidence(np.random.default_rng(5), shapes)
-    assert any(r.status == claims.PASS for r in claims.check_evidence(evs, CLAIMS, GOLDEN))
+    # the same kind of figure raced with two finishers decides some claims (about 5 % of true
+    # claims are PASSed at the real searches' coarseness: 20 figures hold some)
+    rng = np.random.default_rng(5)
+    assert any(r.status == claims.PASS for _ in range(20)
+               for r in claims.check_evidence(sim.figure_evidence(rng, shapes)[0], CLAIMS, GOLDEN))
 
 
 def test_a_censored_point_is_a_bound_that_enters_the_slope():
@@ -124,3 +127,89 @@ def test_a_censored_point_is_a_bound_that_enters_the_slope():
     assert slope["interval"][0] == -math.inf  # K*(16) may be anything above 1000
     assert "above the step budget" in r.detail
     assert r.status != claims.FAIL
+
+
+def test_the_simulator_searches_like_the_real_ones():
+    """The simulator's searches against Figure 1's reduced run (tests/data/figure1_searches.csv,
+    measured 2026-12-07: 24 real searches of 6 trials, raced to 2 finishers): the share of points
+    where fewer than 2 trials reach the goal lies in the real share's 95 % Wilson interval, the
+    share of trials that miss the goal within the budget in a 95 % interval over the real points,
+    and the median ratio of the second finisher's steps to the first within one evaluation
+    step (2^(1/8)) of the real median."""
+    import csv
+    rows = list(csv.DictReader(open(pathlib.Path(__file__).parent / "data" / "figure1_searches.csv")))
+    few = np.array([int(r["complete"]) < 2 for r in rows])
+    missed = np.array([int(r["missed"]) / int(r["trials"]) for r in rows])
+    ratio = np.array([int(r["k2"]) / int(r["k1"]) for r in rows if r["k2"]])
+    n, p = few.size, few.mean()
+    z = 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    miss_half = 1.96 * missed.std(ddof=1) / math.sqrt(n)
+
+    shapes = sim.panel_shapes()
+    rng = np.random.default_rng(11)
+    s_few, s_missed, s_ratio = [], [], []
+    for _ in range(150):
+        evs, _ = sim.figure_evidence(rng, shapes)
+        for ev in evs.values():
+            done = np.isfinite(ev.trials[0]) & ~ev.capped[0]
+            s_few += (done.sum(axis=2) < 2).ravel().tolist()
+            s_missed += (~np.isfinite(ev.trials[0])).mean(axis=2).ravel().tolist()
+            for v, d in zip(ev.trials[0].reshape(-1, ev.n_trials), done.reshape(-1, ev.n_trials)):
+                if d.sum() >= 2:
+                    k = np.sort(v[d])
+                    s_ratio.append(k[1] / k[0])
+    print(f"\npoints with < 2 finishers: real {p:.2f} [{centre - half:.2f}, {centre + half:.2f}], "
+          f"simulated {np.mean(s_few):.2f}; trials missed: real {missed.mean():.2f} +- {miss_half:.2f}, "
+          f"simulated {np.mean(s_missed):.2f}; K2/K1 median: real {np.median(ratio):.3f}, "
+          f"simulated {np.median(s_ratio):.3f}")
+    assert centre - half <= np.mean(s_few) <= centre + half
+    assert abs(np.mean(s_missed) - missed.mean()) <= miss_half
+    assert abs(math.log2(np.median(s_ratio) / np.median(ratio))) <= 1 / 8
+
+
+def _one_finisher_evidence(lucky_sparsity, sparse_factor=2.5):
+    """K* (dense) = 20000/B + 50 and sparse `sparse_factor` x that at B = 16..256, 6 trials
+    each, every trial reaching the goal within a 20,000-step budget, except at B = 16 of
+    `lucky_sparsity`, where one trial reaches it and five run to the budget and miss (a quarter
+    of Figure 1's reduced searches look like this)."""
+    b = np.array([16.0, 32, 64, 128, 256])
+    k = np.stack([20000 / b + 50, sparse_factor * (20000 / b + 50)])
+    rng = np.random.default_rng(3)
+    trials = np.ceil(k[None, :, :, None] * np.exp(np.abs(rng.normal(0, 0.05, (1, 2, 5, 6)))))
+    trials[0, lucky_sparsity, 0, 1:] = np.inf
+    return evidence.Evidence(batch_sizes=b, sparsities=(0.0, 0.9), trials=trials,
+                             capped=np.zeros(trials.shape, bool),
+                             eval_steps={int(x): np.arange(1.0, 20001.0) for x in b},
+                             budget={int(x): 20000.0 for x in b})
+
+
+def test_a_resampled_search_that_finds_nothing_is_a_bound_not_an_unknown():
+    """A third of the resamples of a 1-in-6 search hold no finisher. Such a replicate's K*
+    exceeds the budget: the ratio's interval stays open on that side only, where before it was
+    (-inf, inf) whichever way the data point."""
+    def ratio_at_16(table):
+        return table[1, 0] / table[0, 0]
+
+    for lucky, open_end in ((1, 1), (0, 0)):  # sparse lucky: open above; dense lucky: open below
+        ev = _one_finisher_evidence(lucky)
+        est, half = evidence.point_estimate(ev), evidence.half_budget_table(ev)
+        reps, beyond = evidence.replicates_with_bounds(ev)
+        assert np.isnan(reps[:, lucky, 0]).mean() > 0.2 and np.isfinite(beyond[:, lucky, 0]).any()
+        old = evidence.statistic(ratio_at_16, est, reps, half)
+        assert old.interval == (-math.inf, math.inf)
+        new = evidence.statistic(ratio_at_16, est, reps, half, beyond=beyond)
+        assert math.isinf(new.interval[open_end]) and math.isfinite(new.interval[1 - open_end])
+        assert new.interval[0] <= new.value <= new.interval[1]
+
+
+def test_a_bound_from_resampled_misses_can_fail_a_claim():
+    """sparse_slower on data that contradict it: the sparse network 2.5x *faster* at every B,
+    the dense search at B = 16 with one finisher in six. Its misses only push the ratio further
+    below 1, the side the data already show, so the claim FAILs."""
+    ev = _one_finisher_evidence(0, sparse_factor=1 / 2.5)
+    r = claims.check_evidence({"a": ev}, ["sparse_slower"], GOLDEN)[0]
+    assert r.status == claims.FAIL, r
+    lo, hi = r.values["ratios"]["16"]["interval"]  # (-inf, inf) when a miss was an unknown
+    assert lo == -math.inf and hi < 1

@@ -29,6 +29,7 @@ def k_curve(c1, c2, b=B):
 
 SCHEDULE = np.unique(np.ceil(4 * 2 ** (np.arange(200) / 8)).astype(np.int64))  # 8 per octave
 SPREAD = (1.0, 1.1, 1.25, 1.4, 1.6, 2.0)  # trial t reaches the goal at K x SPREAD[t]
+FINE = (1.0, 1.0, 1.02, 1.05, 1.1, 1.3)  # a finer search: two trials of six find the best K
 
 
 def quantise(k):
@@ -70,7 +71,7 @@ def good_ds():
     """Dense c1=20000, c2=50 (B_crit 400); 90 % sparse c1 2.5x, c2 2x (B_crit 500): every claim
     holds, and B reaches 16384 >= 4 B_crit (the plateau). Two trials of six find the best K,
     so resampled searches rarely miss it and the plateau's slope is decidable."""
-    return make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(50000, 100)}, spread=(1.0, 1.0, 1.02, 1.05, 1.1, 1.3))
+    return make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(50000, 100)}, spread=FINE)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_prop41_curves_pass_every_claim_with_an_interval(golden):
 
 def test_linear_scaling_fails_when_slope_too_shallow(golden):
     shallow = 1000 * B.astype(float) ** -0.4  # a power law: the fit puts B_crit high, slope -0.4
-    r = by_claim(claims.check_panel(make_ds({0.0: shallow, 0.9: 2 * shallow}), "figure-1", "b",
+    r = by_claim(claims.check_panel(make_ds({0.0: shallow, 0.9: 2 * shallow}, spread=FINE), "figure-1", "b",
                                     ["linear_scaling"], golden))["linear_scaling"]
     assert r.status == "FAIL", r.measured
     assert r.values["slopes"]["0"]["interval"][1] < -0.4 + 0.2
@@ -222,7 +223,7 @@ def test_per_panel_override(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text(GOLDEN.read_text() + "\n[panel.b.sparse_slower]\nmin_ratio = 5.0\n")
     golden = claims.load_golden(path)
-    ds = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(50000, 100)})
+    ds = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(50000, 100)}, spread=FINE)
     assert claims.check_panel(ds, "figure-1", "b", ["sparse_slower"], golden)[0].status == "FAIL"
     ds_c = ds.assign_coords(panel=["c"])
     assert claims.check_panel(ds_c, "figure-1", "c", ["sparse_slower"], golden)[0].status == "PASS"
@@ -336,8 +337,12 @@ def test_diminishing_returns_sees_the_bend_and_not_a_straight_line_or_a_rise():
     assert straight.status != claims.PASS
     rising = k_curve(20000, 50)
     rising[-1] = 2 * rising[-2]
-    r = check(make_ds({0.0: rising, 0.9: 2 * rising}), "diminishing_returns")
+    r = check(make_ds({0.0: rising, 0.9: 2 * rising}, spread=FINE), "diminishing_returns")
     assert r.status == claims.FAIL and "8192->16384" in r.detail
+    # a coarse search cannot show the rise beyond its uncertainty, but a measured rise keeps
+    # the bend from passing
+    coarse = check(make_ds({0.0: rising, 0.9: 2 * rising}), "diminishing_returns")
+    assert coarse.status == claims.INCONCLUSIVE and "rises at B 8192->16384" in coarse.detail
 
 
 def test_sparse_ratio_band():
@@ -347,9 +352,9 @@ def test_sparse_ratio_band():
 
 
 def test_sparse_critical_batch_no_smaller():
-    larger = make_ds({0.0: k_curve(20000, 200), 0.9: k_curve(200000, 200)})  # B_crit 100 -> 1000
+    larger = make_ds({0.0: k_curve(20000, 200), 0.9: k_curve(200000, 200)}, spread=FINE)  # B_crit 100 -> 1000
     assert check(larger, "sparse_critical_batch_no_smaller").status == claims.PASS
-    earlier = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(20000, 500)})  # sparse plateaus 10x sooner
+    earlier = make_ds({0.0: k_curve(20000, 50), 0.9: k_curve(20000, 500)}, spread=FINE)  # sparse plateaus 10x sooner
     r = check(earlier, "sparse_critical_batch_no_smaller")
     assert r.status == claims.FAIL and r.values["interval"][1] < 1
 
@@ -490,3 +495,26 @@ def test_too_few_batch_sizes_for_a_fit_ask_for_batch_sizes_decide_can_add():
         assert {("batch_sizes", (16,), s) for s in wanted} <= asked, (r.claim, asked)
     for r in claims.check_evidence({"b": table([16, 64, 256])}, names, golden):
         assert not any(n["kind"] == "batch_sizes" and n["batch_sizes"] == [4] for n in r.values.get("needs", ())), r
+
+
+def test_few_trials_within_the_budget_ask_for_a_larger_budget_there():
+    """SYNTHETIC: sparse and dense K* equal at B = 16..256 (6 trials each), except that at
+    B = 16, 90 % only one trial reaches the goal within the 20,000-step budget. sparse_slower
+    cannot be decided there (a third of resampled searches find nothing: the ratio is open
+    above) and asks for a larger step budget at B = 16, which `repro decide` can add, beside
+    more trials."""
+    from repro import evidence
+    golden = claims.load_golden(ROOT / "golden" / "figure-1.toml")
+    b = np.array([16.0, 32, 64, 128, 256])
+    k = np.stack([2e4 / b + 50, 2e4 / b + 50])
+    trials = np.ceil(k[None, :, :, None] * (1 + np.linspace(0, 0.3, 6)))
+    trials[0, 1, 0, 1:] = np.inf  # B = 16, 90 %: five trials ran to the budget and missed
+    ev = evidence.Evidence(batch_sizes=b, sparsities=(0.0, 0.9), trials=trials,
+                           capped=np.zeros(trials.shape, bool),
+                           eval_steps={int(x): np.arange(1.0, 20001.0) for x in b},
+                           budget={int(x): 20000.0 for x in b})
+    r = claims.check_evidence({"b": ev}, ["sparse_slower"], golden)[0]
+    assert r.status == claims.INCONCLUSIVE, r
+    asked = {(n["kind"], tuple(n["batch_sizes"])) for n in r.values["needs"]}
+    assert ("budget", (16,)) in asked and ("trials", ()) in asked, asked
+    assert "more trials reaching the goal at B=16 s=0.9" in r.detail and "`max_examples`" in r.detail

@@ -43,8 +43,13 @@ def test_each_request_changes_the_grid_it_names_within_limits():
     wider = decide.apply(start, "batch_sizes", {"batch_sizes": [4096]}, start)
     assert wider["batch_sizes"] == [16, 64, 256, 1024, 4096]
     assert decide.apply(start, "batch_sizes", {"batch_sizes": [64]}, start) is None  # already there
-    longer = decide.apply(start, "budget", {}, start)
+    longer = decide.apply(start, "budget", {}, start)  # no batch size named: all of them
     assert (longer["max_steps"], longer["max_examples"]) == (12000, 1000000)
+    # B = 1024 is limited by max_examples (500,000 / 1024 = 488 steps < 6,000), B = 16 by max_steps
+    large = decide.apply(start, "budget", {"batch_sizes": [1024]}, start)
+    assert (large["max_steps"], large["max_examples"]) == (6000, 1000000)
+    small = decide.apply(start, "budget", {"batch_sizes": [16]}, start)
+    assert (small["max_steps"], small["max_examples"]) == (12000, 500000)
     assert decide.apply(start, "finishers", {}, start) is None  # already two finishers
     many = dict(start, trials=start["trials"] * decide.MAX_TRIALS_FACTOR)
     assert decide.apply(many, "trials", {}, start) is None  # the limit on how far it grows

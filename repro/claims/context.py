@@ -51,14 +51,32 @@ class PanelContext:
 
     def reset(self):
         """Start a claim: no notes, no requests."""
-        self.notes = {"coarse": set(), "censored": set(), "edge": set()}
+        self.notes = {"coarse": set(), "censored": set(), "edge": set(), "misses": set()}
         self.requests = []
 
     @property
-    def reps(self):
+    def misses(self):
+        """(nS, nB) bool: points with a K* where so few trials reach the goal within the budget
+        that more than the interval's tail share of resampled searches find none (each such
+        replicate is only a bound), so an interval reading them stays open on that side."""
+        share = np.isfinite(self.beyond).mean(axis=0)
+        return (share > (1 - evidence.LEVEL) / 2) & np.isfinite(self.est)
+
+    def _resample(self):
         if self._reps is None:
-            self._reps = evidence.replicates(self.ev)
+            self._reps, self._beyond = evidence.replicates_with_bounds(self.ev)
+
+    @property
+    def reps(self):
+        self._resample()
         return self._reps
+
+    @property
+    def beyond(self):
+        """(n_boot, nS, nB): the budget a replicate's K* exceeds where its resampled search found
+        nothing within it, NaN elsewhere (repro.evidence.replicates_with_bounds)."""
+        self._resample()
+        return self._beyond
 
     @property
     def b(self):
@@ -86,10 +104,10 @@ class PanelContext:
         """fn(table) on the estimate, the replicates and the half-budget table: (value, interval)
         by repro.evidence.statistic (resampling, widened by the search's half-budget shift,
         stretched over censored bounds). Notes the limiting points fn reads."""
-        st = evidence.statistic(fn, self.est, self.reps, self.half, bounds=self.bounds)
+        st = evidence.statistic(fn, self.est, self.reps, self.half, bounds=self.bounds, beyond=self.beyond)
         self.last = st
         filled = np.where(np.isfinite(self.bounds), self.bounds, self.est)
-        for name, mask in (("coarse", self.coarse), ("edge", self.edge)):
+        for name, mask in (("coarse", self.coarse), ("edge", self.edge), ("misses", self.misses)):
             for w in zip(*np.nonzero(mask)):
                 if evidence.reads_point(fn, filled, w):
                     self.notes[name].add(w)
@@ -197,6 +215,15 @@ def to_decide(ctx, value, iv, threshold):
                     batch_sizes=[ctx.b[i] for _, i in st.bounds])
         return (f"K* exceeds the step budget at {pts} (a bound, not a value); a larger budget there "
                 "(grid keys `max_steps`, `max_examples`) would measure it")
+    if not (math.isfinite(half) and math.isfinite(gap)) and ctx.notes["misses"]:
+        pts = ctx.point_text(ctx.notes["misses"])
+        short = sorted({ctx.b[i] for _, i in ctx.notes["misses"]})
+        ctx.request("budget", f"few trials reach the goal within the budget at {pts}", batch_sizes=short)
+        ctx.request("trials", f"few trials reach the goal within the budget at {pts}")
+        return (f"more trials reaching the goal at {pts}: so few reach it within the step budget "
+                "that a search of this size often finds none (the interval is open on that side); "
+                "a larger budget there (grid keys `max_steps`, `max_examples`) lets more of them "
+                f"finish, or more trials per point (grid key `trials`, now {n_trials})")
     if not (math.isfinite(half) and math.isfinite(gap)):
         ctx.request("trials", "a search that often finds no trial reaching the goal")
         return ("a finer search: at some point it reads, so few trials reach the goal that a "

@@ -165,19 +165,28 @@ def check_diminishing_returns(ctx, tol):
         bend.over_rows = lambda stack: (slope_large.over_rows(stack[:, j])
                                         - slope_small.over_rows(stack[:, j]))
         value, iv = ctx.stat(bend)
-        rises = []
+        rises, maybe = [], []
         for a, c in zip(b, b[1:]):
             ia, ic = int(np.nonzero(ctx.b == a)[0][0]), int(np.nonzero(ctx.b == c)[0][0])
-            _, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
-            if decide(r_iv, (0.0, 1.0)) == FAIL:  # K*(c) / K*(a) above 1 beyond uncertainty
+            r_value, r_iv = ctx.stat(lambda t: t[j, ic] / t[j, ia])
+            r_verdict = decide(r_iv, (0.0, 1.0))
+            if r_verdict == FAIL:  # K*(c) / K*(a) above 1 beyond uncertainty
                 rises.append(f"{int(a)}->{int(c)}")
+            elif r_verdict == INCONCLUSIVE and r_value > 1:  # measured rising, within uncertainty
+                maybe.append(f"{int(a)}->{int(c)}")
         verdict = FAIL if rises else decide(iv, (need, math.inf), above=True)
+        bend_passed = verdict == PASS
+        if bend_passed and maybe:  # a bend is no diminishing return if K* may be rising
+            verdict = INCONCLUSIVE
+            details.append(f"s={fmt_s(s)}: K* rises at B {', '.join(maybe)}, within its uncertainty; "
+                           "to decide: more trials there")
+            ctx.request("trials", f"K* rising within its uncertainty at B {', '.join(maybe)}")
         parts.append(verdict)
         texts.append(f"{fmt_iv(value, iv)} (s={fmt_s(s)})")
         values[fmt_s(s)] = {"flattening": value, "interval": iv, "rises": rises}
         if rises:
             details.append(f"s={fmt_s(s)}: K* rises beyond its uncertainty at B {', '.join(rises)}")
-        elif verdict == INCONCLUSIVE:
+        elif verdict == INCONCLUSIVE and not bend_passed:
             details.append(f"s={fmt_s(s)}: interval straddles {need:g}; to decide: "
                            + to_decide(ctx, value, iv, need))
     return Verdict(worst(parts), "flattening " + ("; ".join(texts) or "-"),
