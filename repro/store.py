@@ -315,12 +315,15 @@ def _trial_arrays(records, axes):
 
 
 def _eval_steps(plan, axes):
-    """(panel, batch_size, eval): the training step of each evaluation, -1 as padding."""
+    """(panel, batch_size, eval): the training step of each evaluation a trial at that batch
+    size can make (within its own step budget, `max_examples` included), -1 as padding; the
+    last is the budget a reader takes a missed trial to have run to."""
     eval_step = np.full((len(axes.panels), len(axes.batches), axes.n_eval), -1, np.int64)
     for pi, p in enumerate(plan.panels):
         for bi, b in enumerate(axes.batches):
             if b in p.grid.batch_sizes:
-                eval_step[pi, bi, :len(p.eval_steps)] = p.eval_steps
+                steps = [s for s in p.eval_steps if s <= p.grid.max_steps_for(b)]
+                eval_step[pi, bi, :len(steps)] = steps
     return eval_step
 
 

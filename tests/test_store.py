@@ -405,3 +405,18 @@ def test_a_curve_cut_at_the_cap_answers_a_tighter_goal_within_it():
     assert r.view(0.05, 48) is None  # at 48 the curve shows 0.1 only: 0.05 came later or never
     hit = at_goal(record("complete", 48, 48, (16, 32, 48), [0.5, 0.04, 0.03]), 0.035)
     assert hit.view(0.05, 40).steps_to_result == 32  # met within the cap: complete, not capped
+
+
+def test_each_batch_sizes_evaluations_stop_at_its_own_budget():
+    """Figure 1(b) reduced: max_steps 6,000 and max_examples 500,000, so a trial at B = 1024 may
+    run 488 steps, and a stored trial there that missed the goal ran to its last evaluation,
+    step 465 (the record of that run says so). The file's evaluation steps at B = 1024 end
+    there, and a reader takes 465 as the budget a miss ran to, not the panel's 5,794."""
+    import pathlib
+    sp = spec_mod.load_spec(pathlib.Path(__file__).resolve().parent.parent / "specs" / "figure-1.toml")
+    plan = plan_mod.compile_plan(sp, "reduced", ["b"])
+    ds = store.collect(sp, plan, {})
+    row = ds["eval_step"].sel(panel="b", batch_size=1024).values
+    assert row[row >= 0][-1] == 465
+    row16 = ds["eval_step"].sel(panel="b", batch_size=16).values
+    assert row16[row16 >= 0][-1] == 5794
