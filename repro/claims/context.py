@@ -59,12 +59,15 @@ class PanelContext:
         """(nS, nB) bool: points with a K* where so few trials reach the goal within the budget
         that more than the interval's tail share of resampled searches find none (each such
         replicate is only a bound), so an interval reading them stays open on that side."""
-        share = np.isfinite(self.beyond).mean(axis=0)
-        return (share > (1 - evidence.LEVEL) / 2) & np.isfinite(self.est)
+        self._resample()
+        return self._misses
 
     def _resample(self):
+        """The replicates and their bounds, once per panel (every claim's statistics read them)."""
         if self._reps is None:
             self._reps, self._beyond = evidence.replicates_with_bounds(self.ev)
+            share = np.isfinite(self._beyond).mean(axis=0)
+            self._misses = (share > (1 - evidence.LEVEL) / 2) & np.isfinite(self.est)
 
     @property
     def reps(self):
