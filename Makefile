@@ -95,13 +95,15 @@ report-check: venv
 	@echo "look at report/index.png (the top $(REPORT_SIZE) pixels of the page; REPORT_SIZE=1280,12000 for more)"
 
 # The CI run of Figure 1(b) (tests/test_figure1_ci.py: training on both cores) starts first, in
-# the background; the other tests, mostly one thread each, run beside it. Its output follows
-# theirs; the target fails if either run fails.
+# the background, followed there by the benchmark tests (the next longest); the other tests,
+# mostly one thread each, run beside them. Their output follows; the target fails if either
+# stream fails.
 CI_FIGURE := tests/test_figure1_ci.py
+BACKGROUND := $(CI_FIGURE) tests/test_bench.py
 test: data
-	@log=$$(mktemp); $(BIN)/python -m pytest -q --durations=5 -p no:cacheprovider $(CI_FIGURE) >$$log 2>&1 & ci=$$!; \
-	$(BIN)/python -m pytest -q --durations=25 --ignore=$(CI_FIGURE) tests; rest=$$?; \
-	wait $$ci; figure=$$?; echo; echo "== $(CI_FIGURE) (ran beside the tests above) =="; cat $$log; rm -f $$log; \
+	@log=$$(mktemp); $(BIN)/python -m pytest -q --durations=5 -p no:cacheprovider $(BACKGROUND) >$$log 2>&1 & ci=$$!; \
+	$(BIN)/python -m pytest -q --durations=25 $(BACKGROUND:%=--ignore=%) tests; rest=$$?; \
+	wait $$ci; figure=$$?; echo; echo "== $(BACKGROUND) (ran beside the tests above) =="; cat $$log; rm -f $$log; \
 	test $$rest = 0 && test $$figure = 0
 
 test-fast: data

@@ -8,7 +8,9 @@ resolution. `decide` turns each request into a change of the panel's grid, price
 cost model (repro.cost: racing's steps from the fits of the stored runs; repro.throughput:
 seconds per step here), applies the cheapest first within the budget, runs the new grid (only
 what is not stored trains), verifies again, and stops when every claim is decided, nothing
-affordable is left, or the budget is spent.
+affordable is left, or the budget is spent. It learns from what it ran: where a larger step
+budget brought no more trials to the goal, the search (its trials and box), not the budget, limits
+the point, so it stops asking for budget there and the trials the same verdicts request come next.
 
 What it added is written into the spec as one named grid per panel (default `decided`: the
 grid it started from plus every change, with its `why`), so `repro run SPEC --grid decided`
@@ -21,7 +23,9 @@ import pathlib
 import re
 import time
 
-from . import atomic, claims, cost, plan as plan_mod, spec as spec_mod, store, study as study_mod, verify
+import numpy as np
+
+from . import atomic, claims, cost, evidence, plan as plan_mod, spec as spec_mod, store, study as study_mod, verify
 from .data import require, validation_size
 from .errors import DataMissing, UsageError
 
@@ -38,6 +42,7 @@ class Change:
     grid: dict            # the panel's new grid keys (spec format)
     hours: float          # predicted wall time of what it adds, on this machine's workers
     why: str              # the claims and requests it answers
+    batch_sizes: tuple = ()  # the batch sizes the request names (none: the whole panel)
 
     def describe(self):
         return f"panel {self.panel}: {self.kind} ({self.why}; ~{_format_hours(self.hours)})"
@@ -210,16 +215,87 @@ def check(sp, *, grid, name, panels=None):
     _panels_with_data(sp, panels, log=lambda line: None)  # DataMissing when none has its data
 
 
-def _candidates(keys, start, inconclusive, panels, price_of):
+def goal_reached(ev) -> dict:
+    """{(sparsity, batch size): (trials that reached the goal, trials that ran the budget and
+    missed it)} of one panel's Evidence, summed over its replicate searches (capped and unrun
+    trials count in neither)."""
+    reached = (np.isfinite(ev.trials) & ~ev.capped).sum(axis=(0, 3))
+    missed = np.isposinf(ev.trials).sum(axis=(0, 3))
+    return {(s, int(b)): (int(reached[j, i]), int(missed[j, i])) for j, s in enumerate(ev.sparsities)
+            for i, b in enumerate(ev.batch_sizes)}
+
+
+def budget_did_not_help(before, after, batch_sizes) -> list:
+    """The batch sizes of `batch_sizes` where a larger step budget brought no more trials to the
+    goal (`before`, `after`: goal_reached of the panel under the old and the new budget) at any
+    point where trials had missed it. A batch size with no such point in `before` (unknown, or
+    nothing missed) is not listed."""
+    out = []
+    for b in batch_sizes:
+        short = [key for key, (_, missed) in before.items() if key[1] == int(b) and missed]
+        if short and all(after.get(key, (0, 0))[0] <= before[key][0] for key in short):
+            out.append(int(b))
+    return sorted(out)
+
+
+@dataclasses.dataclass
+class BudgetLedger:
+    """What decide learned from the budgets it raised: a budget change records the goal counts
+    before it runs; `review` compares them with the counts after and marks the batch sizes where
+    no more trials reached the goal, which `narrow` then takes out of later budget requests."""
+
+    pending: dict = dataclasses.field(default_factory=dict)  # panel -> (batch sizes, counts before)
+    spent: dict = dataclasses.field(default_factory=dict)    # panel -> batch sizes it did not help
+
+    def record(self, change, ev, panel_batch_sizes):
+        if change.kind == "budget" and ev is not None:
+            self.pending[change.panel] = (tuple(change.batch_sizes or panel_batch_sizes), goal_reached(ev))
+
+    def review(self, evidence_of) -> list:
+        """Lines saying where a raised budget did not help; `evidence_of(panel)`: the panel's
+        Evidence after the run (None: not stored)."""
+        lines = []
+        for panel, (batch_sizes, before) in sorted(self.pending.items()):
+            ev = evidence_of(panel)
+            if ev is None:
+                continue
+            after = goal_reached(ev)
+            for b in budget_did_not_help(before, after, batch_sizes):
+                self.spent.setdefault(panel, set()).add(b)
+                counts = ", ".join(f"s = {s:g}: {before[(s, bb)][0]} -> {after.get((s, bb), (0, 0))[0]}"
+                                   for s, bb in sorted(before) if bb == b and before[(s, bb)][1])
+                lines.append(f"decide: a larger step budget at B = {b} brought no more trials of panel "
+                             f"({panel}) to the goal (trials reaching it where some had missed: {counts}); the "
+                             f"search, not the budget, limits it there, so decide stops asking for budget "
+                             f"at B = {b} and adds trials instead")
+        self.pending = {}
+        return lines
+
+    def narrow(self, panel, request, panel_batch_sizes):
+        """`request` without the batch sizes a raised budget did not help (a budget request
+        naming none names the whole panel); None when none is left. Other kinds pass unchanged."""
+        if request["kind"] != "budget" or panel not in self.spent:
+            return request
+        asked = request.get("batch_sizes") or panel_batch_sizes
+        left = [int(b) for b in asked if int(b) not in self.spent[panel]]
+        return dict(request, batch_sizes=left) if left else None
+
+
+def _candidates(keys, start, inconclusive, panels, price_of, ledger=None):
     """{(panel, kind, batch sizes): Change}: every change the `inconclusive` verdicts request
     that `apply` can make to a panel's grid `keys` (`panels`: only these, if given), priced by
     `price_of(panel_id, new keys, kind)`; a change several claims request is priced once and
-    names them all."""
+    names them all. A budget request loses the batch sizes the `ledger` (BudgetLedger) found a
+    raised budget did not help, and is left out when none remains."""
     candidates = {}
+    ledger = ledger or BudgetLedger()
     for result in inconclusive:
         for request in result.values.get("needs", []):
             panel_id, kind = request["panel"], request["kind"]
             if panel_id not in keys or (panels and panel_id not in panels):
+                continue
+            request = ledger.narrow(panel_id, request, keys[panel_id]["batch_sizes"])
+            if request is None:
                 continue
             new = apply(keys[panel_id], kind, request, start[panel_id])
             if new is None:
@@ -231,7 +307,8 @@ def _candidates(keys, start, inconclusive, panels, price_of):
                 continue
             candidates[key] = Change(panel=panel_id, kind=kind, grid=new,
                                      hours=price_of(panel_id, new, kind),
-                                     why=f"{result.claim}: {request['why']}")
+                                     why=f"{result.claim}: {request['why']}",
+                                     batch_sizes=tuple(request.get("batch_sizes", ())))
     return candidates
 
 
@@ -260,6 +337,13 @@ def _run_round(sp, *, grid, name, keys, changed, results_dir, workers):
     ran.attrs["run_wall_seconds"] = round(time.perf_counter() - t0, 1)
     study_mod.write_results(sp, grid_name=name, results_dir=results_dir, run=ran)
     return sp, time.perf_counter() - t0
+
+
+def _panel_evidence(ds, panel_id):
+    """The Evidence of `panel_id` in results dataset `ds`; None where it is not stored."""
+    if ds is None or panel_id not in list(ds.panel.values):
+        return None
+    return evidence.from_dataset(ds, panel_id)
 
 
 def _panels_with_data(sp, panels, log):
@@ -293,6 +377,7 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
     scratch = pathlib.Path(results_dir) / "cache" / "decide-candidate.toml"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     current, t_start = grid, time.perf_counter()
+    ledger = BudgetLedger()
     # the starting grid's results file, rebuilt from the stored trials (nothing trains): it is
     # current with the spec, and holds every panel stored
     study_mod.write_results(sp, grid_name=grid, results_dir=results_dir)
@@ -308,10 +393,13 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
             break
         path = spec_mod.results_path(results_dir, sp, current)
         ds = store.open_results(path, sp, current) if path.exists() else None
+        evidence_of = functools.partial(_panel_evidence, ds)
+        for line in ledger.review(evidence_of):
+            log(line)
         tables, _ = throughput.tables(plan_mod.compile_plan(sp, current), results_dir, run_probe=run_probe)
         price_of = functools.partial(price, sp, keys, ds=ds, workers=workers, tables=tables, scratch=scratch)
         candidates = _candidates(keys=keys, start=start, inconclusive=inconclusive, panels=panels,
-                                 price_of=price_of)
+                                 price_of=price_of, ledger=ledger)
         left = budget_hours - spent_h
         chosen, used = _choose(candidates=candidates, hours_left=left)
         if not chosen:
@@ -324,6 +412,7 @@ def decide(sp, *, grid="reduced", name="decided", results_dir="results", budget_
             keys[change.panel] = dict(change.grid, why=keys[change.panel]["why"]
                                       + f"; {change.kind} for {change.why}")
             log(f"decide: adds {change.describe()}")
+            ledger.record(change, evidence_of(change.panel), keys[change.panel]["batch_sizes"])
         changed = sorted({c.panel for c in chosen} |
                          {c.panel for changes, _ in outcome.rounds for c in changes})
         sp, seconds = _run_round(sp, grid=grid, name=name, keys=keys, changed=changed,

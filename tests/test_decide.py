@@ -5,8 +5,10 @@ The unit tests read the real specs. The end-to-end test trains for real on SYNTH
 MNIST-shaped data (conftest's `synthetic_mnist`); its throughput table is fixed (no probe), so
 prices are the cost model's steps times stated step times.
 """
+import dataclasses
 import pathlib
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -156,3 +158,62 @@ def test_decide_adds_nothing_where_the_data_is_missing_and_with_none_it_is_a_usa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mnist" in err[0] and "data fetch" in err[0], err
     assert spec.read_text() == text and not results.exists()
+
+
+def _evidence(reached):
+    """SYNTHETIC evidence of panel points (s 0 and 0.9, B 16 and 64, 6 trials): `reached[(s, b)]`
+    trials reach the goal at step 100, the others run the budget and miss."""
+    from repro import evidence
+    trials = np.full((1, 2, 2, 6), np.inf)
+    for (s, b), n in reached.items():
+        trials[0, [0.0, 0.9].index(s), [16, 64].index(b), :n] = 100.0
+    return evidence.Evidence(batch_sizes=np.array([16.0, 64.0]), sparsities=(0.0, 0.9), trials=trials,
+                             capped=np.zeros(trials.shape, bool))
+
+
+def test_a_budget_that_brought_no_trial_to_the_goal_is_not_asked_for_again_and_trials_come_next():
+    sp = spec_mod.load_spec(ROOT / "specs" / "figure-1.toml")
+    keys = {"b": decide.grid_keys(sp.panels[1].grids["reduced"])}
+    before = _evidence({(0.0, 16): 1, (0.9, 16): 1, (0.0, 64): 2, (0.9, 64): 0})  # the rest missed
+    # the doubled budget: B = 16 still one finisher each; B = 64 at 90 % gains one
+    after = _evidence({(0.0, 16): 1, (0.9, 16): 1, (0.0, 64): 2, (0.9, 64): 1})
+    raised = decide.Change(panel="b", kind="budget", grid=keys["b"], hours=0.1, why="x", batch_sizes=(16, 64))
+    ledger = decide.BudgetLedger()
+    ledger.record(raised, before, keys["b"]["batch_sizes"])
+    lines = ledger.review(lambda panel: after)
+    assert ledger.spent == {"b": {16}}
+    assert len(lines) == 1 and "B = 16" in lines[0] and "adds trials instead" in lines[0], lines
+    assert ledger.review(lambda panel: after) == []  # reviewed once
+
+    def needs(*requests):
+        return types.SimpleNamespace(claim="sparse_slower", values={"needs": list(requests)})
+    budget_16 = {"panel": "b", "kind": "budget", "batch_sizes": [16], "why": "misses at B = 16"}
+    budget_both = {"panel": "b", "kind": "budget", "batch_sizes": [16, 64], "why": "misses"}
+    trials = {"panel": "b", "kind": "trials", "batch_sizes": [16], "why": "coarse at B = 16"}
+    found = decide._candidates(keys=keys, start=keys, inconclusive=[needs(budget_16, trials)], panels=None,
+                               price_of=lambda panel, new, kind: 0.1, ledger=ledger)
+    assert [c.kind for c in found.values()] == ["trials"]
+    # without what it learned, the budget would come back (and it is the cheaper request here)
+    naive = decide._candidates(keys=keys, start=keys, inconclusive=[needs(budget_16, trials)], panels=None,
+                               price_of=lambda panel, new, kind: 0.05 if kind == "budget" else 0.1)
+    assert decide._choose(naive, hours_left=1.0)[0][0].kind == "budget"
+    # a request naming a batch size the budget did help keeps that one only
+    kept = decide._candidates(keys=keys, start=keys, inconclusive=[needs(budget_both)], panels=None,
+                              price_of=lambda panel, new, kind: 0.1, ledger=ledger)
+    assert [(c.kind, c.batch_sizes) for c in kept.values()] == [("budget", (64,))]
+    # where the raised budget brought a trial to the goal, nothing is marked
+    helped = decide.BudgetLedger()
+    helped.record(dataclasses.replace(raised, batch_sizes=(64,)), before, keys["b"]["batch_sizes"])
+    assert helped.review(lambda panel: after) == [] and helped.spent == {}
+
+
+def test_goal_counts_leave_out_capped_and_missed_trials():
+    from repro import evidence
+    trials = np.array([[[[120.0, 200.0, np.inf, np.nan]]]])
+    capped = np.array([[[[False, True, False, False]]]])
+    ev = evidence.Evidence(batch_sizes=np.array([32.0]), sparsities=(0.0,), trials=trials, capped=capped)
+    assert decide.goal_reached(ev) == {(0.0, 32): (1, 1)}
+    assert decide.budget_did_not_help({(0.0, 32): (1, 1)}, {(0.0, 32): (2, 0)}, [32]) == []
+    assert decide.budget_did_not_help({(0.0, 32): (1, 1)}, {(0.0, 32): (1, 1)}, [32, 64]) == [32]  # 64: no data
+    # a point where nothing missed (the race stopped the losers) says nothing about the budget
+    assert decide.budget_did_not_help({(0.0, 32): (2, 0)}, {(0.0, 32): (2, 0)}, [32]) == []
