@@ -316,6 +316,7 @@ class Statistic:
     interval: tuple       # (lo, hi)
     search_shift: float   # |value - value on the half-budget table| x HALF_BUDGET_WIDEN
     bounds: tuple = ()    # (sparsity index, batch index) of censored points the value reads
+    log: bool = False     # a ratio: interval and search_shift were taken on log(value)
 
 
 _FAR = (1e3, 1e6)  # a censored K* at these multiples of its bound stands for "much larger"
@@ -382,6 +383,33 @@ def _replicate_interval(fn, stack, beyond, level):
         far = np.where(moving, np.sign(far - near) * math.inf, near)
     (lo1, hi1), (lo2, hi2) = interval(at_bound, level), interval(far, level)
     return min(lo1, lo2), max(hi1, hi2)
+
+
+def _log_of(fn):
+    """log(fn), with a value <= 0 at -inf (a ratio of positive things that is not positive has
+    no scale: it lies below any positive threshold), and `over_rows` where fn has it."""
+    def logged(v):
+        v = np.asarray(v, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.where(np.isnan(v), np.nan, -np.inf))
+
+    def g(t):
+        return float(logged(fn(t)))
+    over_rows = getattr(fn, "over_rows", None)
+    if over_rows is not None:
+        g.over_rows = lambda stack: logged(over_rows(stack))
+    return g
+
+
+def log_statistic(fn, est, reps, half, **kw) -> Statistic:
+    """`statistic` of a ratio of positive quantities, taken on log(fn) and mapped back: its
+    resampling and search shift are multiplicative (a K* a search overshoots by a factor moves
+    a ratio by that factor), so the interval is (value / x, value * y), never below 0.
+    `search_shift` stays in log units."""
+    st = statistic(_log_of(fn), est, reps, half, **kw)
+    lo, hi = st.interval
+    return Statistic(math.exp(st.value) if not math.isnan(st.value) else math.nan,
+                     (math.exp(lo), math.exp(hi)), st.search_shift, st.bounds, log=True)
 
 
 def statistic(fn, est, reps, half, bounds=None, widen=None, level=LEVEL, beyond=None) -> Statistic:

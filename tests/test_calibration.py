@@ -4,7 +4,7 @@ outcomes from the real Figure 1 specs' Sobol points, schedules, budgets and raci
 - Figure-level false FAIL: over DRAWS whole-figure draws (panels (a)-(c), every K*(B) claim
   true), the share of figures with any FAIL after the figure's error control is at most 5 %.
 - The intervals: the linear-scaling slope's interval covers the true slope of the simulated
-  curve (the share is printed); the share of true claims decided (PASS) is printed per claim.
+  curve, and sparse_slower's per-B ratio interval the true ratio (the shares are printed); the share of true claims decided (PASS) is printed per claim.
 - No decided verdict rests on points whose losing trials were all capped (racing with one
   finisher): they show nothing of the search's resolution.
 - A censored point (no trial within the budget) is a bound: it enters the slope as K* > budget.
@@ -81,6 +81,47 @@ def test_slope_intervals_cover_the_true_slope(draws):
     print(f"\nlinear-scaling slope intervals covering the true slope: {covered}/{total} "
           f"({covered / total:.1%}; nominal 95 %)")
     assert total > 0 and covered / total >= 0.93  # nominal 0.95, less the draws' own spread
+
+
+def test_ratio_intervals_cover_the_true_ratio(draws):
+    """sparse_slower's per-B ratio K*(s_max)/K*(0), taken on the log scale: its interval covers
+    the simulated curves' true ratio at the nominal rate, also where one side is censored (no
+    trial within the budget; that side enters as K* > budget, the other with its uncertainty)."""
+    covered, total = {"both": 0, "censored": 0}, {"both": 0, "censored": 0}
+    for results, evs, truths in draws:
+        for r in results:
+            if r.claim != "sparse_slower":
+                continue
+            ev, truth = evs[r.panel], truths[r.panel]
+            est, j1 = evidence.point_estimate(ev), len(ev.sparsities) - 1
+            for b, v in r.values.get("ratios", {}).items():
+                i = list(ev.batch_sizes).index(float(b))
+                kind = "both" if np.isfinite(est[[0, j1], i]).all() else "censored"
+                true = truth.kstar(j1, float(b)) / truth.kstar(0, float(b))
+                lo, hi = v["interval"]
+                assert lo >= 0, v  # a ratio of step counts is never negative
+                covered[kind] += lo <= true <= hi
+                total[kind] += 1
+    print("\nsparse_slower ratio intervals covering the true ratio: " + "; ".join(
+        f"{k} {covered[k]}/{total[k]} ({covered[k] / max(total[k], 1):.1%})" for k in total) + " (nominal 95 %)")
+    assert total["censored"] > 20 and total["both"] > 100
+    assert sum(covered.values()) / sum(total.values()) >= 0.93
+    assert covered["censored"] / total["censored"] >= 0.88
+
+
+def test_a_ratio_interval_is_taken_on_the_log_scale():
+    """SYNTHETIC: one point's K* moves by a factor 3 in the half-budget search. On the log scale
+    the ratio's interval is a band of factors around it, never below 0; the same numbers on the
+    additive scale reach below 0, which no ratio of step counts can."""
+    est = np.array([[100.0], [300.0]])
+    reps = est[None] * np.exp(np.random.default_rng(0).normal(0, 0.05, (200, 2, 1)))
+    half = np.array([[100.0], [900.0]])
+    ratio = lambda t: t[1, 0] / t[0, 0]  # noqa: E731
+    logged = evidence.log_statistic(ratio, est, reps, half)
+    additive = evidence.statistic(ratio, est, reps, half)
+    assert logged.log and logged.value == pytest.approx(3.0)
+    assert 0 < logged.interval[0] < 3.0 / 9 < 3.0 * 9 < logged.interval[1]  # widened 2x a factor 3
+    assert additive.interval[0] < 0
 
 
 def test_no_decided_verdict_rests_on_points_whose_losers_were_all_capped(shapes):
@@ -204,12 +245,19 @@ def test_a_resampled_search_that_finds_nothing_is_a_bound_not_an_unknown():
         assert new.interval[0] <= new.value <= new.interval[1]
 
 
-def test_a_bound_from_resampled_misses_can_fail_a_claim():
+def test_a_bound_from_resampled_misses_can_fail_a_claim(monkeypatch):
     """sparse_slower on data that contradict it: the sparse network 2.5x *faster* at every B,
     the dense search at B = 16 with one finisher in six. Its misses only push the ratio further
-    below 1, the side the data already show, so the claim FAILs."""
+    below 1, the side the data already show: the interval there is open below only, and the
+    claim FAILs. With the search's half-budget widening the dense K* at B = 16 moves by a
+    factor of about 3, so B = 16 alone does not decide; without it (an ideal search), the
+    bound alone puts the ratio below 1 there."""
     ev = _one_finisher_evidence(0, sparse_factor=1 / 2.5)
     r = claims.check_evidence({"a": ev}, ["sparse_slower"], GOLDEN)[0]
     assert r.status == claims.FAIL, r
-    lo, hi = r.values["ratios"]["16"]["interval"]  # (-inf, inf) when a miss was an unknown
-    assert lo == -math.inf and hi < 1
+    lo, hi = r.values["ratios"]["16"]["interval"]  # (0, inf) when a miss was an unknown
+    assert lo == 0.0 and math.isfinite(hi)  # a ratio unbounded below reaches 0 (its log -inf)
+    monkeypatch.setattr(evidence, "HALF_BUDGET_WIDEN", 0.0)
+    ideal = claims.check_evidence({"a": ev}, ["sparse_slower"], GOLDEN)[0]
+    lo, hi = ideal.values["ratios"]["16"]["interval"]
+    assert lo == 0.0 and hi < 1

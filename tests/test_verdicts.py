@@ -10,6 +10,7 @@ not determined by the case (absent). No claim may PASS a false case. The true-pa
 share of true cases a claim passes) is printed; run with ``-s`` to see the confusion table,
 and set REPRO_CORPUS_DRAWS for more noise draws per case (default 1).
 """
+import math
 import os
 
 import numpy as np
@@ -197,3 +198,18 @@ def test_false_cases_still_fail_with_an_ideal_search(monkeypatch):
     assert len(failed_bare) >= 10  # the comparison means something
     assert {k for k in failed_bare if protected[k] != claims.FAIL} == set()
     assert claims.PASS not in protected.values()
+
+
+def test_a_ratios_fail_is_weighed_on_the_log_scale_where_an_end_at_zero_is_unbounded():
+    """A ratio's interval is taken on the log scale, so its p-value (for the figure's Holm
+    control) is read there: an interval open below (its lower end 0, log -inf) is as unbounded as
+    the old (-inf, hi), so no FAIL stands on it; read additively, 0 would look like a firm end."""
+    from repro.claims import control
+    open_below = (0.0, 0.6)
+    assert control.p_value(open_below, (1.0, math.inf), above=True, log=True) == 1.0
+    assert control.p_value(open_below, (1.0, math.inf), above=True) < 0.01  # the additive misreading
+    # an interval whose end just touches the threshold is p = 0.05 on either scale
+    touching = (0.25, 1.0 - 1e-9)
+    assert control.p_value(touching, (1.0, math.inf), log=True) == pytest.approx(0.05, abs=1e-6)
+    # a band of factors: (1/4, 1/2) lies 1 factor of 2 from 1 and spans one, p well below 0.05
+    assert control.p_value((0.25, 0.5), (1.0, math.inf), above=True, log=True) < 0.05

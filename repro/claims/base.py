@@ -56,14 +56,15 @@ class NotRun(Exception):
     which data are missing (the runner appends the command that produces them)."""
 
 
-def decide(interval, band, above=False):
+def decide(interval, band, above=False, log=False):
     """PASS when the interval lies inside the band where the claim holds, FAIL when it lies
     wholly outside it, INCONCLUSIVE when it straddles an edge. `above`: the claim is "more than
     band[0]", so an interval starting exactly at band[0] (a ratio of exactly 1, say) is not a PASS.
+    `log`: a ratio's interval, taken on the log scale (its p-value is read there too).
     Every decision is recorded with its p-value (repro.claims.control) for the figure's error
     control: a FAIL stands only if it survives Holm's correction over the figure."""
     status = verdict_of(interval, band, above)
-    control.record(status, control.p_value(interval, band, above) if status == FAIL else 1.0)
+    control.record(status, control.p_value(interval, band, above, log=log) if status == FAIL else 1.0)
     return status
 
 

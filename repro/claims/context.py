@@ -103,11 +103,13 @@ class PanelContext:
         """The batch sizes where sparsity s is censored (no trial within the budget)."""
         return self.b[np.isfinite(self.bounds[self.ev.s_index(s)])]
 
-    def stat(self, fn):
+    def stat(self, fn, ratio=False):
         """fn(table) on the estimate, the replicates and the half-budget table: (value, interval)
         by repro.evidence.statistic (resampling, widened by the search's half-budget shift,
-        stretched over censored bounds). Notes the limiting points fn reads."""
-        st = evidence.statistic(fn, self.est, self.reps, self.half, bounds=self.bounds, beyond=self.beyond)
+        stretched over censored bounds); `ratio`: fn is a ratio of positive quantities, taken on
+        the log scale (repro.evidence.log_statistic). Notes the limiting points fn reads."""
+        take = evidence.log_statistic if ratio else evidence.statistic
+        st = take(fn, self.est, self.reps, self.half, bounds=self.bounds, beyond=self.beyond)
         self.last = st
         filled = np.where(np.isfinite(self.bounds), self.bounds, self.est)
         for name, mask in (("coarse", self.coarse), ("edge", self.edge), ("misses", self.misses)):
@@ -196,6 +198,10 @@ def no_uncertainty(ctx, v):
     return v
 
 
+def _log(v):
+    return math.log(v) if v > 0 else (-math.inf if not math.isnan(v) else math.nan)
+
+
 def to_decide(ctx, value, iv, threshold):
     """What would decide an interval that straddles `threshold` (text), and the request it
     makes: where the search's half-budget shift (ctx.last) is what keeps the interval across,
@@ -204,6 +210,9 @@ def to_decide(ctx, value, iv, threshold):
     st = getattr(ctx, "last", None)
     shift = st.search_shift if st is not None else 0.0
     n_trials, n_seeds = ctx.ev.n_trials, ctx.ev.n_seeds
+    log = st is not None and st.log and threshold > 0  # a ratio: its widths are factors
+    if log:
+        value, iv, threshold = _log(value), (_log(iv[0]), _log(iv[1])), math.log(threshold)
     half = (iv[1] - iv[0]) / 2
     gap = abs(value - threshold)
     if ctx.notes["coarse"]:
@@ -235,11 +244,14 @@ def to_decide(ctx, value, iv, threshold):
     if gap <= 1e-12 * max(1.0, abs(threshold)):
         return f"the estimate sits on the threshold {threshold:g}; no amount of data decides it"
     if shift >= 0.5 * half:
-        ctx.request("trials", f"the half-budget search moves the statistic by {shift:.2g}")
-        return (f"a finer search: the best of half the trials moves the statistic by {shift:.2g} "
-                f"(of the interval's half-width {half:.2g}); more trials per point (grid key "
+        moves = f"by a factor {math.exp(shift):.2g}" if log else f"by {shift:.2g}"
+        width = f"a factor {math.exp(half):.2g}" if log else f"{half:.2g}"
+        ctx.request("trials", f"the half-budget search moves the statistic {moves}")
+        return (f"a finer search: the best of half the trials moves the statistic {moves} "
+                f"(of the interval's half-width, {width}); more trials per point (grid key "
                 f"`trials`, now {n_trials}) would narrow it")
-    ctx.request("seeds", f"resampling spread {half:.2g} against a distance {gap:.2g} to {threshold:g}")
+    ctx.request("seeds", f"resampling spread {half:.2g} against a distance {gap:.2g} to {threshold:g}"
+                + (" (log scale)" if log else ""))
     need = math.ceil(n_seeds * (half / gap) ** 2)
     return (f"an interval {gap / half:.2f}x as wide: more replicate searches (grid key `seeds`, "
             f"now {n_seeds}; about {max(need, 2 * n_seeds)}) or trials (now {n_trials})")
@@ -301,12 +313,19 @@ def ratio_stats(ctx, s0, s1):
     for i, b in enumerate(ctx.b):
         k0, k1 = ctx.est[j0, i], ctx.est[j1, i]
         if np.isfinite(k0) and np.isfinite(k1):
-            value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i])
+            value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i], ratio=True)
             rows[int(b)] = (value, iv, "")
         elif np.isfinite(k0) != np.isfinite(k1) and ran(ctx, j0, i) and ran(ctx, j1, i):
             # One side missed the goal within its step budget: the ratio is bounded on one side
             # only (a K* table gives no budget: then the ratio is undecided at this B).
             budget = (ctx.ev.budget or {}).get(int(b), math.nan)
+            missed = j0 if np.isfinite(k1) else j1
+            if math.isfinite(budget) and np.isfinite(ctx.bounds[missed, i]):
+                # the censored point enters as K* > budget, the other with its uncertainty
+                value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i], ratio=True)
+                who = "dense" if missed == j0 else "sparse"
+                rows[int(b)] = (value, iv, f"{who} missed the goal within {budget:g} steps")
+                continue
             if np.isfinite(k1):  # dense missed, sparse reached: ratio < K*(sparse) / budget
                 bound = k1 / budget
                 rows[int(b)] = (bound, (-math.inf, bound if math.isfinite(bound) else math.inf),
@@ -350,7 +369,7 @@ def fit_ratio(ctx, s_num, s_den, column):
         with np.errstate(divide="ignore", invalid="ignore"):
             return ctx.fitted_rows(stack[:, j_num])[:, column] / ctx.fitted_rows(stack[:, j_den])[:, column]
     ratio.over_rows = ratio_rows
-    value, iv = ctx.stat(ratio)
+    value, iv = ctx.stat(ratio, ratio=True)
     return value, iv, ""
 
 
@@ -360,7 +379,7 @@ def c1_ratio_verdict(ctx, floor, s_num, s_den):
     value, iv, why = fit_ratio(ctx, s_num, s_den, column=0)
     if why:
         return INCONCLUSIVE, "-", why, value, iv
-    status = decide(iv, (floor, math.inf), above=True)
+    status = decide(iv, (floor, math.inf), above=True, log=True)
     detail = ""
     if status == INCONCLUSIVE:
         detail = f"interval straddles {floor:g}; to decide: " + to_decide(ctx, value, iv, floor)

@@ -27,12 +27,19 @@ class Decision:
     p_value: float
 
 
-def p_value(interval, band, above=False) -> float:
+def _log(v):
+    return math.log(v) if v > 0 else -math.inf
+
+
+def p_value(interval, band, above=False, log=False) -> float:
     """Two-sided p-value that the statistic lies in `band` (the claim's part holds), from a 95 %
     interval read as estimate +- 1.96 standard errors on the side towards the band; 1 where the
-    interval reaches into the band or is unbounded towards it."""
+    interval reaches into the band or is unbounded towards it. `log`: a ratio whose interval
+    was taken on the log scale, read there (an end at 0 is unbounded)."""
     lo, hi = interval
     a, b = band
+    if log:
+        lo, hi, a, b = _log(lo), _log(hi), _log(a), _log(b)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 1.0
     mid = (lo + hi) / 2

@@ -39,12 +39,12 @@ def check_sparse_slower(ctx, tol):
     if not rows:
         raise NotRun(f"no batch size has a measured K* at both s=0 and s={fmt_s(s_max)}")
     floor = tol["min_ratio"]
-    per_b = {b: decide(iv, (floor, math.inf), above=True) for b, (_, iv, _) in rows.items()}
+    per_b = {b: decide(iv, (floor, math.inf), above=True, log=True) for b, (_, iv, _) in rows.items()}
     both = [b for b, (_, _, note) in rows.items() if not note]
     j0, j1 = ctx.ev.s_index(s0), ctx.ev.s_index(s_max)
     idx = np.isin(ctx.b, both)
     mean_fn = lambda t: float(np.exp(np.mean(np.log(t[j1, idx] / t[j0, idx])))) if idx.any() else math.nan  # noqa: E731
-    mean, mean_iv = ctx.stat(mean_fn)
+    mean, mean_iv = ctx.stat(mean_fn, ratio=True)
     parts = list(per_b.values())
     band = tol.get("paper_band")
     status = worst(parts)
@@ -65,7 +65,7 @@ def check_sparse_ratio_band(ctx, tol):
     rows = {b: r for b, r in ratio_stats(ctx, s0, s_max).items() if not r[2]}
     if not rows:
         raise NotRun(f"no batch size has a measured K* at both s=0 and s={fmt_s(s_max)}")
-    per_b = {b: decide(iv, (lo, hi)) for b, (_, iv, _) in rows.items()}
+    per_b = {b: decide(iv, (lo, hi), log=True) for b, (_, iv, _) in rows.items()}
     details = [f"outside the band beyond uncertainty at B={[b for b, v in per_b.items() if v == FAIL]}"] \
         if FAIL in per_b.values() else []
     if INCONCLUSIVE in per_b.values():
@@ -97,7 +97,7 @@ def check_sparse_critical_batch_no_smaller(ctx, tol):
     if why:
         return Verdict(INCONCLUSIVE, "B_crit " + ", ".join(f"{fmt(c, 0)} (s={s})" for s, c in crit.items()),
                        f"B_crit(s={fmt_s(s_max)})/B_crit(0) >= {floor:g}", why, {"b_crit": crit})
-    status = decide(iv, (floor, math.inf))
+    status = decide(iv, (floor, math.inf), log=True)
     detail = "" if status != INCONCLUSIVE else (
         f"interval straddles {floor:g}; to decide: " + to_decide(ctx, value, iv, floor))
     return Verdict(status, f"B_crit ratio {fmt_iv(value, iv)}; B_crit " +
