@@ -96,12 +96,13 @@ report-check: venv
 
 # The CI run of Figure 1(b) (tests/test_figure1_ci.py: training on both cores) starts first, in
 # the background, followed there by the benchmark tests (the next longest); the other tests,
-# mostly one thread each, run beside them. Their output follows; the target fails if either
+# mostly one thread each, run beside them. Their output follows, with what the passing ones
+# printed (-rP: Figure 1(b)'s verdicts, the benchmark's numbers); the target fails if either
 # stream fails.
 CI_FIGURE := tests/test_figure1_ci.py
 BACKGROUND := $(CI_FIGURE) tests/test_bench.py
 test: data
-	@log=$$(mktemp); $(BIN)/python -m pytest -q --durations=5 -p no:cacheprovider $(BACKGROUND) >$$log 2>&1 & ci=$$!; \
+	@log=$$(mktemp); $(BIN)/python -m pytest -q -rP --durations=5 -p no:cacheprovider $(BACKGROUND) >$$log 2>&1 & ci=$$!; \
 	$(BIN)/python -m pytest -q --durations=25 $(BACKGROUND:%=--ignore=%) tests; rest=$$?; \
 	wait $$ci; figure=$$?; echo; echo "== $(BACKGROUND) (ran beside the tests above) =="; cat $$log; rm -f $$log; \
 	test $$rest = 0 && test $$figure = 0

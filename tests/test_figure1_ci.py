@@ -34,7 +34,8 @@ def test_panel_b_ci_grid_fails_no_claim_and_says_what_would_decide_the_rest(tmp_
                              "--results", str(tmp_path), "--json"], cwd=ROOT, capture_output=True,
                             text=True)
     rows = [r for r in json.loads(verify.stdout) if r["panel"] == "b"]
-    print(json.dumps(rows, indent=1))
+    for r in rows:  # shown in `make test`'s output (-rP): what CI measured, claim by claim
+        print(f"figure-1 (b) ci: {r['claim']:34s} {r['status']:12s} {r['measured']}")
     assert {r["claim"] for r in rows} == {"linear_scaling", "diminishing_returns", "plateau",
                                           "sparse_slower", "sparse_c1_larger",
                                           "sparse_critical_batch_no_smaller"}
