@@ -14,6 +14,7 @@ import numpy as np
 from .. import analysis, evidence
 
 from .base import INCONCLUSIVE, NotRun, decide
+from .control import log_scale
 from .text import fmt_iv, fmt_s
 
 
@@ -198,10 +199,6 @@ def no_uncertainty(ctx, v):
     return v
 
 
-def _log(v):
-    return math.log(v) if v > 0 else (-math.inf if not math.isnan(v) else math.nan)
-
-
 def to_decide(ctx, value, iv, threshold):
     """What would decide an interval that straddles `threshold` (text), and the request it
     makes: where the search's half-budget shift (ctx.last) is what keeps the interval across,
@@ -212,7 +209,7 @@ def to_decide(ctx, value, iv, threshold):
     n_trials, n_seeds = ctx.ev.n_trials, ctx.ev.n_seeds
     log = st is not None and st.log and threshold > 0  # a ratio: its widths are factors
     if log:
-        value, iv, threshold = _log(value), (_log(iv[0]), _log(iv[1])), math.log(threshold)
+        value, iv, threshold = log_scale(value), (log_scale(iv[0]), log_scale(iv[1])), math.log(threshold)
     half = (iv[1] - iv[0]) / 2
     gap = abs(value - threshold)
     if ctx.notes["coarse"]:
@@ -312,8 +309,11 @@ def ratio_stats(ctx, s0, s1):
     rows = {}
     for i, b in enumerate(ctx.b):
         k0, k1 = ctx.est[j0, i], ctx.est[j1, i]
+
+        def ratio(t, i=i):
+            return t[j1, i] / t[j0, i]
         if np.isfinite(k0) and np.isfinite(k1):
-            value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i], ratio=True)
+            value, iv = ctx.stat(ratio, ratio=True)
             rows[int(b)] = (value, iv, "")
         elif np.isfinite(k0) != np.isfinite(k1) and ran(ctx, j0, i) and ran(ctx, j1, i):
             # One side missed the goal within its step budget: the ratio is bounded on one side
@@ -322,7 +322,7 @@ def ratio_stats(ctx, s0, s1):
             missed = j0 if np.isfinite(k1) else j1
             if math.isfinite(budget) and np.isfinite(ctx.bounds[missed, i]):
                 # the censored point enters as K* > budget, the other with its uncertainty
-                value, iv = ctx.stat(lambda t: t[j1, i] / t[j0, i], ratio=True)
+                value, iv = ctx.stat(ratio, ratio=True)
                 who = "dense" if missed == j0 else "sparse"
                 rows[int(b)] = (value, iv, f"{who} missed the goal within {budget:g} steps")
                 continue

@@ -27,8 +27,9 @@ class Decision:
     p_value: float
 
 
-def _log(v):
-    return math.log(v) if v > 0 else -math.inf
+def log_scale(v):
+    """A ratio's value on the log scale: log v, -inf at or below 0 (unbounded below), NaN kept."""
+    return math.log(v) if v > 0 else (math.nan if math.isnan(v) else -math.inf)
 
 
 def p_value(interval, band, above=False, log=False) -> float:
@@ -39,7 +40,7 @@ def p_value(interval, band, above=False, log=False) -> float:
     lo, hi = interval
     a, b = band
     if log:
-        lo, hi, a, b = _log(lo), _log(hi), _log(a), _log(b)
+        lo, hi, a, b = log_scale(lo), log_scale(hi), log_scale(a), log_scale(b)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 1.0
     mid = (lo + hi) / 2
